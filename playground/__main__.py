@@ -1,0 +1,5 @@
+import sys
+
+from playground.runner import main
+
+sys.exit(main())

@@ -1,0 +1,142 @@
+"""실습을 모듈 이름으로 찾고, 그 실습이 필요로 하는 워커와 호출 스크립트를 다룬다."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from playground import PROJECT_ROOT
+from playground.workers import Worker, running
+
+LESSON_PATTERN = re.compile(r"practice\d\d")
+CALL_TASKS_TIMEOUT_SECONDS = 180
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """README가 띄우라고 하는 워커 하나: 이름(접두사)과 소비할 큐(없으면 앱의 기본 큐)."""
+
+    name: str = "worker"
+    queues: tuple[str, ...] = ()
+
+
+DEFAULT_WORKERS = (WorkerSpec(),)
+# 워커가 하나보다 많거나 특별한 옵션이 필요한 실습만 여기에 적는다.
+LESSON_WORKERS: dict[str, tuple[WorkerSpec, ...]] = {}
+
+
+def available_lessons() -> list[str]:
+    """저장소에 있는 실습(practiceNN/ 에 tasks.py 와 call_tasks.py 가 있는 것)을 순서대로."""
+    return sorted(
+        path.name
+        for path in PROJECT_ROOT.iterdir()
+        if LESSON_PATTERN.fullmatch(path.name) and (path / "tasks.py").is_file() and (path / "call_tasks.py").is_file()
+    )
+
+
+def lesson_app(lesson: str):
+    return importlib.import_module(f"{lesson}.tasks").app
+
+
+def purge(lesson: str) -> int:
+    """이 실습 앱의 큐에 쌓인 메시지를 비우고, 지운 개수를 돌려준다."""
+    return lesson_app(lesson).control.purge()
+
+
+@contextmanager
+def worker_on_empty_queue(lesson: str, *, purge_first: bool = True, **options) -> Iterator[Worker]:
+    """그 실습의 큐를 비운 뒤 워커 하나를 띄우고, 준비되면 넘겨준다. 블록이 끝나면 멈춘다.
+
+    테스트와 벤치마크용이다. 실행기는 큐를 비우지 않는다: 워커가 없을 때 보낸 작업도
+    나중에 뜬 워커가 처리해야 하기 때문이다.
+    """
+    if purge_first:
+        purge(lesson)
+    with running(Worker(lesson, **options)) as (worker,):
+        yield worker
+
+
+def lesson_workers(lesson: str, on_line: Callable[[Worker, str], None] | None = None) -> list[Worker]:
+    workers = []
+    for spec in LESSON_WORKERS.get(lesson, DEFAULT_WORKERS):
+        worker = Worker(lesson, name=f"{spec.name}-{uuid.uuid4().hex[:6]}", queues=spec.queues)
+        if on_line is not None:
+            worker.on_line = lambda line, worker=worker: on_line(worker, line)
+        workers.append(worker)
+    return workers
+
+
+@dataclass(frozen=True)
+class CallResult:
+    returncode: int
+    output: str
+    seconds: float
+
+
+def run_call_tasks(
+    lesson: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = CALL_TASKS_TIMEOUT_SECONDS,
+    on_line: Callable[[str], None] | None = None,
+) -> CallResult:
+    """`python -m <lesson>.call_tasks` 를 학습자가 하듯 하위 프로세스로 돌린다.
+
+    출력은 줄마다 on_line 에 넘기고 모아서 돌려준다. timeout 을 넘기면 프로세스를 죽이고 실패로 본다.
+    """
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", f"{lesson}.call_tasks"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    timer = _Deadline(proc, timeout)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if on_line is not None:
+                on_line(line.rstrip("\n"))
+        returncode = proc.wait()
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if timer.fired:
+        lines.append(f"[playground] call_tasks did not finish within {timeout:g} s and was killed\n")
+        returncode = returncode or 1
+    return CallResult(returncode, "".join(lines), time.monotonic() - started)
+
+
+class _Deadline:
+    """timeout 초가 지나도 프로세스가 살아 있으면 죽인다(출력을 읽는 반복문이 영원히 막히지 않게)."""
+
+    def __init__(self, proc: subprocess.Popen[str], timeout: float) -> None:
+        self.fired = False
+        self._proc = proc
+        self._timer = threading.Timer(timeout, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        if self._proc.poll() is None:
+            self.fired = True
+            self._proc.kill()
+
+    def cancel(self) -> None:
+        self._timer.cancel()

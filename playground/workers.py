@@ -1,0 +1,203 @@
+"""진짜 `celery worker` 하위 프로세스를 띄우고, 준비될 때까지 기다리고, PID로 멈춘다."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, suppress
+
+from playground import PROJECT_ROOT
+
+READY_TIMEOUT_SECONDS = 30
+# SIGTERM(warm shutdown)은 실행 중인 작업이 끝나기를 기다린다. 그 시간에 상한을 둔다.
+WARM_SHUTDOWN_SECONDS = 10
+COLD_SHUTDOWN_SECONDS = 5
+LOG_TAIL_LINES = 25
+
+
+class WorkerError(RuntimeError):
+    """워커가 뜨지 못했거나 기다린 일이 제시간에 일어나지 않았다."""
+
+
+class Worker:
+    """`python -m celery -A <lesson>.tasks worker` 프로세스 하나.
+
+    출력(stdout과 stderr)은 스레드가 계속 읽어 `log` 에 모으고, `on_line` 이 있으면 줄마다 넘긴다.
+    노드 이름은 매번 새로 만들어 같은 기계의 다른 워커와 겹치지 않는다.
+    """
+
+    def __init__(
+        self,
+        lesson: str,
+        *,
+        name: str | None = None,
+        queues: Sequence[str] = (),
+        pool: str = "prefork",
+        concurrency: int = 2,
+        fast_start: bool = True,
+        extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
+        self.lesson = lesson
+        self.name = name or f"{lesson}-{uuid.uuid4().hex[:8]}"
+        self.queues = tuple(queues)
+        self.pool = pool
+        self.concurrency = concurrency
+        self.fast_start = fast_start
+        self.extra_args = tuple(extra_args)
+        self.env = dict(env or {})
+        self.on_line = on_line
+        self.proc: subprocess.Popen[str] | None = None
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader: threading.Thread | None = None
+
+    @property
+    def argv(self) -> list[str]:
+        argv = [
+            sys.executable, "-m", "celery", "-A", f"{self.lesson}.tasks", "worker",
+            "--loglevel=INFO", f"--pool={self.pool}", f"--concurrency={self.concurrency}",
+            f"--hostname={self.name}@%h",
+        ]  # fmt: skip
+        if self.queues:
+            argv.append(f"--queues={','.join(self.queues)}")
+        if self.fast_start:
+            # mingle(다른 워커와 상태 맞추기)과 gossip은 혼자 도는 실습 워커에는 필요 없고,
+            # 빼면 준비 시간이 절반쯤 준다.
+            argv += ["--without-mingle", "--without-gossip"]
+        return argv + list(self.extra_args)
+
+    @property
+    def log(self) -> str:
+        with self._changed:
+            return "".join(self._lines)
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        with self._changed:
+            return "".join(self._lines[-lines:])
+
+    def start(self) -> Worker:
+        if self.proc is not None:
+            raise WorkerError(f"{self.name}: already started")
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            # 새 세션(= 새 프로세스 그룹): 터미널의 Ctrl-C가 워커에 직접 가지 않고,
+            # 멈출 때 이 워커와 그 풀 자식 프로세스만 정확히 골라낼 수 있다.
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, name=f"log:{self.name}", daemon=True)
+        self._reader.start()
+        return self
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._changed:
+                self._lines.append(line)
+                self._changed.notify_all()
+            if self.on_line is not None:
+                self.on_line(line.rstrip("\n"))
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for_log(self, pattern: str, timeout: float) -> re.Match[str]:
+        """로그에 pattern(정규식)이 나타날 때까지 기다린다. 워커가 죽거나 시간이 지나면 WorkerError."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._changed:
+                match = regex.search("".join(self._lines))
+                if match:
+                    return match
+                exited = self.proc is None or self.proc.poll() is not None
+                remaining = deadline - time.monotonic()
+                if not exited and remaining > 0:
+                    self._changed.wait(min(remaining, 0.2))
+                    continue
+            if exited:
+                if self._reader is not None:
+                    self._reader.join(1)  # 읽기 스레드가 마지막 줄까지 넘겨받게 한다
+                raise WorkerError(self._failure(f"exited before logging {pattern!r}"))
+            raise WorkerError(self._failure(f"did not log {pattern!r} within {timeout:g} s"))
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> float:
+        """워커가 "<노드> ready." 를 찍을 때까지 기다리고, 걸린 시간(초)을 돌려준다."""
+        started = time.monotonic()
+        self.wait_for_log(rf"{re.escape(self.name)}@\S+ ready\.", timeout)
+        return time.monotonic() - started
+
+    def _failure(self, what: str) -> str:
+        code = self.proc.poll() if self.proc else None
+        status = f" (exit code {code})" if code is not None else ""
+        return f"worker {self.name} {what}{status}.\n--- last lines of its log ---\n{self.log_tail()}"
+
+    def pids(self) -> set[int]:
+        """이 워커의 프로세스 그룹에 속한 살아 있는 PID(메인 프로세스와 풀 자식들)."""
+        if self.proc is None:
+            return set()
+        found = set()
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if os.getpgid(int(entry)) == self.proc.pid and not _is_zombie(int(entry)):
+                        found.add(int(entry))
+                except ProcessLookupError:
+                    pass
+        return found
+
+    def stop(self) -> int | None:
+        """SIGTERM(warm) → SIGQUIT(cold) → SIGKILL 순서로, 이 워커의 PID에만 신호를 보낸다."""
+        if self.proc is None:
+            return None
+        for sig, grace in (
+            (signal.SIGTERM, WARM_SHUTDOWN_SECONDS),
+            (signal.SIGQUIT, COLD_SHUTDOWN_SECONDS),
+        ):
+            if self.proc.poll() is not None:
+                break
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                continue
+        # 메인 프로세스가 끝난 뒤에도 남은 풀 자식이 있으면(그룹은 우리가 만든 것) 정리한다.
+        with suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        code = self.proc.wait()
+        if self._reader is not None:
+            self._reader.join(5)
+        return code
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@contextmanager
+def running(*workers: Worker, timeout: float = READY_TIMEOUT_SECONDS) -> Iterator[tuple[Worker, ...]]:
+    """워커들을 띄우고 모두 준비되면 넘겨준다. 블록을 나갈 때(예외가 나도) 모두 멈춘다."""
+    with ExitStack() as stack:
+        for worker in workers:
+            worker.start()
+            stack.callback(worker.stop)
+        for worker in workers:
+            worker.wait_ready(timeout)
+        yield workers

@@ -1,0 +1,24 @@
+"""벤치마크가 계속 돌아가는지 아주 작은 크기로 확인한다(속도는 여기서 재지 않는다)."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks import summarize, worker_startup
+
+
+def test_summarize_reports_n_p50_p95_max():
+    assert summarize([0.3, 0.1, 0.2, 0.4]) == {"n": 4, "p50": 0.25, "p95": 0.4, "max": 0.4}
+    assert summarize([0.5]) == {"n": 1, "p50": 0.5, "p95": 0.5, "max": 0.5}
+
+
+def test_worker_startup_benchmark_runs_and_writes_json(tmp_path, capsys):
+    path = tmp_path / "startup.json"
+    assert worker_startup.main(["-n", "1", "--json", str(path)]) == 0
+    rows = json.loads(path.read_text())
+    assert set(rows) == set(worker_startup.VARIANTS)
+    for row in rows.values():
+        assert row["n"] == 1
+        assert 0 < row["p50"] == row["p95"] == row["max"]
+    out = capsys.readouterr().out
+    assert "p50 ms" in out and "README command" in out

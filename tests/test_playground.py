@@ -1,0 +1,152 @@
+"""실행기(python -m playground)와 워커 관리가 약속한 대로 움직이는지 확인한다."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from playground import PROJECT_ROOT
+from playground.lessons import available_lessons
+from playground.runner import EXIT_SERVICES_DOWN, EXIT_USAGE, Console, run_lesson
+from playground.workers import Worker, WorkerError
+
+# 실패는 빨라야 한다: 이 안에 끝나지 않으면 멈춘 것으로 본다.
+FAIL_FAST_SECONDS = 20
+
+
+def run_playground(*args: str, timeout: float, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "playground", *args], cwd=PROJECT_ROOT, env={**os.environ, **env},
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def live_processes_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(f"{entry}: {cmdline}")
+    return found
+
+
+def test_lessons_are_found_by_module_name():
+    lessons = available_lessons()
+    assert "practice00" in lessons
+    assert lessons == sorted(lessons)
+    assert all(re.fullmatch(r"practice\d\d", name) for name in lessons)
+
+
+def test_runner_runs_a_lesson_end_to_end_and_leaves_no_worker_behind():
+    run = run_playground("practice00", timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = run.stdout
+    # 워커 로그와 call_tasks 출력이 한 터미널에, 접두사로 구분되어 나온다.
+    node = re.search(r"^(worker-[0-9a-f]{6})\s+│ .*\1@\S+ ready\.", out, re.MULTILINE)
+    assert node, out
+    assert re.search(r"^call_tasks\s+│ 모든 호출이 README 에 적힌 대로 동작했습니다\.", out, re.MULTILINE)
+    assert re.search(rf"^{node.group(1)}\s+│ .*Task practice00\.tasks\.add\[.*\] succeeded", out, re.MULTILINE)
+    assert "━━ practice00: 통과" in out
+    assert live_processes_mentioning(f"--hostname={node.group(1)}@") == []
+
+
+@pytest.mark.timeout(600)
+def test_runner_all_runs_every_lesson_in_order():
+    run = run_playground("all", timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    headers = re.findall(r"^━━ (practice\d\d) ━", run.stdout, re.MULTILINE)
+    assert headers == available_lessons()
+    for lesson in available_lessons():
+        assert f"━━ {lesson}: 통과" in run.stdout
+
+
+def test_runner_rejects_an_unknown_lesson():
+    run = run_playground("practice99", timeout=FAIL_FAST_SECONDS)
+    assert run.returncode == EXIT_USAGE
+    assert "'practice99' 라는 실습은 없습니다" in run.stderr
+    assert "practice00" in run.stderr
+
+
+def test_runner_names_every_unreachable_service_and_how_to_start_it():
+    run = run_playground(
+        "practice00", timeout=FAIL_FAST_SECONDS,
+        RABBITMQ_URL="amqp://localhost:1",
+        POSTGRES_URL="db+postgresql+psycopg2://postgres:postgres@localhost:1/celery_jobs",
+        REDIS_URL="redis://localhost:1",
+    )  # fmt: skip
+    assert run.returncode == EXIT_SERVICES_DOWN
+    for name, url, compose, env in (
+        ("RabbitMQ", "amqp://localhost:1", "rabbitmq", "RABBITMQ_URL"),
+        ("PostgreSQL", "postgres:**@localhost:1/celery_jobs", "postgres", "POSTGRES_URL"),
+        ("Redis", "redis://localhost:1", "redis", "REDIS_URL"),
+    ):
+        assert f"{name}에 연결할 수 없습니다" in run.stdout
+        assert url in run.stdout
+        assert f"docker compose up -d {compose}" in run.stdout
+        assert env in run.stdout
+    assert "Traceback" not in run.stdout + run.stderr
+    assert "worker" not in run.stdout  # 서비스가 없으면 워커를 띄우지도 않는다
+
+
+def test_runner_reports_a_missing_database_with_its_name():
+    run = run_playground(
+        "practice00", timeout=FAIL_FAST_SECONDS,
+        POSTGRES_URL="db+postgresql+psycopg2://postgres:postgres@localhost:5432/no_such_db",
+    )  # fmt: skip
+    assert run.returncode == EXIT_SERVICES_DOWN
+    assert "PostgreSQL에 연결할 수 없습니다" in run.stdout
+    assert 'database "no_such_db" does not exist' in run.stdout
+
+
+def test_a_lesson_whose_worker_cannot_start_fails_with_the_log_tail():
+    outcome = run_lesson("no_such_lesson", Console())
+    assert outcome.ok is False
+    assert "워커가 뜨지 못했습니다" in outcome.detail
+    assert "exited before logging" in outcome.detail
+    assert "no_such_lesson" in outcome.detail  # 워커 로그의 마지막 줄들이 원인을 말한다
+
+
+def test_worker_start_failure_is_fast_and_carries_the_log():
+    worker = Worker("no_such_lesson").start()
+    try:
+        with pytest.raises(WorkerError, match=r"exited before logging .*\(exit code \d+\)") as failure:
+            worker.wait_ready(timeout=FAIL_FAST_SECONDS)
+        assert "--- last lines of its log ---" in str(failure.value)
+        assert "no_such_lesson" in str(failure.value)
+    finally:
+        worker.stop()
+
+
+def test_stop_ends_the_worker_and_its_pool_processes():
+    worker = Worker("practice00", concurrency=2).start()
+    try:
+        worker.wait_ready()
+        pids = worker.pids()
+        assert worker.proc.pid in pids
+        assert len(pids) == 3  # 메인 프로세스 + prefork 자식 둘
+    finally:
+        code = worker.stop()
+    assert code == 0  # SIGTERM 으로 warm shutdown 했다
+    assert worker.pids() == set()
+    assert "Warm shutdown" in worker.log
+    assert live_processes_mentioning(f"--hostname={worker.name}@") == []
+
+
+def test_the_test_suite_stops_at_once_when_a_service_is_missing():
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/test_project_files.py", "-p", "no:cacheprovider"],
+        cwd=PROJECT_ROOT, env={**os.environ, "RABBITMQ_URL": "amqp://localhost:1"},
+        capture_output=True, text=True, timeout=FAIL_FAST_SECONDS,
+    )  # fmt: skip
+    assert run.returncode == EXIT_SERVICES_DOWN
+    assert "RabbitMQ에 연결할 수 없습니다: amqp://localhost:1" in run.stdout + run.stderr
+    assert " passed" not in run.stdout and " skipped" not in run.stdout

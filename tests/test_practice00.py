@@ -1,0 +1,228 @@
+"""practice00 README 절의 주장 하나하나를 진짜 워커와 PostgreSQL 결과 백엔드로 확인한다."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+from celery.result import AsyncResult
+
+from playground import PROJECT_ROOT
+from playground.lessons import run_call_tasks, worker_on_empty_queue
+from practice00.tasks import COUNTDOWN_SECONDS, WORK_SECONDS, add, app, divide, slow_add
+
+WAIT = 15  # 테스트의 get() 상한. 정상이라면 한참 못 미친다.
+
+
+@pytest.fixture(scope="module")
+def worker():
+    with worker_on_empty_queue("practice00") as worker:
+        yield worker
+
+
+def test_delay_sends_the_task_and_get_returns_its_value(worker):
+    result = add.delay(2, 3)
+    assert isinstance(result, AsyncResult)
+    assert result.get(timeout=WAIT) == 5
+
+
+def test_delay_is_apply_async_with_positional_args(worker):
+    assert add.apply_async(args=(2, 3)).get(timeout=WAIT) == add.delay(2, 3).get(timeout=WAIT) == 5
+    assert add.apply_async(kwargs={"x": 4, "y": 5}).get(timeout=WAIT) == add.delay(x=4, y=5).get(timeout=WAIT)
+
+
+def test_execution_options_given_to_delay_become_task_arguments(worker):
+    with pytest.raises(TypeError, match="countdown"):
+        add.delay(2, 3, countdown=COUNTDOWN_SECONDS)
+
+
+def test_countdown_means_not_before_n_seconds(worker):
+    sent_at = datetime.now(UTC)
+    result = add.apply_async(args=(4, 5), countdown=COUNTDOWN_SECONDS)
+    assert result.ready() is False
+    assert result.state == "PENDING"
+    assert result.get(timeout=WAIT + COUNTDOWN_SECONDS) == 9
+    ran_after = (result.date_done.replace(tzinfo=UTC) - sent_at).total_seconds()
+    assert ran_after >= COUNTDOWN_SECONDS
+
+
+def test_worker_receives_a_countdown_task_at_once_and_holds_it(worker):
+    result = add.apply_async(args=(1, 1), countdown=COUNTDOWN_SECONDS)
+    result.get(timeout=WAIT + COUNTDOWN_SECONDS)
+    received = _log_time(worker.log, rf"{result.id}\] received")
+    succeeded = _log_time(worker.log, rf"{result.id}\] succeeded")
+    assert succeeded - received >= COUNTDOWN_SECONDS - 0.05  # 로그 시각은 밀리초 단위로 잘린다
+
+
+def test_countdown_runs_later_still_when_every_pool_process_is_busy(worker):
+    busy = [slow_add.delay(0, 0, seconds=1.5) for _ in range(worker.concurrency)]
+    sent_at = datetime.now(UTC)
+    late = add.apply_async(args=(1, 1), countdown=0.5)
+    assert late.get(timeout=WAIT) == 2
+    assert [b.get(timeout=WAIT) for b in busy] == [0] * worker.concurrency
+    ran_after = (late.date_done.replace(tzinfo=UTC) - sent_at).total_seconds()
+    assert ran_after >= 1.4  # countdown 0.5초가 아니라, 바쁜 작업이 끝난 1.5초 무렵
+
+
+def test_a_task_being_executed_is_still_pending(worker):
+    result = slow_add.delay(1, 1, seconds=2)
+    worker.wait_for_log(rf"{result.id}\] received", timeout=WAIT)
+    time.sleep(0.5)  # 쉬는 풀 프로세스가 있으니 받자마자 실행 중이다
+    assert f"{result.id}] succeeded" not in worker.log
+    assert (result.state, result.ready()) == ("PENDING", False)
+    assert result.get(timeout=WAIT) == 2
+
+
+def test_a_running_task_is_not_ready_and_a_finished_one_is_successful(worker):
+    result = slow_add.delay(1, 1)
+    assert (result.ready(), result.state) == (False, "PENDING")
+    assert result.get(timeout=WAIT + WORK_SECONDS) == 2
+    assert (result.ready(), result.successful(), result.failed(), result.state) == (True, True, False, "SUCCESS")
+
+
+def test_a_failing_task_is_stored_as_failure_with_its_traceback(worker):
+    result = divide.delay(1, 0)
+    error = result.get(timeout=WAIT, propagate=False)
+    assert isinstance(error, ZeroDivisionError)
+    assert str(error) == "division by zero"
+    assert (result.ready(), result.successful(), result.failed(), result.state) == (True, False, True, "FAILURE")
+    assert isinstance(result.result, ZeroDivisionError)
+    assert result.traceback.startswith("Traceback (most recent call last):")
+    assert "in divide" in result.traceback
+    assert result.traceback.strip().splitlines()[-1] == "ZeroDivisionError: division by zero"
+
+
+def test_get_re_raises_the_tasks_exception_in_the_caller(worker):
+    result = divide.delay(1, 0)
+    with pytest.raises(ZeroDivisionError, match="division by zero"):
+        result.get(timeout=WAIT)
+
+
+def test_an_unknown_id_is_pending_just_like_a_waiting_task(worker):
+    unknown = AsyncResult(str(uuid.uuid4()), app=app)
+    waiting = add.apply_async(args=(1, 2), countdown=COUNTDOWN_SECONDS)
+    assert unknown.state == waiting.state == "PENDING"
+    assert unknown.ready() is waiting.ready() is False
+    waiting.get(timeout=WAIT + COUNTDOWN_SECONDS)
+
+
+def test_get_with_a_timeout_raises_celery_timeout_error():
+    unknown = AsyncResult(str(uuid.uuid4()), app=app)
+    started = time.monotonic()
+    with pytest.raises(CeleryTimeoutError):
+        unknown.get(timeout=1)
+    assert time.monotonic() - started >= 1
+
+
+def test_get_timeout_does_not_cancel_the_task(worker):
+    result = slow_add.delay(1, 1)
+    with pytest.raises(CeleryTimeoutError):
+        result.get(timeout=0.1)
+    assert result.get(timeout=WAIT + WORK_SECONDS) == 2
+    assert f"{result.id}] succeeded" in worker.log
+
+
+def test_get_without_a_timeout_keeps_waiting():
+    code = (
+        "import uuid\nfrom practice00.tasks import app\napp.AsyncResult(str(uuid.uuid4())).get()\nprint('returned')\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=3)  # '영원히'를 대신해 3초: 그동안 돌아오면 실패
+    finally:
+        proc.kill()
+        out, _ = proc.communicate()
+    assert "returned" not in out
+
+
+def test_database_backend_get_polls_every_half_second(worker):
+    # 0.2초짜리 작업: 첫 조회(거의 즉시)에는 아직 PENDING, 다음 조회는 0.5초 뒤다.
+    # 그래서 결과는 0.2초쯤 DB에 들어가 있지만 get() 은 0.5초가 지나서야 돌려준다.
+    sent_at = datetime.now(UTC)
+    result = slow_add.delay(1, 1, seconds=0.2)
+    assert result.get(timeout=WAIT) == 2
+    returned_after = (datetime.now(UTC) - sent_at).total_seconds()
+    stored_after = (result.date_done.replace(tzinfo=UTC) - sent_at).total_seconds()
+    assert returned_after >= 0.5
+    assert stored_after < returned_after - 0.1
+
+
+def test_results_are_rows_in_postgres_celery_taskmeta(worker, results_db):
+    ok = add.delay(20, 22)
+    bad = divide.delay(1, 0)
+    ok.get(timeout=WAIT)
+    bad.get(timeout=WAIT, propagate=False)
+    rows = {
+        row.task_id: row
+        for row in results_db.execute(
+            sqlalchemy.text("SELECT task_id, status, result, traceback FROM celery_taskmeta WHERE task_id = ANY(:ids)"),
+            {"ids": [ok.id, bad.id]},
+        )
+    }
+    assert rows[ok.id].status == "SUCCESS"
+    assert bytes(rows[ok.id].result) == b"42"  # JSON으로 저장된다
+    assert rows[bad.id].status == "FAILURE"
+    assert b'"exc_type": "ZeroDivisionError"' in bytes(rows[bad.id].result)
+    assert "ZeroDivisionError: division by zero" in rows[bad.id].traceback
+
+
+def test_celery_creates_the_result_tables_itself(empty_database, table_names):
+    assert table_names(empty_database) == set()
+    code = "from practice00.tasks import app; app.backend"
+    subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, check=True, timeout=30,
+        env=_env(POSTGRES_URL=empty_database),
+    )  # fmt: skip
+    assert {"celery_taskmeta", "celery_tasksetmeta"} <= table_names(empty_database)
+
+
+def test_the_lesson_uses_its_own_queue(worker):
+    assert app.conf.task_default_queue == "practice00"
+    assert app.amqp.router.route({}, add.name)["queue"].name == "practice00"
+    banner_queues = re.findall(r"^\s+\.> (\S+)\s+exchange=", worker.log, re.MULTILINE)
+    assert banner_queues == ["practice00"]  # 기본 큐 "celery" 는 소비하지 않는다
+
+
+def test_the_readme_query_on_celery_taskmeta_runs(worker, results_db):
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    query = re.search(r'-c "(SELECT [^"]+ FROM celery_taskmeta[^"]*)"', readme).group(1)
+    result = add.delay(20, 22)
+    result.get(timeout=WAIT)
+    rows = results_db.execute(sqlalchemy.text(query)).mappings().all()
+    assert {"task_id": result.id, "status": "SUCCESS", "result": "42"}.items() <= rows[0].items()
+
+
+def test_call_tasks_runs_the_whole_scenario(worker):
+    run = run_call_tasks("practice00", timeout=60)
+    assert run.returncode == 0, run.output
+    out = run.output
+    assert "result.get(timeout=10)     → 5" in out
+    assert "TypeError: add() got an unexpected keyword argument 'countdown'" in out
+    assert "보낸 직후: ready()=False, state=PENDING" in out
+    assert "끝난 뒤: ready()=True, successful()=True, failed()=False, state=SUCCESS" in out
+    assert "get(propagate=False) → ZeroDivisionError('division by zero')" in out
+    assert "ready()=True, successful()=False, failed()=True, state=FAILURE" in out
+    assert "traceback 의 마지막 줄: ZeroDivisionError: division by zero" in out
+    assert re.search(r"AsyncResult\('[0-9a-f-]{36}'\)\.state → PENDING", out)
+    assert "celery.exceptions.TimeoutError" in out
+    assert "!!" not in out
+    assert out.rstrip().endswith("모든 호출이 README 에 적힌 대로 동작했습니다.")
+
+
+def _log_time(log: str, pattern: str) -> float:
+    match = re.search(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): [^\n]*" + pattern, log, re.MULTILINE)
+    assert match, f"{pattern!r} not in worker log"
+    return datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+
+
+def _env(**overrides: str) -> dict[str, str]:
+    return {**os.environ, **overrides}
