@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from playground import PROJECT_ROOT
 
 READY_TIMEOUT_SECONDS = 30
+PING_TIMEOUT_SECONDS = 1.0
 # SIGTERM(warm shutdown)은 실행 중인 작업이 끝나기를 기다린다. 그 시간에 상한을 둔다.
 WARM_SHUTDOWN_SECONDS = 10
 COLD_SHUTDOWN_SECONDS = 5
@@ -55,6 +57,7 @@ class Worker:
         self.extra_args = tuple(extra_args)
         self.env = dict(env or {})
         self.on_line = on_line
+        self.node: str | None = None  # "이름@호스트", 준비된 뒤에 채워진다
         self.proc: subprocess.Popen[str] | None = None
         self._lines: list[str] = []
         self._changed = threading.Condition()
@@ -135,9 +138,19 @@ class Worker:
             raise WorkerError(self._failure(f"did not log {pattern!r} within {timeout:g} s"))
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> float:
-        """워커가 "<노드> ready." 를 찍을 때까지 기다리고, 걸린 시간(초)을 돌려준다."""
+        """워커가 준비될 때까지 기다리고, 걸린 시간(초)을 돌려준다.
+
+        "<노드> ready." 로그가 나온 뒤, 브로커를 거친 ping 에 그 노드가 답해야 준비된 것으로 본다.
+        """
         started = time.monotonic()
-        self.wait_for_log(rf"{re.escape(self.name)}@\S+ ready\.", timeout)
+        deadline = started + timeout
+        self.node = self.wait_for_log(rf"({re.escape(self.name)}@\S+) ready\.", timeout).group(1)
+        app = importlib.import_module(f"{self.lesson}.tasks").app
+        while not app.control.ping(destination=[self.node], timeout=PING_TIMEOUT_SECONDS):
+            if self.proc is None or self.proc.poll() is not None:
+                raise WorkerError(self._failure("exited before answering a ping"))
+            if time.monotonic() > deadline:
+                raise WorkerError(self._failure(f"did not answer a ping within {timeout:g} s"))
         return time.monotonic() - started
 
     def _failure(self, what: str) -> str:

@@ -120,6 +120,7 @@ def main():
     except CeleryTimeoutError:
         print(f"\n결과가 {RESULT_TIMEOUT}초 안에 오지 않았습니다. practice00 워커가 돌고 있나요?")
         print(f"다른 터미널에서 워커를 띄우세요:\n    {WORKER_COMMAND}")
+        print("(이미 보낸 작업은 practice00 큐에 남아 있다가, 워커가 뜨면 실행됩니다.)")
         return 1
     except BrokerError as exc:
         print(f"\nRabbitMQ({RABBITMQ_URL})에 연결할 수 없습니다: {exc}")
