@@ -13,31 +13,15 @@ from datetime import UTC, datetime
 
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
-from kombu.exceptions import OperationalError as BrokerError
-from kombu.utils.url import maybe_sanitize_url
-from sqlalchemy.exc import OperationalError as DatabaseError
 
-from global_config import POSTGRES_URL, RABBITMQ_URL
+from course import RESULT_TIMEOUT, Scenario
 from practice00.tasks import COUNTDOWN_SECONDS, WORK_SECONDS, add, app, divide, slow_add
 
-# 정상이라면 결과는 1초 안에 온다. 이만큼 기다려도 안 오면 워커가 없다고 본다.
-RESULT_TIMEOUT = 10
 # 없는 id 를 get() 으로 기다려 볼 시간.
 UNKNOWN_ID_TIMEOUT = 1
 
-WORKER_COMMAND = "celery -A practice00.tasks worker --loglevel=info"
-surprises = []
-
-
-def expect(what, actual, expected):
-    """배운 대로 나왔는지 확인한다. 다르면 표시해 두고, 끝에 종료 코드 1로 알린다."""
-    if actual != expected:
-        surprises.append(what)
-        print(f"    !! 예상과 다름: {what} = {actual!r} (예상: {expected!r})")
-
-
-def step(title):
-    print(f"\n[{title}]")
+lesson = Scenario(app)
+step, expect = lesson.step, lesson.expect
 
 
 def run():
@@ -114,29 +98,5 @@ def run():
         print("      timeout 이 없으면 get() 은 영원히 기다린다. 그래서 이 강좌의 모든 get() 에는 timeout 이 있다.")
 
 
-def main():
-    try:
-        run()
-    except CeleryTimeoutError:
-        print(f"\n결과가 {RESULT_TIMEOUT}초 안에 오지 않았습니다. practice00 워커가 돌고 있나요?")
-        print(f"다른 터미널에서 워커를 띄우세요:\n    {WORKER_COMMAND}")
-        print("(이미 보낸 작업은 practice00 큐에 남아 있다가, 워커가 뜨면 실행됩니다.)")
-        return 1
-    except BrokerError as exc:
-        print(f"\nRabbitMQ({RABBITMQ_URL})에 연결할 수 없습니다: {exc}")
-        print("RabbitMQ를 켜세요:  docker compose up -d rabbitmq")
-        return 1
-    except DatabaseError as exc:
-        print(f"\n결과 백엔드 PostgreSQL({maybe_sanitize_url(POSTGRES_URL)})에 연결할 수 없습니다:")
-        print(f"    {str(exc).splitlines()[0]}")
-        print("PostgreSQL을 켜세요:  docker compose up -d postgres")
-        return 1
-    if surprises:
-        print(f"\n예상과 다른 결과 {len(surprises)}개: {', '.join(surprises)}")
-        return 1
-    print("\n모든 호출이 README 에 적힌 대로 동작했습니다.")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(lesson.run(run))
