@@ -1,0 +1,99 @@
+"""practice01 의 작업들로 하드 제한과 소프트 제한을 호출한 쪽에서 지켜본다.
+
+먼저 다른 터미널에서 워커를 띄운다:  celery -A practice01.tasks worker --loglevel=info
+그다음:                             python -m practice01.call_tasks
+"""
+
+import sys
+import time
+import uuid
+
+from celery.exceptions import TimeLimitExceeded
+
+from course import RESULT_TIMEOUT, Scenario
+from practice01.tasks import (
+    HARD_LIMIT,
+    SOFT_LIMIT,
+    app,
+    batch_with_cleanup,
+    hard_limited,
+    misconfigured,
+    notebook,
+    notes_key,
+    slow_cleanup,
+    unlimited,
+)
+
+# 하드 제한의 FAILURE 는 워커의 메인 프로세스가 제한 시각에 곧바로 기록하고, 풀 프로세스는 그 뒤에
+# SIGTERM, 약 0.1초 뒤 SIGKILL 로 끝난다. 그 사이에 작업이 남기는 흔적까지 보려면 잠깐 기다린다.
+KILL_SETTLE_SECONDS = 0.3
+
+lesson = Scenario(app)
+step, expect = lesson.step, lesson.expect
+
+
+def notes_of(run_id):
+    return notebook.lrange(notes_key(run_id), 0, -1)
+
+
+def call(task, label, settle=0):
+    """run_id 를 붙여 작업을 보내고, 끝나면 (결과, 값, 작업이 남긴 흔적)을 돌려준다."""
+    run_id = str(uuid.uuid4())
+    started = time.monotonic()
+    result = task.delay(run_id)
+    value = result.get(timeout=RESULT_TIMEOUT, propagate=False)
+    seconds = time.monotonic() - started
+    print(f"    {label} → state={result.state}, {seconds:.1f}초, get(propagate=False) = {value!r}")
+    time.sleep(settle)
+    return result, value, notes_of(run_id)
+
+
+def run():
+    step("1. 제한 없는 작업")
+    result = unlimited.delay()
+    pid = result.get(timeout=RESULT_TIMEOUT)
+    print(f"    unlimited.delay() → state={result.state}, 실행한 풀 프로세스 pid={pid}")
+    expect("제한 없는 작업의 state", result.state, "SUCCESS")
+
+    step(f"2. 하드 제한만: hard_limited (time_limit={HARD_LIMIT}초, 4초짜리 일)")
+    result, value, notes = call(hard_limited, "hard_limited.delay(run_id)", settle=KILL_SETTLE_SECONDS)
+    print(f"    작업이 남긴 흔적: {notes}")
+    expect("하드 제한의 state", result.state, "FAILURE")
+    expect("하드 제한의 예외", type(value), TimeLimitExceeded)
+    expect("하드 제한 뒤 finally 가 끝까지 실행됨", "finally 끝" in notes, False)
+    killed_pid = int(notes[0].split("pid ")[1].rstrip(")")) if notes else None
+    began = "시작했지만" if "finally 시작" in notes else "시작하지도 못했고"
+    print(f"    → 풀 프로세스가 SIGTERM, 약 0.1초 뒤 SIGKILL 로 끝났다. finally 는 {began} 끝나지 못했다.")
+
+    step("3. 워커는 죽은 프로세스 대신 새 프로세스를 띄워 계속 일한다")
+    results = [unlimited.delay() for _ in range(2)]
+    pids = sorted({r.get(timeout=RESULT_TIMEOUT) for r in results})
+    print(f"    unlimited.delay() 두 번 → 둘 다 SUCCESS, 실행한 pid {pids}, 하드 제한으로 죽은 pid {killed_pid}")
+    print("    (워커 로그: Process 'ForkPoolWorker-N' pid:… exited with 'signal 9 (SIGKILL)')")
+    expect("죽은 pid 가 다시 일함", killed_pid in pids, False)
+
+    step(f"4. 소프트 제한: batch_with_cleanup (soft_time_limit={SOFT_LIMIT}초, time_limit={HARD_LIMIT}초)")
+    result, value, notes = call(batch_with_cleanup, "batch_with_cleanup.delay(run_id)")
+    print(f"    작업이 남긴 흔적: {notes}")
+    print("    → SoftTimeLimitExceeded 를 잡아 정리하고 값을 돌려주었다. 작업은 SUCCESS.")
+    expect("소프트 제한 뒤 state", result.state, "SUCCESS")
+    expect("정리했다는 반환값", isinstance(value, dict) and value.get("cleaned_up"), True)
+
+    step("5. 정리가 여유보다 길면: slow_cleanup (정리에 2초, 여유는 1초)")
+    result, value, notes = call(slow_cleanup, "slow_cleanup.delay(run_id)", settle=KILL_SETTLE_SECONDS)
+    print(f"    작업이 남긴 흔적: {notes}")
+    print("    → 정리 도중 하드 제한이 와서 프로세스가 죽었다. '정리 끝'은 없다.")
+    expect("느린 정리의 state", result.state, "FAILURE")
+    expect("느린 정리의 예외", type(value), TimeLimitExceeded)
+    expect("느린 정리가 끝남", "정리 끝" in notes, False)
+
+    step("6. soft_time_limit 이 time_limit 보다 길면 호출할 때 거절된다")
+    try:
+        misconfigured.delay()
+        expect("misconfigured.delay() 가 ValueError", "보내짐", "ValueError")
+    except ValueError as exc:
+        print(f"    misconfigured.delay() → ValueError: {exc}")
+
+
+if __name__ == "__main__":
+    sys.exit(lesson.run(run))

@@ -1,0 +1,105 @@
+"""practice01 — 시간 제한: time_limit(하드)과 soft_time_limit(소프트)
+
+무엇을 배우나: 너무 오래 도는 작업을 Celery가 어떻게 멈추는지. 하드 제한은 작업을 돌리던 풀 프로세스를
+죽이고 새 프로세스로 바꾼다(정리 코드가 끝나리라는 보장이 없다). 소프트 제한은 작업 안에서
+SoftTimeLimitExceeded 예외를 일으켜 정리할 기회를 준다. 그래서 운영 코드는 둘 다 건다: 소프트로 정리하고,
+하드로 어떤 경우에도 프로세스를 되찾는다. 둘 다 prefork 풀(리눅스, macOS)에서만 동작한다.
+
+실행 방법 (프로젝트 폴더에서, 터미널 두 개):
+    터미널 1:  celery -A practice01.tasks worker --loglevel=info
+    터미널 2:  python -m practice01.call_tasks
+"""
+
+import os
+import time
+
+import redis
+from celery import Celery
+from celery.exceptions import SoftTimeLimitExceeded
+
+from global_config import RABBITMQ_URL, REDIS_URL
+
+SOFT_LIMIT = 1  # soft_time_limit (초)
+HARD_LIMIT = 2  # time_limit (초). 소프트 제한 뒤 정리에 쓸 수 있는 여유는 HARD_LIMIT - SOFT_LIMIT = 1초.
+WORK_SECONDS = 1  # 제한 없이 끝나는 작업의 길이
+OVERRUN_SECONDS = 4  # 제한을 넘기는 작업이 하려던 길이
+ITEM_SECONDS = 0.2  # 일괄 작업에서 항목 하나를 처리하는 시간
+ITEMS = 20  # 일괄 작업의 항목 수: 다 하려면 4초, 소프트 제한(1초)에 걸린다
+CLEANUP_SECONDS = 0.1  # 여유(1초) 안에 끝나는 정리
+SLOW_CLEANUP_SECONDS = 2  # 여유(1초)보다 긴 정리: 하드 제한이 먼저 온다
+HARD_CLEANUP_SECONDS = 0.5  # 하드 제한에 걸린 작업의 finally 정리. SIGKILL(약 0.1초 뒤)보다 길다.
+
+app = Celery("practice01", broker=RABBITMQ_URL, backend=REDIS_URL)
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    task_default_queue="practice01",
+)
+
+# 작업 안에서 일어난 일을 Redis 목록에 적어 둔다. 하드 제한으로 죽은 작업은 결과를 돌려주지 못하므로,
+# 호출한 쪽이 "어디까지 실행됐나"를 보려면 이런 흔적이 필요하다.
+notebook = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+NOTES_TTL_SECONDS = 3600
+
+
+def notes_key(run_id):
+    return f"practice01:notes:{run_id}"
+
+
+def note(run_id, text):
+    notebook.rpush(notes_key(run_id), text)
+    notebook.expire(notes_key(run_id), NOTES_TTL_SECONDS)
+
+
+@app.task
+def unlimited():
+    # 제한이 없다. 끝나면 자기를 실행한 풀 프로세스의 pid 를 돌려준다.
+    time.sleep(WORK_SECONDS)
+    return os.getpid()
+
+
+@app.task(time_limit=HARD_LIMIT)
+def hard_limited(run_id):
+    note(run_id, f"시작 (pid {os.getpid()})")
+    try:
+        time.sleep(OVERRUN_SECONDS)
+        note(run_id, "끝까지 실행")
+    finally:
+        # 하드 제한: 먼저 SIGTERM 이 와서 여기까지는 올 수 있지만, 약 0.1초 뒤 SIGKILL 이 프로세스를 끝낸다.
+        note(run_id, "finally 시작")
+        time.sleep(HARD_CLEANUP_SECONDS)
+        note(run_id, "finally 끝")
+
+
+@app.task(soft_time_limit=SOFT_LIMIT, time_limit=HARD_LIMIT)
+def batch_with_cleanup(run_id):
+    done = 0
+    try:
+        for _ in range(ITEMS):
+            time.sleep(ITEM_SECONDS)
+            done += 1
+    except SoftTimeLimitExceeded:
+        # 소프트 제한: 예외가 작업 안에서 난다. 진행 상황을 남기고 정리한 뒤 값을 돌려줄 수 있다.
+        note(run_id, f"소프트 제한: {done}개 처리 후 정리 시작")
+        time.sleep(CLEANUP_SECONDS)
+        note(run_id, "정리 끝")
+        return {"processed": done, "of": ITEMS, "cleaned_up": True}
+    return {"processed": done, "of": ITEMS, "cleaned_up": False}
+
+
+@app.task(soft_time_limit=SOFT_LIMIT, time_limit=HARD_LIMIT)
+def slow_cleanup(run_id):
+    try:
+        time.sleep(OVERRUN_SECONDS)
+    except SoftTimeLimitExceeded:
+        note(run_id, "소프트 제한: 정리 시작")
+        time.sleep(SLOW_CLEANUP_SECONDS)  # 여유보다 길다
+        note(run_id, "정리 끝")
+        raise
+
+
+# 잘못된 설정: 소프트 제한이 하드 제한보다 길다. 정의는 되지만, 호출하는 순간 ValueError 가 난다.
+@app.task(time_limit=HARD_LIMIT, soft_time_limit=HARD_LIMIT + 1)
+def misconfigured():
+    return "never sent"

@@ -1,0 +1,160 @@
+"""practice01 README 절: 하드/소프트 시간 제한을 진짜 prefork 워커(와 solo, threads 워커)로 확인한다."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+import uuid
+
+import pytest
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+
+from playground.lessons import run_call_tasks, worker_on_empty_queue
+from practice01.tasks import (
+    HARD_LIMIT,
+    ITEMS,
+    SOFT_LIMIT,
+    batch_with_cleanup,
+    hard_limited,
+    misconfigured,
+    notebook,
+    notes_key,
+    slow_cleanup,
+    unlimited,
+)
+
+WAIT = 15
+SETTLE = 0.5  # FAILURE 가 기록된 뒤 풀 프로세스가 죽을 때까지(SIGTERM → 약 0.1초 → SIGKILL) 넉넉히
+
+
+@pytest.fixture(scope="module")
+def worker():
+    with worker_on_empty_queue("practice01") as worker:
+        yield worker
+
+
+def full_pool(worker):
+    """풀이 메인 프로세스 + concurrency 개로 돌아올 때까지 기다린 뒤 그 pid 들을 돌려준다."""
+    deadline = time.monotonic() + 5
+    while len(worker.pids()) != 1 + worker.concurrency and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(worker.pids()) == 1 + worker.concurrency
+    return worker.pids()
+
+
+def send(task):
+    run_id = str(uuid.uuid4())
+    return task.delay(run_id), run_id
+
+
+def notes(run_id):
+    return notebook.lrange(notes_key(run_id), 0, -1)
+
+
+def test_a_task_without_limits_runs_to_the_end(worker):
+    result = unlimited.delay()
+    assert isinstance(result.get(timeout=WAIT), int)
+    assert result.state == "SUCCESS"
+
+
+def test_hard_limit_marks_the_task_failed_with_time_limit_exceeded(worker):
+    result, _ = send(hard_limited)
+    error = result.get(timeout=WAIT, propagate=False)
+    assert result.state == "FAILURE"
+    assert isinstance(error, TimeLimitExceeded)
+    with pytest.raises(TimeLimitExceeded):
+        result.get(timeout=WAIT)
+    line = worker.wait_for_log(
+        rf"Hard time limit \({HARD_LIMIT}s\) exceeded for practice01\.tasks\.hard_limited\[{result.id}\]", 5
+    )
+    assert line
+
+
+def test_hard_limit_terminates_the_pool_process_cleanup_starts_but_does_not_finish(worker):
+    result, run_id = send(hard_limited)
+    result.get(timeout=WAIT, propagate=False)
+    time.sleep(SETTLE)
+    started, *rest = notes(run_id)
+    pid = int(re.fullmatch(r"시작 \(pid (\d+)\)", started).group(1))
+    assert rest == ["finally 시작"]  # SIGTERM 으로 finally 에 들어갔지만, SIGKILL 이 먼저 왔다
+    worker.wait_for_log(rf"Process 'ForkPoolWorker-\d+' pid:{pid} exited with 'signal 9 \(SIGKILL\)'", 5)
+
+
+def test_the_pool_replaces_a_killed_process_and_keeps_serving(worker):
+    result, run_id = send(hard_limited)
+    result.get(timeout=WAIT, propagate=False)
+    time.sleep(SETTLE)
+    killed = int(re.search(r"pid (\d+)", notes(run_id)[0]).group(1))
+    assert killed not in worker.pids()
+    full_pool(worker)  # 풀은 죽은 프로세스 대신 새 프로세스를 띄워 크기를 되찾는다
+    served = [unlimited.delay() for _ in range(worker.concurrency)]
+    pids = {r.get(timeout=WAIT) for r in served}
+    assert killed not in pids
+    assert pids <= worker.pids()
+
+
+def test_the_soft_limit_is_a_sigusr1_signal_raised_as_an_exception_inside_the_task(worker):
+    # 소프트 제한이 하는 일을 손으로: 작업을 돌리는 풀 프로세스에 SIGUSR1 을 보낸다(우리가 띄운 워커의 자식이다).
+    result, run_id = send(hard_limited)
+    deadline = time.monotonic() + WAIT
+    while not notes(run_id) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    pid = int(re.search(r"pid (\d+)", notes(run_id)[0]).group(1))
+    assert pid in worker.pids()
+    os.kill(pid, signal.SIGUSR1)
+    error = result.get(timeout=WAIT, propagate=False)
+    assert isinstance(error, SoftTimeLimitExceeded)
+    assert notes(run_id)[1:] == ["finally 시작", "finally 끝"]  # 예외라서 정리가 끝까지 돈다
+
+
+def test_soft_limit_raises_inside_the_task_and_the_cleanup_reaches_the_caller(worker):
+    pool = full_pool(worker)
+    result, run_id = send(batch_with_cleanup)
+    value = result.get(timeout=WAIT)
+    assert worker.pids() == pool  # 소프트 제한은 프로세스를 죽이지 않는다
+    assert result.state == "SUCCESS"
+    assert value["cleaned_up"] is True
+    assert 0 < value["processed"] < ITEMS
+    assert notes(run_id) == [f"소프트 제한: {value['processed']}개 처리 후 정리 시작", "정리 끝"]
+    worker.wait_for_log(
+        rf"Soft time limit \({SOFT_LIMIT}s\) exceeded for practice01\.tasks\.batch_with_cleanup\[{result.id}\]", 5
+    )
+
+
+def test_a_cleanup_longer_than_the_margin_is_cut_by_the_hard_limit(worker):
+    result, run_id = send(slow_cleanup)
+    error = result.get(timeout=WAIT, propagate=False)
+    time.sleep(SETTLE)
+    assert result.state == "FAILURE"
+    assert isinstance(error, TimeLimitExceeded)
+    assert notes(run_id) == ["소프트 제한: 정리 시작"]
+
+
+def test_soft_limit_above_hard_limit_is_rejected_when_called_not_when_defined():
+    assert misconfigured.soft_time_limit > misconfigured.time_limit  # 정의(임포트)는 됐다
+    with pytest.raises(ValueError, match="soft_time_limit must be less than or equal to time_limit"):
+        misconfigured.delay()
+
+
+def test_limits_given_to_apply_async_are_not_checked(worker):
+    result = unlimited.apply_async(soft_time_limit=HARD_LIMIT + 3, time_limit=HARD_LIMIT)
+    assert isinstance(result.get(timeout=WAIT), int)
+
+
+def test_call_tasks_shows_every_outcome_from_the_callers_side(worker):
+    run = run_call_tasks("practice01", timeout=60)
+    assert run.returncode == 0, run.output
+    out = run.output
+    assert "hard_limited.delay(run_id) → state=FAILURE" in out
+    assert f"get(propagate=False) = TimeLimitExceeded({HARD_LIMIT})" in out
+    assert re.search(r"작업이 남긴 흔적: \['시작 \(pid \d+\)', 'finally 시작'\]", out)
+    assert re.search(
+        r"unlimited\.delay\(\) 두 번 → 둘 다 SUCCESS, 실행한 pid \[[\d, ]+\], 하드 제한으로 죽은 pid \d+", out
+    )
+    assert re.search(r"'cleaned_up': True", out)
+    assert "작업이 남긴 흔적: ['소프트 제한: 정리 시작']" in out
+    assert "misconfigured.delay() → ValueError: soft_time_limit must be less than or equal to time_limit" in out
+    assert "!!" not in out
+    assert out.rstrip().endswith("모든 호출이 README 에 적힌 대로 동작했습니다.")
