@@ -1,0 +1,143 @@
+"""practice04 의 재시도 작업들을 호출하고, 시도마다의 self.request.retries 와 간격을 보여 준다.
+
+먼저 다른 터미널에서 워커를 띄운다:  celery -A practice04.tasks worker --loglevel=info
+그다음:                             python -m practice04.call_tasks
+"""
+
+import json
+import sys
+import time
+import uuid
+from datetime import datetime
+from itertools import pairwise
+
+from celery.exceptions import MaxRetriesExceededError
+
+from course import RESULT_TIMEOUT, Scenario
+from practice04.tasks import (
+    BACKOFF_MAX,
+    MAX_RETRIES,
+    RETRY_COUNTDOWN,
+    always_fails,
+    always_fails_without_exc,
+    app,
+    attempt_log,
+    attempts_key,
+    auto_retrying,
+    auto_retrying_slowly,
+    auto_retrying_with_jitter,
+    flaky,
+)
+
+# 함정 작업은 180초 뒤로 미뤄진 것만 확인하고 그만 볼 것이므로, 그 전에 만료되게 보낸다.
+TRAP_EXPIRES_SECONDS = 10
+# 작업이 RETRY 상태가 되기를 기다리는 상한.
+STATE_WAIT_SECONDS = 5
+
+lesson = Scenario(app)
+step, expect = lesson.step, lesson.expect
+
+
+def attempts(run_id):
+    """[(retries, 첫 시도로부터 몇 초 뒤)] — 작업이 시도마다 남긴 기록."""
+    rows = [json.loads(row) for row in attempt_log.lrange(attempts_key(run_id), 0, -1)]
+    return [(row["retries"], row["at"] - rows[0]["at"]) for row in rows]
+
+
+def show_attempts(run_id):
+    rows = attempts(run_id)
+    for number, (retries, offset) in enumerate(rows, start=1):
+        print(f"      시도 {number}: self.request.retries={retries}, 첫 시도 후 {offset:.1f}초")
+    gaps = [round(b[1] - a[1]) for a, b in pairwise(rows)]
+    return [retries for retries, _ in rows], gaps
+
+
+def wait_for_state(result, state):
+    deadline = time.monotonic() + STATE_WAIT_SECONDS
+    while result.state != state and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return result.state
+
+
+def send(task, **options):
+    run_id = str(uuid.uuid4())
+    return task.apply_async((run_id,), **options), run_id
+
+
+def run():
+    step("1. 다섯 작업을 한꺼번에 보낸다 (기다리는 시간을 겹치려고)")
+    flaky_result, flaky_id = send(flaky)
+    failing, failing_id = send(always_fails)
+    failing_no_exc, failing_no_exc_id = send(always_fails_without_exc)
+    auto, auto_id = send(auto_retrying)
+    jittered, jittered_id = send(auto_retrying_with_jitter)
+    print("    flaky, always_fails, always_fails_without_exc, auto_retrying, auto_retrying_with_jitter")
+
+    step("2. 재시도를 기다리는 동안의 상태")
+    state = wait_for_state(flaky_result, "RETRY")
+    print(f"    flaky: state={state}, info={flaky_result.info!r}")
+    expect("재시도 대기 중 state", state, "RETRY")
+
+    step(f"3. 일시적 실패 뒤 성공: flaky (두 번 실패, countdown={RETRY_COUNTDOWN}초)")
+    value = flaky_result.get(timeout=RESULT_TIMEOUT)
+    print(f"    get() → {value!r}, state={flaky_result.state}")
+    retries, gaps = show_attempts(flaky_id)
+    expect("flaky 의 retries 값들", retries, [0, 1, 2])
+    expect("flaky 의 간격(초)", gaps, [RETRY_COUNTDOWN] * 2)
+
+    step(f"4. 끝내 실패: always_fails (max_retries={MAX_RETRIES}, retry(exc=exc))")
+    error = failing.get(timeout=RESULT_TIMEOUT, propagate=False)
+    print(f"    get(propagate=False) → {error!r}, state={failing.state}")
+    retries, gaps = show_attempts(failing_id)
+    print(f"    → 처음 1번 + 재시도 {MAX_RETRIES}번 = {len(retries)}번 실행. 호출한 쪽은 원래 예외를 받는다.")
+    expect("always_fails 실행 횟수", len(retries), MAX_RETRIES + 1)
+    expect("always_fails 의 예외", type(error), ConnectionError)
+
+    step("5. exc= 없이 retry() 하면: always_fails_without_exc")
+    error = failing_no_exc.get(timeout=RESULT_TIMEOUT, propagate=False)
+    print(f"    get(propagate=False) → {type(error).__name__}: {error}")
+    expect("exc 없는 재시도의 예외", type(error), MaxRetriesExceededError)
+    expect("always_fails_without_exc 실행 횟수", len(attempts(failing_no_exc_id)), MAX_RETRIES + 1)
+
+    step(f"6. 선언으로: auto_retrying (autoretry_for, retry_backoff=True, retry_backoff_max={BACKOFF_MAX})")
+    error = auto.get(timeout=RESULT_TIMEOUT, propagate=False)
+    print(f"    get(propagate=False) → {error!r}")
+    retries, gaps = show_attempts(auto_id)
+    print(f"    → 시도 사이 간격 {gaps}초: 1, 2, 4 … 로 늘다가 {BACKOFF_MAX}초에서 멈춘다.")
+    expect("auto_retrying 의 간격(초)", gaps, [1, 2, 2])
+    expect("auto_retrying 의 예외", type(error), ConnectionError)
+    jittered.get(timeout=RESULT_TIMEOUT, propagate=False)
+    _, jittered_gaps = show_attempts(jittered_id)
+    print(f"    retry_jitter 를 기본값(True)으로 둔 auto_retrying_with_jitter 의 간격: {jittered_gaps}초")
+    print("    → 0초와 [1, 2, 2]초 사이에서 무작위. 돌릴 때마다 다르다.")
+    ceilings = [1, 2, BACKOFF_MAX]
+    expect("jitter 간격의 수", len(jittered_gaps), len(ceilings))
+    expect(
+        "jitter 간격이 백오프 값을 넘지 않음", all(g <= c for g, c in zip(jittered_gaps, ceilings, strict=False)), True
+    )
+
+    step("7. 함정: autoretry_for 만 있고 retry_backoff 도 countdown 도 없으면")
+    trap, _ = send(auto_retrying_slowly, expires=TRAP_EXPIRES_SECONDS)
+    state = wait_for_state(trap, "RETRY")
+    print(f"    auto_retrying_slowly: state={state}, info={trap.info!r}")
+    eta = scheduled_eta(trap.id)
+    delay = (datetime.fromisoformat(eta) - datetime.now().astimezone()).total_seconds() if eta else None
+    print(f"    inspect().scheduled() → 다음 시도 eta={eta} (지금부터 약 {delay or 0:.0f}초 뒤)")
+    print(f"    → default_retry_delay = {auto_retrying_slowly.default_retry_delay}초. "
+          f"이 작업은 expires={TRAP_EXPIRES_SECONDS}초로 보냈으므로 다시 실행되지 않고 버려진다.")  # fmt: skip
+    expect("함정 작업의 state", state, "RETRY")
+    expect("함정 작업의 다음 시도까지(초, 반올림)", round(delay, -1) if delay else None, 180)
+
+
+def scheduled_eta(task_id):
+    """워커가 eta 까지 쥐고 있는 작업 중 task_id 의 eta (ISO 문자열). 못 찾으면 None."""
+    replies = app.control.inspect(timeout=1.0).scheduled() or {}
+    for entries in replies.values():
+        for entry in entries:
+            if entry["request"]["id"] == task_id:
+                return entry["eta"]
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(lesson.run(run))

@@ -1,0 +1,117 @@
+"""practice04 — 재시도: self.retry() 와 autoretry_for
+
+무엇을 배우나: 일시적으로 실패하는 작업(네트워크 끊김, 잠깐 바쁜 외부 API)을 다시 시도하는 두 가지 방법.
+bind=True 로 작업 자신(self)을 받아 self.request.retries(0부터 센다)를 보고, 실패하면
+raise self.retry(exc=..., countdown=...) 로 같은 작업을 같은 id 로 다시 보낸다. 또는 autoretry_for 와
+retry_backoff 로 같은 일을 선언만으로 한다. 그리고 그 선언의 함정: backoff 도 countdown 도 없으면
+다음 시도까지 default_retry_delay(180초)를 기다린다.
+
+실행 방법 (프로젝트 폴더에서, 터미널 두 개):
+    터미널 1:  celery -A practice04.tasks worker --loglevel=info
+    터미널 2:  python -m practice04.call_tasks
+"""
+
+import json
+import time
+
+import redis
+from celery import Celery
+
+from global_config import RABBITMQ_URL, REDIS_URL
+
+MAX_RETRIES = 3  # 처음 한 번 + 재시도 3번 = 최대 4번 실행
+RETRY_COUNTDOWN = 1  # self.retry(countdown=...): 다음 시도까지 기다릴 초
+FAILURES_BEFORE_SUCCESS = 2  # flaky 는 두 번 실패하고 세 번째 시도에 성공한다
+BACKOFF_MAX = 2  # retry_backoff_max: 지수 백오프(1, 2, 4 …초)의 상한
+
+app = Celery("practice04", broker=RABBITMQ_URL, backend=REDIS_URL)
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    task_default_queue="practice04",
+)
+
+# 시도마다 (self.request.retries, 시각)을 Redis 목록에 적는다. 호출한 쪽이 시도 횟수와 간격을 본다.
+attempt_log = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+ATTEMPTS_TTL_SECONDS = 3600
+
+
+def attempts_key(run_id):
+    return f"practice04:attempts:{run_id}"
+
+
+def record_attempt(run_id, retries):
+    attempt_log.rpush(attempts_key(run_id), json.dumps({"retries": retries, "at": time.time()}))
+    attempt_log.expire(attempts_key(run_id), ATTEMPTS_TTL_SECONDS)
+
+
+@app.task(bind=True, max_retries=MAX_RETRIES)
+def flaky(self, run_id, failures=FAILURES_BEFORE_SUCCESS):
+    record_attempt(run_id, self.request.retries)
+    try:
+        if self.request.retries < failures:
+            raise ConnectionError(f"일시적 오류 (retries={self.request.retries})")
+        return f"성공: retries={self.request.retries}"
+    except ConnectionError as exc:
+        # retry() 는 같은 작업을 같은 id 로 다시 보낸 뒤 그 자리에서 Retry 예외를 던진다: 이번 실행은 여기서
+        # 끝나고 상태는 RETRY 가 된다. 앞의 raise 는 "여기서 끝난다"를 읽는 사람에게 보여 주는 관용구다.
+        raise self.retry(exc=exc, countdown=RETRY_COUNTDOWN) from exc
+
+
+@app.task(bind=True, max_retries=MAX_RETRIES)
+def always_fails(self, run_id):
+    record_attempt(run_id, self.request.retries)
+    try:
+        raise ConnectionError("외부 서비스가 응답하지 않음")
+    except ConnectionError as exc:
+        # exc= 를 주었으므로, 재시도를 다 쓰면 호출한 쪽은 이 원래 예외(ConnectionError)를 받는다.
+        raise self.retry(exc=exc, countdown=RETRY_COUNTDOWN) from exc
+
+
+@app.task(bind=True, max_retries=MAX_RETRIES)
+def always_fails_without_exc(self, run_id):
+    record_attempt(run_id, self.request.retries)
+    try:
+        raise ConnectionError("외부 서비스가 응답하지 않음")
+    except ConnectionError:
+        # exc= 가 없으면, 재시도를 다 쓴 뒤 호출한 쪽은 MaxRetriesExceededError 를 받는다.
+        raise self.retry(countdown=RETRY_COUNTDOWN) from None
+
+
+# 선언으로 하는 재시도: ConnectionError 가 나면 Celery가 대신 self.retry(exc=...) 를 부른다.
+# 다음 시도까지 1, 2, 4 …초(retry_backoff=True)를 기다리되 BACKOFF_MAX 초를 넘지 않는다.
+# retry_jitter 의 기본값은 True(0초와 그 값 사이에서 무작위)다. 여기서는 간격을 눈으로 보려고 끈다.
+@app.task(
+    bind=True,
+    autoretry_for=(ConnectionError,),
+    retry_backoff=True,
+    retry_backoff_max=BACKOFF_MAX,
+    retry_jitter=False,
+    max_retries=MAX_RETRIES,
+)
+def auto_retrying(self, run_id):
+    record_attempt(run_id, self.request.retries)
+    raise ConnectionError("외부 서비스가 응답하지 않음")
+
+
+# 같은 선언에서 retry_jitter 만 기본값(True)으로 둔 것: 간격이 0초와 1, 2, 2초 사이에서 무작위로 정해진다.
+# 여러 클라이언트가 한꺼번에 실패했을 때 재시도가 같은 순간에 몰리지 않게 한다.
+@app.task(
+    bind=True,
+    autoretry_for=(ConnectionError,),
+    retry_backoff=True,
+    retry_backoff_max=BACKOFF_MAX,
+    max_retries=MAX_RETRIES,
+)
+def auto_retrying_with_jitter(self, run_id):
+    record_attempt(run_id, self.request.retries)
+    raise ConnectionError("외부 서비스가 응답하지 않음")
+
+
+# 함정: autoretry_for 만 주고 retry_backoff 도 countdown 도 주지 않으면,
+# 다음 시도까지 default_retry_delay = 180초를 기다린다.
+@app.task(bind=True, autoretry_for=(ConnectionError,), max_retries=1)
+def auto_retrying_slowly(self, run_id):
+    record_attempt(run_id, self.request.retries)
+    raise ConnectionError("외부 서비스가 응답하지 않음")
