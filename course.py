@@ -1,20 +1,104 @@
-"""모든 실습의 call_tasks.py 가 함께 쓰는 작은 틀.
+"""모든 실습의 call_tasks.py 가 함께 쓰는 작은 틀. Celery를 배우는 데 이 파일을 읽을 필요는 없다.
 
-- step(): 단계 제목을 찍는다.
-- expect(): 배운 대로 나왔는지 확인한다. 다르면 표시해 두었다가 종료 코드 1로 알린다.
-- run(): 시나리오를 돌리고, 워커나 서비스가 없을 때 traceback 대신 무엇을 켜야 하는지 말해 준다.
+- Scenario.step(): 단계 제목을 찍는다.
+- Scenario.expect(): 배운 대로 나왔는지 확인한다. 다르면 표시해 두었다가 종료 코드 1로 알린다.
+- Scenario.run(): 브로커와 결과 백엔드가 응답하는지 먼저 확인하고 시나리오를 돌린다. 워커나 서비스가
+  없으면 traceback 대신 무엇을 켜야 하는지 말하고 종료 코드 1로 끝난다.
 
-Celery를 배우는 데 이 파일을 읽을 필요는 없다. 실습 폴더와 global_config.py 로 충분하다.
+서비스 점검(unreachable_services)은 실행기(python -m playground)와 테스트도 같은 것을 쓴다.
 """
 
-import redis.exceptions
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+import sqlalchemy
 from celery.exceptions import TimeoutError as CeleryTimeoutError
+from kombu import Connection
 from kombu.exceptions import OperationalError as BrokerError
 from kombu.utils.url import maybe_sanitize_url
 from sqlalchemy.exc import OperationalError as DatabaseError
+from sqlalchemy.pool import NullPool
+
+import global_config
 
 # 정상이라면 결과는 몇 초 안에 온다. 이만큼 기다려도 안 오면 워커가 없다고 본다.
 RESULT_TIMEOUT = 10
+CONNECT_TIMEOUT_SECONDS = 3
+
+
+def _probe_rabbitmq(url):
+    with Connection(url, connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
+
+
+def _probe_postgres(url):
+    engine = sqlalchemy.create_engine(
+        url.removeprefix("db+"), poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    )
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT 1"))
+    finally:
+        engine.dispose()
+
+
+def _probe_redis(url):
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS, socket_timeout=CONNECT_TIMEOUT_SECONDS
+    )
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    env_var: str  # global_config 의 변수 이름이자 그 값을 바꾸는 환경 변수 이름
+    scheme: str  # 이 서비스를 가리키는 URL 의 앞부분
+    compose_service: str
+    probe: Callable[[str], None]  # 연결에 실패하면 예외를 던진다
+
+    @property
+    def url(self):
+        return getattr(global_config, self.env_var)
+
+
+SERVICES = (
+    Service("RabbitMQ", "RABBITMQ_URL", "amqp", "rabbitmq", _probe_rabbitmq),
+    Service("PostgreSQL", "POSTGRES_URL", "db+postgresql", "postgres", _probe_postgres),
+    Service("Redis", "REDIS_URL", "redis", "redis", _probe_redis),
+)
+
+
+def describe_unreachable(service, url, exc):
+    """연결하지 못한 서비스를 이름, 주소, 원인, 켜는 방법과 함께 설명한다."""
+    reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+    return (
+        f"{service.name}에 연결할 수 없습니다: {maybe_sanitize_url(url)}\n"
+        f"  원인: {type(exc).__name__}: {reason}\n"
+        f"  켜기: docker compose up -d {service.compose_service}"
+        f"  (다른 주소를 쓰려면 환경 변수 {service.env_var})"
+    )
+
+
+def _check(service, url):
+    try:
+        service.probe(url)
+    except Exception as exc:  # 어떤 실패든 사람이 읽을 말로 바꾼다
+        return describe_unreachable(service, url, exc)
+    return None
+
+
+def unreachable_services():
+    """global_config 의 세 서비스 중 응답하지 않는 것마다 설명 한 덩어리. 모두 응답하면 빈 목록."""
+    return [problem for service in SERVICES if (problem := _check(service, service.url))]
+
+
+def _service_for(url):
+    return next(service for service in SERVICES if url.startswith(service.scheme))
 
 
 class Scenario:
@@ -34,29 +118,43 @@ class Scenario:
 
     def run(self, scenario):
         """scenario() 를 돌리고 종료 코드를 돌려준다: 모두 배운 대로면 0, 아니면 1."""
+        for url in (self.app.conf.broker_url, self.app.conf.result_backend):
+            problem = _check(_service_for(url), url)
+            if problem:
+                print(f"\n{problem}")
+                return 1
+        try:
+            return self._run(scenario)
+        finally:
+            self._release_pending_results()
+
+    def _release_pending_results(self):
+        # Redis 결과 백엔드는 결과를 기다리는 AsyncResult 마다 구독을 걸고, 결과가 오기 전까지 그 객체를 붙잡아
+        # 둔다. 워커가 없어 결과가 오지 않았으면 파이썬이 끝나는 도중에 구독을 풀려다 경고 traceback 을 찍는다.
+        # 그래서 끝나기 전에 직접 푼다(공개 API가 없어 내부 목록을 읽는다).
+        backend = self.app.backend
+        for mapping in getattr(backend, "_pending_results", ()):
+            for waiters in list(mapping.values()):
+                for result in list(waiters.values()):
+                    backend.remove_pending_result(result)
+
+    def _run(self, scenario):
         try:
             scenario()
         except CeleryTimeoutError:
-            print(f"\n결과가 {RESULT_TIMEOUT}초 안에 오지 않았습니다. {self.lesson} 워커가 돌고 있나요?")
+            print(f"\n기다리던 결과가 오지 않았습니다(최대 {RESULT_TIMEOUT}초). {self.lesson} 워커가 돌고 있나요?")
             print("다른 터미널에서 워커를 띄우세요:")
             for command in self.worker_commands:
                 print(f"    {command}")
             print(f"(이미 보낸 작업은 {self.lesson} 큐에 남아 있다가, 워커가 뜨면 실행됩니다.)")
             return 1
-        except BrokerError as exc:
-            return self._unreachable("브로커 RabbitMQ", self.app.conf.broker_url, "rabbitmq", exc)
-        except DatabaseError as exc:
-            return self._unreachable("결과 백엔드 PostgreSQL", self.app.conf.result_backend, "postgres", exc)
-        except redis.exceptions.ConnectionError as exc:
-            return self._unreachable("결과 백엔드 Redis", self.app.conf.result_backend, "redis", exc)
+        except (BrokerError, DatabaseError, redis.exceptions.ConnectionError) as exc:
+            # 시작할 때는 응답했지만 도중에 끊겼다.
+            print(f"\n도중에 서비스 연결이 끊겼습니다: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+            print("docker compose ps 로 서비스 상태를 확인하세요.")
+            return 1
         if self.surprises:
             print(f"\n예상과 다른 결과 {len(self.surprises)}개: {', '.join(self.surprises)}")
             return 1
         print("\n모든 호출이 README 에 적힌 대로 동작했습니다.")
         return 0
-
-    def _unreachable(self, what, url, compose_service, exc):
-        print(f"\n{what}({maybe_sanitize_url(url)})에 연결할 수 없습니다:")
-        print(f"    {type(exc).__name__}: {(str(exc).strip() or '?').splitlines()[0]}")
-        print(f"켜세요:  docker compose up -d {compose_service}")
-        return 1

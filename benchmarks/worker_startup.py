@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from benchmarks import print_table, summarize, write_json
-from playground.services import unreachable_services
+from course import unreachable_services
 from playground.workers import Worker
 
 # 이름 → fast_start (--without-mingle --without-gossip 을 붙이는가)

@@ -12,8 +12,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from course import unreachable_services
 from playground.lessons import available_lessons, lesson_workers, run_call_tasks
-from playground.services import unreachable_services
 from playground.workers import Worker, WorkerError, running
 
 EXIT_LESSON_FAILED = 1

@@ -12,6 +12,7 @@ from datetime import datetime
 from itertools import pairwise
 
 from celery.exceptions import MaxRetriesExceededError
+from celery.exceptions import TimeoutError as CeleryTimeoutError
 
 from course import RESULT_TIMEOUT, Scenario
 from practice04.tasks import (
@@ -53,7 +54,12 @@ def show_attempts(run_id):
 
 
 def wait_for_state(result, state):
+    """result 가 state 가 될 때까지 기다린다. 아무 변화도 없으면 워커가 없는 것이다."""
     deadline = time.monotonic() + STATE_WAIT_SECONDS
+    while result.state == "PENDING":
+        if time.monotonic() > deadline:
+            raise CeleryTimeoutError(f"{result.id} is still PENDING")
+        time.sleep(0.05)
     while result.state != state and time.monotonic() < deadline:
         time.sleep(0.05)
     return result.state

@@ -10,8 +10,8 @@ import sqlalchemy
 from sqlalchemy.pool import NullPool
 
 import global_config
+from course import unreachable_services
 from playground.runner import EXIT_SERVICES_DOWN
-from playground.services import unreachable_services
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

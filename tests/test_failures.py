@@ -30,7 +30,7 @@ def test_call_tasks_with_the_broker_down_names_rabbitmq(lesson):
     run = run_call_tasks(lesson, timeout=BOUND_SECONDS, env={"RABBITMQ_URL": "amqp://localhost:1"})
     assert "did not finish within" not in run.output, run.output
     assert run.returncode != 0
-    assert "브로커 RabbitMQ(amqp://localhost:1/)에 연결할 수 없습니다" in run.output
+    assert "RabbitMQ에 연결할 수 없습니다: amqp://localhost:1/" in run.output
     assert "docker compose up -d rabbitmq" in run.output
     assert "Traceback" not in run.output
 
@@ -39,9 +39,9 @@ def test_call_tasks_with_the_broker_down_names_rabbitmq(lesson):
 def test_call_tasks_with_the_result_backend_down_names_it(lesson):
     if lesson_app(lesson).conf.result_backend.startswith("db+"):
         env = {"POSTGRES_URL": "db+postgresql+psycopg2://postgres:postgres@localhost:1/celery_jobs"}
-        name, compose = "결과 백엔드 PostgreSQL", "postgres"
+        name, compose = "PostgreSQL", "postgres"
     else:
-        env, name, compose = {"REDIS_URL": "redis://localhost:1"}, "결과 백엔드 Redis", "redis"
+        env, name, compose = {"REDIS_URL": "redis://localhost:1"}, "Redis", "redis"
     purge(lesson)
     try:
         run = run_call_tasks(lesson, timeout=BOUND_SECONDS, env=env)
@@ -49,7 +49,7 @@ def test_call_tasks_with_the_result_backend_down_names_it(lesson):
         purge(lesson)
     assert "did not finish within" not in run.output, run.output
     assert run.returncode != 0
-    assert f"{name}(" in run.output and "localhost:1" in run.output
+    assert f"{name}에 연결할 수 없습니다: " in run.output and "localhost:1" in run.output
     assert f"docker compose up -d {compose}" in run.output
     assert "Traceback" not in run.output
 
