@@ -1,0 +1,90 @@
+"""practice02 의 작업들을 chain 으로 이어 호출하고, 단계마다의 결과를 id 로 읽는다.
+
+먼저 다른 터미널에서 워커를 띄운다:  celery -A practice02.tasks worker --loglevel=info
+그다음:                             python -m practice02.call_tasks
+"""
+
+import sys
+import uuid
+
+from celery import chain
+from celery.canvas import Signature
+
+from course import RESULT_TIMEOUT, Scenario
+from practice02.tasks import add, app, divide, multiply, subtract
+
+lesson = Scenario(app)
+step, expect = lesson.step, lesson.expect
+
+
+def fresh_ids(n):
+    # 실행할 때마다 새 id. 같은 id 를 다시 쓰면 결과 백엔드가 지난번 결과를 돌려줄 수 있다(README 참고).
+    return [str(uuid.uuid4()) for _ in range(n)]
+
+
+def run():
+    step("1. 서명: .s() 는 호출을 담아 둘 뿐 실행하지 않는다")
+    signature = add.s(1, 2)
+    print(f"    add.s(1, 2) → {signature!r}  ({type(signature).__name__}, 아직 아무것도 보내지 않았다)")
+    expect("add.s(1, 2) 의 타입", isinstance(signature, Signature), True)
+    value = signature.delay().get(timeout=RESULT_TIMEOUT)
+    print(f"    add.s(1, 2).delay().get() → {value!r}")
+    expect("서명을 실행한 값", value, 3.0)
+
+    step("2. chain: 앞 작업의 결과가 다음 작업의 첫 번째 인자가 된다")
+    ids = fresh_ids(4)
+    workflow = chain(
+        add.s(1, 2).set(task_id=ids[0]),  # add(1, 2)
+        multiply.s(3).set(task_id=ids[1]),  # multiply(<앞 결과>, 3)
+        divide.s(7).set(task_id=ids[2]),  # divide(<앞 결과>, 7)
+        subtract.s(2).set(task_id=ids[3]),  # subtract(<앞 결과>, 2)
+    )
+    result = workflow.apply_async()
+    final = result.get(timeout=RESULT_TIMEOUT)
+    print(f"    chain(...).apply_async().get() → {final!r}")
+    for name, task_id in zip(["add(1, 2)", "multiply(·, 3)", "divide(·, 7)", "subtract(·, 2)"], ids, strict=True):
+        print(f"      {name:<15} id={task_id[:8]}…  → {app.AsyncResult(task_id).get(timeout=RESULT_TIMEOUT)!r}")
+    expect("chain 의 최종값", round(final, 6), -0.714286)
+    expect("chain 의 AsyncResult 는 마지막 작업", result.id, ids[3])
+    parents = []
+    node = result
+    while node is not None:
+        parents.append(node.id)
+        node = node.parent
+    print(f"    result.id 는 마지막 단계의 id, .parent 를 따라가면 {len(parents)}단계를 거꾸로 지난다")
+    expect(".parent 로 거슬러 오른 id 들", parents, ids[::-1])
+
+    step("3. .si(): 앞 결과를 무시하는 단계")
+    value = chain(add.s(1, 2), multiply.si(10, 10)).apply_async().get(timeout=RESULT_TIMEOUT)
+    print(f"    chain(add.s(1, 2), multiply.si(10, 10)) → {value!r}  (3.0 은 넘겨받지 않았다)")
+    expect(".si() 단계의 값", value, 100.0)
+
+    step("4. 중간에 실패하는 chain: add(1, 2) → divide(·, 0) → subtract(·, 2)")
+    ids = fresh_ids(3)
+    result = chain(
+        add.s(1, 2).set(task_id=ids[0]),
+        divide.s(0).set(task_id=ids[1]),
+        subtract.s(2).set(task_id=ids[2]),
+    ).apply_async()
+    error = result.get(timeout=RESULT_TIMEOUT, propagate=False)
+    print(f"    get(propagate=False) → {error!r}")
+    states = [app.AsyncResult(task_id).state for task_id in ids]
+    for name, task_id, state in zip(["add(1, 2)", "divide(·, 0)", "subtract(·, 2)"], ids, states, strict=True):
+        print(f"      {name:<15} state={state:<8} result={app.AsyncResult(task_id).result!r}")
+    print("    → 앞 단계의 결과는 남고, 실패한 단계 뒤의 subtract 는 실행되지 않았다.")
+    print("      그래도 Celery는 그 id 에 같은 예외를 FAILURE 로 적어 둔다(기다리는 쪽이 영원히 기다리지 않게).")
+    expect("실패한 chain 의 예외", type(error), ZeroDivisionError)
+    expect("실패한 chain 의 단계별 state", states, ["SUCCESS", "FAILURE", "FAILURE"])
+
+    step("5. 같은 id 를 다시 쓰면: 결과 백엔드는 처음 SUCCESS 를 지킨다")
+    reused = str(uuid.uuid4())
+    first = add.apply_async((1, 1), task_id=reused).get(timeout=RESULT_TIMEOUT)
+    second = add.apply_async((5, 5), task_id=reused).get(timeout=RESULT_TIMEOUT)
+    print(f"    add.apply_async((1, 1), task_id=X).get() → {first!r}")
+    print(f"    add.apply_async((5, 5), task_id=X).get() → {second!r}  (10.0 이 아니다: 지난번 결과)")
+    print("    → 그래서 이 실습은 실행할 때마다 id 를 새로 만든다.")
+    expect("같은 id 로 다시 보낸 작업의 결과", second, first)
+
+
+if __name__ == "__main__":
+    sys.exit(lesson.run(run))

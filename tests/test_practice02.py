@@ -1,0 +1,105 @@
+"""practice02 README 절: chain, 서명, 단계별 id, 실패한 chain, 다시 쓴 id 를 진짜 워커로 확인한다."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from celery import chain
+from celery.canvas import Signature
+
+from playground.lessons import run_call_tasks, worker_on_empty_queue
+from practice02.tasks import add, app, divide, multiply, subtract
+
+WAIT = 15
+
+
+@pytest.fixture(scope="module")
+def worker():
+    with worker_on_empty_queue("practice02") as worker:
+        yield worker
+
+
+def ids(n):
+    return [str(uuid.uuid4()) for _ in range(n)]
+
+
+def test_a_signature_holds_a_call_without_sending_it(worker):
+    signature = add.s(1, 2)
+    assert isinstance(signature, Signature)
+    assert (signature.task, tuple(signature.args)) == ("practice02.tasks.add", (1, 2))
+    assert signature.id is None  # 보낸 적이 없으니 id 도 없다
+    assert signature.delay().get(timeout=WAIT) == 3.0
+
+
+def test_each_step_gets_the_previous_result_as_its_first_argument(worker):
+    step_ids = ids(4)
+    result = chain(
+        add.s(1, 2).set(task_id=step_ids[0]),
+        multiply.s(3).set(task_id=step_ids[1]),
+        divide.s(7).set(task_id=step_ids[2]),
+        subtract.s(2).set(task_id=step_ids[3]),
+    ).apply_async()
+    assert result.get(timeout=WAIT) == pytest.approx(9.0 / 7 - 2)
+    values = [app.AsyncResult(i).get(timeout=WAIT) for i in step_ids]
+    assert values == [3.0, 9.0, pytest.approx(9.0 / 7), pytest.approx(9.0 / 7 - 2)]
+    # subtract(1.2857…, 2) 이지 subtract(2, 1.2857…) 이 아니다: 앞 결과는 첫 번째 인자다
+    assert values[3] < 0
+
+
+def test_the_chains_result_is_the_last_task_and_parent_walks_back(worker):
+    step_ids = ids(3)
+    result = chain(
+        *(add.s(1, 1).set(task_id=step_ids[0]), add.s(1).set(task_id=step_ids[1]), add.s(1).set(task_id=step_ids[2]))
+    ).apply_async()
+    assert result.get(timeout=WAIT) == 4.0
+    assert result.id == step_ids[2]
+    assert [result.parent.id, result.parent.parent.id] == [step_ids[1], step_ids[0]]
+    assert result.parent.parent.parent is None
+
+
+def test_si_ignores_the_previous_result(worker):
+    assert chain(add.s(1, 2), multiply.si(10, 10)).apply_async().get(timeout=WAIT) == 100.0
+    with pytest.raises(TypeError):  # .s() 였다면 multiply(3.0, 10, 10): 인자가 하나 많다
+        chain(add.s(1, 2), multiply.s(10, 10)).apply_async().get(timeout=WAIT)
+
+
+def test_a_failing_step_stops_the_chain_and_its_successors_are_marked_failed_without_running(worker):
+    step_ids = ids(3)
+    result = chain(
+        add.s(1, 2).set(task_id=step_ids[0]),
+        divide.s(0).set(task_id=step_ids[1]),
+        subtract.s(2).set(task_id=step_ids[2]),
+    ).apply_async()
+    with pytest.raises(ZeroDivisionError):
+        result.get(timeout=WAIT)
+    before, failed, after = (app.AsyncResult(i) for i in step_ids)
+    assert (before.state, before.result) == ("SUCCESS", 3.0)
+    assert failed.state == "FAILURE" and isinstance(failed.result, ZeroDivisionError)
+    assert after.state == "FAILURE" and isinstance(after.result, ZeroDivisionError)
+    assert f"subtract[{step_ids[2]}]" not in worker.log  # 워커는 받지도 실행하지도 않았다
+    assert f"divide[{step_ids[1]}] raised unexpected: ZeroDivisionError" in worker.log
+
+
+def test_a_reused_task_id_returns_the_first_success(worker):
+    reused = str(uuid.uuid4())
+    assert add.apply_async((1, 1), task_id=reused).get(timeout=WAIT) == 2.0
+    second = add.apply_async((5, 5), task_id=reused)
+    worker.wait_for_log(rf"add\[{reused}\] succeeded in [\d.e-]+s: 10\.0", WAIT)  # 두 번째도 실행은 됐다
+    assert second.get(timeout=WAIT) == 2.0
+    assert app.AsyncResult(reused).get(timeout=WAIT) == 2.0
+
+
+def test_call_tasks_shows_every_step(worker):
+    run = run_call_tasks("practice02", timeout=60)
+    assert run.returncode == 0, run.output
+    out = run.output
+    assert "add.s(1, 2) → practice02.tasks.add(1, 2)  (Signature" in out
+    assert "chain(...).apply_async().get() → -0.7142857142857142" in out
+    assert re.search(r"multiply\(·, 3\)\s+id=[0-9a-f]{8}…  → 9\.0", out)
+    assert "→ 100.0  (3.0 은 넘겨받지 않았다)" in out
+    assert re.search(r"subtract\(·, 2\)\s+state=FAILURE", out)
+    assert "add.apply_async((5, 5), task_id=X).get() → 2.0" in out
+    assert "!!" not in out
+    assert out.rstrip().endswith("모든 호출이 README 에 적힌 대로 동작했습니다.")
