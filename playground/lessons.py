@@ -27,11 +27,17 @@ class WorkerSpec:
 
     name: str = "worker"
     queues: tuple[str, ...] = ()
+    concurrency: int | None = 2  # None: 손으로 칠 때처럼 앱 설정(worker_concurrency)을 따른다
 
 
 DEFAULT_WORKERS = (WorkerSpec(),)
 # 워커가 하나보다 많거나 특별한 옵션이 필요한 실습만 여기에 적는다.
-LESSON_WORKERS: dict[str, tuple[WorkerSpec, ...]] = {}
+LESSON_WORKERS: dict[str, tuple[WorkerSpec, ...]] = {
+    "practice05": (
+        WorkerSpec("worker-high", ("high",), concurrency=None),
+        WorkerSpec("worker-low", ("low",), concurrency=None),
+    ),
+}
 
 
 def available_lessons() -> list[str]:
@@ -68,7 +74,9 @@ def worker_on_empty_queue(lesson: str, *, purge_first: bool = True, **options) -
 def lesson_workers(lesson: str, on_line: Callable[[Worker, str], None] | None = None) -> list[Worker]:
     workers = []
     for spec in LESSON_WORKERS.get(lesson, DEFAULT_WORKERS):
-        worker = Worker(lesson, name=f"{spec.name}-{uuid.uuid4().hex[:6]}", queues=spec.queues)
+        worker = Worker(
+            lesson, name=f"{spec.name}-{uuid.uuid4().hex[:6]}", queues=spec.queues, concurrency=spec.concurrency
+        )
         if on_line is not None:
             worker.on_line = lambda line, worker=worker: on_line(worker, line)
         workers.append(worker)

@@ -42,7 +42,7 @@ class Worker:
         name: str | None = None,
         queues: Sequence[str] = (),
         pool: str = "prefork",
-        concurrency: int = 2,
+        concurrency: int | None = 2,  # None: 앱 설정(worker_concurrency)을 따른다
         fast_start: bool = True,
         extra_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
@@ -67,9 +67,10 @@ class Worker:
     def argv(self) -> list[str]:
         argv = [
             sys.executable, "-m", "celery", "-A", f"{self.lesson}.tasks", "worker",
-            "--loglevel=INFO", f"--pool={self.pool}", f"--concurrency={self.concurrency}",
-            f"--hostname={self.name}@%h",
+            "--loglevel=INFO", f"--pool={self.pool}", f"--hostname={self.name}@%h",
         ]  # fmt: skip
+        if self.concurrency is not None:
+            argv.append(f"--concurrency={self.concurrency}")
         if self.queues:
             argv.append(f"--queues={','.join(self.queues)}")
         if self.fast_start:

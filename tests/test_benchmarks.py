@@ -22,3 +22,15 @@ def test_worker_startup_benchmark_runs_and_writes_json(tmp_path, capsys):
         assert 0 < row["p50"] == row["p95"] == row["max"]
     out = capsys.readouterr().out
     assert "p50 ms" in out and "README command" in out
+
+
+def test_queue_isolation_benchmark_runs_and_writes_json(tmp_path, capsys):
+    from benchmarks import queue_isolation
+
+    path = tmp_path / "isolation.json"
+    assert queue_isolation.main(["-n", "2", "--rounds", "1", "--seconds", "0.1", "--json", str(path)]) == 0
+    rows = json.loads(path.read_text())
+    assert set(rows) == {"separate", "shared"}
+    assert all(row["n"] == 1 for row in rows.values())
+    assert rows["shared"]["p50"] > rows["separate"]["p50"]  # 같은 큐의 경보는 밀린 작업 뒤에 줄을 선다
+    assert "separate" in capsys.readouterr().out

@@ -1,0 +1,92 @@
+"""practice05 의 작업들이 어느 큐를 거쳐 어느 워커에서 실행되는지 보여 준다.
+
+먼저 다른 터미널 두 개에서 워커를 띄운다:
+    celery -A practice05.tasks worker --queues=high --hostname=worker-high@%h --loglevel=info
+    celery -A practice05.tasks worker --queues=low --hostname=worker-low@%h --loglevel=info
+그다음:  python -m practice05.call_tasks
+"""
+
+import sys
+import time
+
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+
+from course import RESULT_TIMEOUT, Scenario
+from practice05.tasks import BACKLOG, SLOW_SECONDS, app, build_report, cleanup, send_alert
+
+WORKER_COMMANDS = [
+    "celery -A practice05.tasks worker --queues=high --hostname=worker-high@%h --loglevel=info",
+    "celery -A practice05.tasks worker --queues=low --hostname=worker-low@%h --loglevel=info",
+]
+# 아무 워커도 소비하지 않는 큐와, 그 큐로 보낸 작업을 기다려 볼 시간.
+UNWATCHED_QUEUE = "practice05_nobody"
+UNWATCHED_WAIT_SECONDS = 1
+
+lesson = Scenario(app, worker_commands=WORKER_COMMANDS)
+step, expect = lesson.step, lesson.expect
+
+
+def worker_kind(place):
+    """'worker-high-3f2a1c@host' 나 'worker-high@host' → 'worker-high'."""
+    name = place["worker"].split("@")[0]
+    return "worker-high" if name.startswith("worker-high") else "worker-low" if name.startswith("worker-low") else name
+
+
+def run():
+    step("1. 작업마다 어느 큐로, 어느 워커로 가나")
+    cases = [
+        ("send_alert.delay(...)              task_routes → high", send_alert.delay("디스크 90%"), "high"),
+        ("build_report.delay()               task_routes → low", build_report.delay(), "low"),
+        ("build_report.apply_async(queue='high')  부를 때 바꿈", build_report.apply_async(queue="high"), "high"),
+        ("cleanup.delay()                    경로 없음 → 기본 큐 low", cleanup.delay(), "low"),
+    ]
+    for label, result, queue in cases:
+        place = result.get(timeout=RESULT_TIMEOUT)
+        print(f"    {label}")
+        print(f"      → 큐 {place['routing_key']}, 워커 {place['worker']}")
+        expect(f"{label.split()[0]} 의 큐", place["routing_key"], queue)
+        expect(f"{label.split()[0]} 의 워커", worker_kind(place), f"worker-{queue}")
+
+    step(f"2. 큐를 나누는 이유: low 에 {SLOW_SECONDS}초짜리 보고서 {BACKLOG}개가 밀려 있을 때")
+    backlog = [build_report.delay(SLOW_SECONDS) for _ in range(BACKLOG)]
+    sent = time.time()
+    separate = send_alert.delay("high 큐로 보낸 경보")
+    shared = send_alert.apply_async(("low 큐로 보낸 경보",), queue="low")
+    separate_done = separate.get(timeout=RESULT_TIMEOUT)["finished_at"]
+    reports_done = [r.get(timeout=RESULT_TIMEOUT + BACKLOG * SLOW_SECONDS)["finished_at"] for r in backlog]
+    shared_done = shared.get(timeout=RESULT_TIMEOUT)["finished_at"]
+    print(f"    high 큐의 경보: 보낸 뒤 {separate_done - sent:.2f}초에 끝남 (worker-high 는 한가하다)")
+    print(f"    low 큐의 경보:  보낸 뒤 {shared_done - sent:.2f}초에 끝남 (보고서 {BACKLOG}개 뒤에 줄을 섰다)")
+    print(f"    마지막 보고서:  보낸 뒤 {max(reports_done) - sent:.2f}초에 끝남")
+    expect("high 경보가 밀린 보고서보다 먼저 끝남", separate_done < min(reports_done), True)
+    expect("low 경보는 밀린 보고서가 다 끝난 뒤에 끝남", shared_done > max(reports_done), True)
+
+    step("3. 아무 워커도 보지 않는 큐로 보내면")
+    lost = cleanup.apply_async(queue=UNWATCHED_QUEUE)
+    try:
+        lost.get(timeout=UNWATCHED_WAIT_SECONDS)
+        expect("아무도 보지 않는 큐의 작업", "실행됨", "PENDING")
+    except CeleryTimeoutError:
+        print(f"    cleanup.apply_async(queue='{UNWATCHED_QUEUE}') → {UNWATCHED_WAIT_SECONDS}초 뒤에도 {lost.state}")
+    messages, consumers = queue_depth(UNWATCHED_QUEUE)
+    print(f"    큐 {UNWATCHED_QUEUE}: 메시지 {messages}개, 소비자 {consumers}명  "
+          "(rabbitmqctl list_queues name messages consumers 로도 보인다)")  # fmt: skip
+    expect("아무도 보지 않는 큐의 (메시지, 소비자)", (messages, consumers), (1, 0))
+    delete_queue(UNWATCHED_QUEUE)
+    print("    → task_create_missing_queues(기본 True)가 큐를 만들어 주었지만 가져갈 워커가 없다.")
+    print("      이 실습은 보여 준 뒤 큐를 지운다. 그렇지 않으면 이 메시지는 영원히 기다린다.")
+
+
+def queue_depth(name):
+    with app.connection_for_write() as conn:
+        declared = conn.default_channel.queue_declare(queue=name, passive=True)
+        return declared.message_count, declared.consumer_count
+
+
+def delete_queue(name):
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_delete(queue=name)
+
+
+if __name__ == "__main__":
+    sys.exit(lesson.run(run))

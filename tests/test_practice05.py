@@ -1,0 +1,239 @@
+"""practice05 README 절: 큐 선언과 바인딩, 라우팅의 우선순위, 두 워커, 큐를 나누는 이유, 아무도 보지 않는 큐."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import uuid
+import warnings
+from contextlib import ExitStack
+
+import pytest
+from celery import Celery
+from celery.exceptions import CDeprecationWarning, QueueNotFound
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+from kombu import Exchange, Queue
+
+import global_config
+from playground import PROJECT_ROOT
+from playground.lessons import lesson_workers, purge, run_call_tasks
+from playground.workers import running
+from practice05.tasks import BACKLOG, SLOW_SECONDS, app, build_report, cleanup, send_alert
+
+WAIT = 20
+
+
+@pytest.fixture(scope="module")
+def workers():
+    purge("practice05")
+    high, low = lesson_workers("practice05")
+    with running(high, low):
+        yield {"high": high, "low": low}
+
+
+def kind(place):
+    return place["worker"].split("@")[0].rsplit("-", 1)[0]  # worker-high-3f2a1c → worker-high
+
+
+@pytest.mark.parametrize(
+    ("call", "queue"),
+    [
+        (lambda: send_alert.delay("x"), "high"),  # task_routes
+        (lambda: build_report.delay(), "low"),  # task_routes
+        (lambda: build_report.apply_async(queue="high"), "high"),  # 부를 때 바꿈
+        (lambda: cleanup.delay(), "low"),  # 경로 없음 → task_default_queue
+    ],
+    ids=["routed-high", "routed-low", "call-time-override", "default-queue"],
+)
+def test_each_task_runs_on_the_worker_of_its_queue(workers, call, queue):
+    place = call().get(timeout=WAIT)
+    # Celery 는 direct 큐로 보낼 때 기본 exchange("")에 큐 이름을 routing key 로 써서 보낸다
+    assert (place["exchange"], place["routing_key"]) == ("", queue)
+    assert kind(place) == f"worker-{queue}"
+    assert place["worker"].startswith(workers[queue].name + "@")
+
+
+def test_precedence_call_time_over_task_option_over_task_routes_over_default():
+    """메시지가 실제로 어느 큐에 쌓이는지로 본다(이 큐들을 소비하는 워커는 없다)."""
+    tag = uuid.uuid4().hex[:8]
+    names = {level: f"prec_{tag}_{level}" for level in ("call", "task", "routes", "default")}
+    probe = Celery(f"precedence_{tag}", broker=global_config.RABBITMQ_URL)
+    probe.conf.update(task_default_queue=names["default"], task_routes={"*.routed*": {"queue": names["routes"]}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CDeprecationWarning)  # 데코레이터의 queue= 는 5.7에서 deprecated
+
+        @probe.task(name=f"p.routed_with_option_{tag}", queue=names["task"])
+        def routed_with_option():
+            pass
+
+        probe.finalize()
+
+    @probe.task(name=f"p.routed_{tag}")
+    def routed():
+        pass
+
+    @probe.task(name=f"p.plain_{tag}")
+    def plain():
+        pass
+
+    with ExitStack() as cleanup_queues:
+        for name in names.values():
+            cleanup_queues.callback(_delete_queue, probe, name)
+        routed_with_option.apply_async(queue=names["call"])
+        routed_with_option.apply_async()
+        routed.apply_async()
+        plain.apply_async()
+        assert {level: _depth(probe, name) for level, name in names.items()} == {
+            "call": 1,  # apply_async(queue=) 가 이긴다
+            "task": 1,  # 그다음 작업의 queue 옵션(task_routes 보다 우선)
+            "routes": 1,  # 그다음 task_routes
+            "default": 1,  # 아무것도 없으면 task_default_queue
+        }
+
+
+def test_the_lessons_queues_each_have_their_own_binding(workers):
+    bindings = _bindings()
+    assert ("high", "high", "high") in bindings
+    assert ("low", "low", "low") in bindings
+    assert not [b for b in bindings if b[0] == "low" and b[1] == "high"]  # low exchange 는 high 큐로 가지 않는다
+
+
+def test_a_queue_declared_without_an_exchange_shares_the_default_queues_exchange():
+    tag = uuid.uuid4().hex[:8]
+    high, low = f"bind_{tag}_high", f"bind_{tag}_low"
+    probe = Celery(f"binding_{tag}", broker=global_config.RABBITMQ_URL)
+    probe.conf.update(task_queues=(Queue(high), Queue(low)), task_default_queue=low)
+    with probe.connection_for_write() as conn:
+        channel = conn.default_channel
+        try:
+            for queue in probe.amqp.queues.values():
+                queue(channel).declare()
+            named = {b for b in _bindings() if b[0] and tag in b[1]}  # 기본 exchange("") 의 바인딩은 뺀다
+            assert named == {(low, high, low), (low, low, low)}  # high 큐도 exchange low 에 키 low 로 묶였다
+            # 그 exchange 로 보낸 메시지 하나가 두 큐에 모두 들어간다
+            producer = conn.Producer(channel=channel, serializer="json")
+            producer.publish({"hello": "both"}, exchange=Exchange(low, type="direct"), routing_key=low)
+            assert (_depth(probe, high), _depth(probe, low)) == (1, 1)
+        finally:
+            for name in (high, low):
+                channel.queue_delete(queue=name)
+            channel.exchange_delete(exchange=low)
+
+
+def test_separate_queues_keep_an_urgent_task_ahead_of_a_slow_backlog(workers):
+    backlog = [build_report.delay(SLOW_SECONDS) for _ in range(BACKLOG)]
+    separate = send_alert.delay("high")
+    shared = send_alert.apply_async(("low",), queue="low")
+    reports = [r.get(timeout=WAIT)["finished_at"] for r in backlog]
+    assert separate.get(timeout=WAIT)["finished_at"] < min(reports)
+    assert shared.get(timeout=WAIT)["finished_at"] > max(reports)
+
+
+def test_prefetch_multiplier_1_leaves_the_backlog_on_the_broker(workers):
+    backlog = [build_report.delay(SLOW_SECONDS) for _ in range(BACKLOG)]
+    low = workers["low"]
+    low.wait_for_log(rf"build_report\[{backlog[0].id}\] received", WAIT)
+    inspect = app.control.inspect(destination=[low.node], timeout=1.0)
+    reserved = inspect.reserved()[low.node]
+    waiting_on_broker = _depth(app, "low")
+    assert len(reserved) <= 1  # 실행 중인 하나 말고는 많아야 하나만 미리 가져온다
+    assert waiting_on_broker >= BACKLOG - 2  # 나머지는 다른 워커가 가져갈 수 있게 브로커에 남아 있다
+    for r in backlog:
+        r.get(timeout=WAIT)
+
+
+def test_a_task_on_a_queue_nobody_consumes_waits_there_forever(workers):
+    queue = f"practice05_nobody_{uuid.uuid4().hex[:6]}"
+    try:
+        result = cleanup.apply_async(queue=queue)
+        with pytest.raises(CeleryTimeoutError):
+            result.get(timeout=1)
+        assert result.state == "PENDING"
+        assert _depth(app, queue) == 1
+        assert _consumers(app, queue) == 0
+        active = subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "practice05.tasks", "inspect", "active_queues"],
+            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30,
+        ).stdout  # fmt: skip
+        assert "'name': 'high'" in active and "'name': 'low'" in active
+        assert queue not in active
+    finally:
+        app.backend.remove_pending_result(result)  # 기다리다 만 결과의 Redis 구독을 지금 푼다
+        _delete_queue(app, queue)
+
+
+def test_without_task_create_missing_queues_an_unknown_queue_is_refused():
+    probe = Celery("missing", broker=global_config.RABBITMQ_URL)
+    probe.conf.task_create_missing_queues = False
+
+    @probe.task
+    def anything():
+        pass
+
+    with pytest.raises(QueueNotFound, match="missing from task_queues"):
+        anything.apply_async(queue=f"practice05_missing_{uuid.uuid4().hex[:6]}")
+
+
+def test_the_queue_decorator_option_is_deprecated_and_the_lesson_does_not_use_it():
+    probe = Celery("decorated")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+
+        @probe.task(queue="high")
+        def decorated():
+            pass
+
+        probe.finalize()
+    assert any(
+        issubclass(w.category, CDeprecationWarning) and "'queue' task attribute" in str(w.message) for w in caught
+    )
+    check = subprocess.run(
+        [sys.executable, "-W", "error::DeprecationWarning", "-c", "import practice05.tasks as t; t.app.finalize()"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr
+
+
+def test_call_tasks_with_two_live_workers(workers):
+    run = run_call_tasks("practice05", timeout=90)
+    assert run.returncode == 0, run.output
+    out = run.output
+    assert re.search(r"task_routes → high\n\s+→ 큐 high, 워커 worker-high-", out)
+    assert re.search(r"부를 때 바꿈\n\s+→ 큐 high, 워커 worker-high-", out)
+    assert re.search(r"기본 큐 low\n\s+→ 큐 low, 워커 worker-low-", out)
+    assert "메시지 1개, 소비자 0명" in out
+    assert "Deprecat" not in out
+    assert "Deprecat" not in workers["high"].log + workers["low"].log
+    assert "!!" not in out
+
+
+def _depth(probe, queue):
+    with probe.connection_for_write() as conn:
+        return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+
+
+def _consumers(probe, queue):
+    with probe.connection_for_write() as conn:
+        return conn.default_channel.queue_declare(queue=queue, passive=True).consumer_count
+
+
+def _delete_queue(probe, queue):
+    with probe.connection_for_write() as conn:
+        conn.default_channel.queue_delete(queue=queue)
+
+
+def _bindings():
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_bindings", "source_name", "destination_name", "routing_key"],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout  # fmt: skip
+    return [tuple(line.split("\t")) for line in out.splitlines() if line.count("\t") == 2]
+
+
+def test_prefetch_defaults_and_the_lessons_setting():
+    from celery.concurrency.asynpool import SCHED_STRATEGIES, SCHED_STRATEGY_FAIR
+
+    assert Celery("defaults").conf.worker_prefetch_multiplier == 4
+    assert app.conf.worker_prefetch_multiplier == 1 and app.conf.worker_concurrency == 1
+    assert SCHED_STRATEGIES["default"] == SCHED_STRATEGIES["fair"] == SCHED_STRATEGY_FAIR  # -O 의 기본값은 fair
