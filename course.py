@@ -102,9 +102,9 @@ def _service_for(url):
 
 
 class Scenario:
-    def __init__(self, app, worker_commands=None):
+    def __init__(self, app, worker_commands=None, lesson=None):
         self.app = app
-        self.lesson = app.main
+        self.lesson = lesson or app.main
         self.worker_commands = worker_commands or [f"celery -A {self.lesson}.tasks worker --loglevel=info"]
         self.surprises = []
 

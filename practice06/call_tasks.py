@@ -1,0 +1,68 @@
+"""practice06 의 작업들을 import 하지 않고, 이름만으로 부른다.
+
+먼저 다른 터미널에서 워커를 띄운다:  celery -A practice06.tasks worker --loglevel=info
+그다음:                             python -m practice06.call_tasks
+
+이 파일은 practice06.tasks 를 import 하지 않는다. 그래서 자기만의 Celery 앱(클라이언트)을 만들고,
+워커와 같은 브로커, 결과 백엔드, 큐, 직렬화 설정을 준다.
+"""
+
+import sys
+import time
+
+from celery import Celery
+from celery.exceptions import NotRegistered
+
+from course import RESULT_TIMEOUT, Scenario
+from global_config import RABBITMQ_URL, REDIS_URL
+
+client = Celery("practice06_client", broker=RABBITMQ_URL, backend=REDIS_URL)
+client.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    task_default_queue="practice06",
+)
+
+lesson = Scenario(client, lesson="practice06")
+step, expect = lesson.step, lesson.expect
+
+
+def run():
+    step("1. 이름으로 부르기: send_task")
+    result = client.send_task("email.send_welcome", args=[42])
+    value = result.get(timeout=RESULT_TIMEOUT)
+    print(f"    client.send_task('email.send_welcome', args=[42]).get() → {value!r}")
+    tasks_modules = sorted(name for name in sys.modules if name.startswith("practice") and name.endswith(".tasks"))
+    print(f"    이 프로세스가 import 한 실습의 tasks 모듈: {tasks_modules}  (작업 코드 없이 이름만으로 불렀다)")
+    expect("send_task 의 결과", value, "사용자 42 에게 환영 메일을 보냈습니다")
+    expect("호출하는 쪽이 import 한 tasks 모듈", tasks_modules, [])
+
+    step("2. 이름을 주지 않은 작업의 이름은 '모듈.함수'")
+    value = client.send_task("practice06.tasks.count_words", args=["이름 없는 작업도 이름은 있다"]).get(
+        timeout=RESULT_TIMEOUT
+    )
+    print(f"    client.send_task('practice06.tasks.count_words', args=[...]).get() → {value!r}")
+    expect("count_words 의 결과", value, 5)
+
+    step("3. 틀린 이름: 워커가 거절하고 NotRegistered 가 돌아온다")
+    started = time.monotonic()
+    result = client.send_task("email.send_welcom", args=[42])
+    try:
+        result.get(timeout=RESULT_TIMEOUT)
+        expect("틀린 이름의 결과", "값이 옴", "NotRegistered")
+    except NotRegistered as exc:
+        print(f"    client.send_task('email.send_welcom', ...).get() → {time.monotonic() - started:.2f}초 뒤 "
+              f"NotRegistered({exc})")  # fmt: skip
+        print("    (워커 로그: Received unregistered task of type 'email.send_welcom')")
+    expect("틀린 이름의 state", result.state, "FAILURE")
+
+    step("4. 워커가 아는 이름들: inspect().registered()")
+    replies = client.control.inspect(timeout=1.0).registered() or {}
+    names = sorted({name for tasks in replies.values() for name in tasks if "email" in name or "practice06" in name})
+    print(f"    {names}")
+    expect("워커가 아는 이름", {"email.send_welcome", "practice06.tasks.count_words"} <= set(names), True)
+
+
+if __name__ == "__main__":
+    sys.exit(lesson.run(run))

@@ -1,0 +1,108 @@
+"""practice06 README 절: 명시한 이름과 만들어진 이름, send_task, 틀린 이름, celery inspect/call."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+
+import pytest
+from celery import Celery
+from celery.exceptions import NotRegistered
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+
+import global_config
+from playground import PROJECT_ROOT
+from playground.lessons import run_call_tasks, worker_on_empty_queue
+from practice06.tasks import QUEUE, app, count_words, send_welcome
+
+WAIT = 15
+
+
+@pytest.fixture(scope="module")
+def worker():
+    with worker_on_empty_queue("practice06") as worker:
+        yield worker
+
+
+@pytest.fixture(scope="module")
+def client():
+    """tasks.py 를 모르는 클라이언트 앱: 같은 브로커와 백엔드와 큐."""
+    client = Celery("test_client", broker=global_config.RABBITMQ_URL, backend=global_config.REDIS_URL)
+    client.conf.update(task_default_queue=QUEUE, accept_content=["json"])
+    return client
+
+
+def test_names_explicit_and_generated():
+    assert send_welcome.name == "email.send_welcome"
+    assert count_words.name == "practice06.tasks.count_words"
+    assert {"email.send_welcome", "practice06.tasks.count_words"} <= set(app.tasks)
+
+
+def test_send_task_reaches_a_task_by_name(worker, client):
+    assert (
+        client.send_task("email.send_welcome", args=[42]).get(timeout=WAIT) == "사용자 42 에게 환영 메일을 보냈습니다"
+    )
+    assert client.send_task("practice06.tasks.count_words", args=["a b c"]).get(timeout=WAIT) == 3
+
+
+def test_the_caller_imports_no_tasks_module():
+    tree = ast.parse((PROJECT_ROOT / "practice06" / "call_tasks.py").read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not [name for name in imported if name and name.endswith("tasks")]
+    code = "import sys, practice06.call_tasks; print(sorted(m for m in sys.modules if m.startswith('practice')))"
+    loaded = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30)
+    assert loaded.stdout.strip() == "['practice06', 'practice06.call_tasks']", loaded.stderr
+
+
+def test_a_wrong_name_is_rejected_by_the_worker_as_not_registered(worker, client):
+    result = client.send_task("email.send_welcom", args=[42])
+    with pytest.raises(NotRegistered, match=r"email\.send_welcom"):  # 시간이 다 되면 TimeoutError 였을 것이다
+        result.get(timeout=WAIT)
+    assert result.state == "FAILURE"
+    worker.wait_for_log(r"Received unregistered task of type 'email\.send_welcom'", 5)
+
+
+def test_with_no_worker_on_the_queue_a_wrong_name_stays_pending(client):
+    lonely = Celery("lonely", broker=global_config.RABBITMQ_URL, backend=global_config.REDIS_URL)
+    lonely.conf.task_default_queue = "practice06_nobody"
+    result = lonely.send_task("email.send_welcom", args=[42])
+    try:
+        with pytest.raises(CeleryTimeoutError):
+            result.get(timeout=1)
+        assert result.state == "PENDING"
+    finally:
+        lonely.backend.remove_pending_result(result)
+        with lonely.connection_for_write() as conn:
+            conn.default_channel.queue_delete(queue="practice06_nobody")
+
+
+def test_celery_inspect_registered_lists_the_names(worker):
+    out = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "practice06.tasks", "inspect", "registered", "-d", worker.node],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30,
+    ).stdout  # fmt: skip
+    assert "* email.send_welcome" in out
+    assert "* practice06.tasks.count_words" in out
+
+
+def test_celery_call_reaches_the_task_by_name(worker):
+    out = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "practice06.tasks", "call", "email.send_welcome", "--args=[42]"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert re.fullmatch(r"[0-9a-f-]{36}", out)
+    assert app.AsyncResult(out).get(timeout=WAIT) == "사용자 42 에게 환영 메일을 보냈습니다"
+
+
+def test_call_tasks_output(worker):
+    run = run_call_tasks("practice06", timeout=60)
+    assert run.returncode == 0, run.output
+    out = run.output
+    assert "send_task('email.send_welcome', args=[42]).get() → '사용자 42 에게 환영 메일을 보냈습니다'" in out
+    assert "이 프로세스가 import 한 실습의 tasks 모듈: []" in out
+    assert re.search(r"send_task\('email\.send_welcom', \.\.\.\)\.get\(\) → [\d.]+초 뒤 NotRegistered", out)
+    assert "['email.send_welcome', 'practice06.tasks.count_words']" in out
+    assert "!!" not in out
