@@ -6,11 +6,14 @@ import ast
 import re
 import subprocess
 import sys
+import time
+import uuid
 
 import pytest
 from celery import Celery
 from celery.exceptions import NotRegistered
 from celery.exceptions import TimeoutError as CeleryTimeoutError
+from kombu import Connection
 
 import global_config
 from playground import PROJECT_ROOT
@@ -106,3 +109,32 @@ def test_call_tasks_output(worker):
     assert re.search(r"send_task\('email\.send_welcom', \.\.\.\)\.get\(\) → [\d.]+초 뒤 NotRegistered", out)
     assert "['email.send_welcome', 'practice06.tasks.count_words']" in out
     assert "!!" not in out
+
+
+def test_a_generated_name_follows_the_import_path_an_explicit_one_does_not():
+    # practice06/tasks.py 를 패키지 밖에서 "tasks" 라는 모듈로 import 하면 만들어진 이름이 바뀐다.
+    code = "import sys; sys.path.insert(1, '..'); import tasks; print(tasks.count_words.name, tasks.send_welcome.name)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT / "practice06", capture_output=True, text=True, timeout=30
+    )
+    assert out.stdout.split() == ["tasks.count_words", "email.send_welcome"], out.stderr
+
+
+def test_a_plain_json_message_without_celery_on_the_sending_side_runs_the_task(worker):
+    """파이썬 Celery 없이도: Celery 메시지 형식(프로토콜 2)의 JSON 을 큐에 넣으면 워커가 실행한다."""
+    task_id = str(uuid.uuid4())
+    body = [[7], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
+    with Connection(global_config.RABBITMQ_URL) as conn:
+        conn.Producer(serializer="json").publish(
+            body, routing_key=QUEUE, headers={"lang": "py", "task": "email.send_welcome", "id": task_id}
+        )
+    assert app.AsyncResult(task_id).get(timeout=WAIT) == "사용자 7 에게 환영 메일을 보냈습니다"
+
+
+def test_an_unregistered_message_is_dropped_not_requeued(worker, client):
+    result = client.send_task("email.send_welcom", args=[1])
+    with pytest.raises(NotRegistered):
+        result.get(timeout=WAIT)
+    time.sleep(0.5)
+    assert worker.log.count("'email.send_welcom'") >= 1
+    assert len(re.findall(rf"{result.id}", worker.log)) <= 1  # 다시 배달되지 않았다
