@@ -146,7 +146,7 @@ class Scenario:
             print("다른 터미널에서 워커를 띄우세요:")
             for command in self.worker_commands:
                 print(f"    {command}")
-            print(f"(이미 보낸 작업은 {self.lesson} 큐에 남아 있다가, 워커가 뜨면 실행됩니다.)")
+            print("(이미 보낸 작업은 큐에 남아 있다가, 워커가 뜨면 실행됩니다.)")
             return 1
         except (BrokerError, DatabaseError, redis.exceptions.ConnectionError) as exc:
             # 시작할 때는 응답했지만 도중에 끊겼다.

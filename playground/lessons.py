@@ -125,6 +125,7 @@ def run_call_tasks(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        proc.stdout.close()
     if timer.fired:
         lines.append(f"[playground] call_tasks did not finish within {timeout:g} s and was killed\n")
         returncode = returncode or 1

@@ -194,6 +194,8 @@ class Worker:
         code = self.proc.wait()
         if self._reader is not None:
             self._reader.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         return code
 
 

@@ -21,7 +21,7 @@ def test_call_tasks_without_a_worker_exits_nonzero_and_says_what_to_start(lesson
         purge(lesson)  # 보내 놓은 메시지가 다음 테스트의 워커에게 가지 않게
     assert "did not finish within" not in run.output, run.output
     assert run.returncode != 0
-    assert f"celery -A {lesson}.tasks worker --loglevel=info" in run.output
+    assert re.search(rf"^    celery -A {lesson}\.tasks worker .*--loglevel=info$", run.output, re.MULTILINE), run.output
     assert "Traceback" not in run.output
 
 
