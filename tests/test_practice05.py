@@ -63,17 +63,17 @@ def test_precedence_call_time_over_task_option_over_task_routes_over_default():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CDeprecationWarning)  # 데코레이터의 queue= 는 5.7에서 deprecated
 
-        @probe.task(name=f"p.routed_with_option_{tag}", queue=names["task"])
+        @probe.task(name=f"p.routed_with_option_{tag}", queue=names["task"], shared=False)
         def routed_with_option():
             pass
 
         probe.finalize()
 
-    @probe.task(name=f"p.routed_{tag}")
+    @probe.task(name=f"p.routed_{tag}", shared=False)
     def routed():
         pass
 
-    @probe.task(name=f"p.plain_{tag}")
+    @probe.task(name=f"p.plain_{tag}", shared=False)
     def plain():
         pass
 
@@ -167,7 +167,7 @@ def test_without_task_create_missing_queues_an_unknown_queue_is_refused():
     probe = Celery("missing", broker=global_config.RABBITMQ_URL)
     probe.conf.task_create_missing_queues = False
 
-    @probe.task
+    @probe.task(shared=False)
     def anything():
         pass
 
@@ -180,7 +180,7 @@ def test_the_queue_decorator_option_is_deprecated_and_the_lesson_does_not_use_it
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
 
-        @probe.task(queue="high")
+        @probe.task(queue="high", shared=False)
         def decorated():
             pass
 
