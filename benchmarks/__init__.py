@@ -5,8 +5,28 @@ from __future__ import annotations
 import json
 import platform
 import statistics
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from course import unreachable_services
+
+EXIT_SERVICES_DOWN = 3
+
+
+def services_down() -> bool:
+    """서비스가 하나라도 응답하지 않으면 무엇이 빠졌는지 stderr 에 찍고 True."""
+    problems = unreachable_services()
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+    return bool(problems)
+
+
+def report(title: str, samples: Mapping[str, Sequence[float]], json_path: str | None) -> None:
+    """이름 → 초 단위 표본들을 요약해 표로 찍고, json_path 가 있으면 JSON으로도 쓴다."""
+    rows = {name: summarize(values) for name, values in samples.items()}
+    print_table(title, rows)
+    write_json(json_path, rows)
 
 
 def summarize(samples: Sequence[float]) -> dict[str, float]:

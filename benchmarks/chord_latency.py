@@ -14,8 +14,7 @@ import os
 import subprocess
 import sys
 
-from benchmarks import print_table, summarize, write_json
-from course import unreachable_services
+from benchmarks import EXIT_SERVICES_DOWN, report, services_down
 from playground import PROJECT_ROOT
 from playground.workers import Worker, running
 
@@ -63,13 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.measure_here:
         print(json.dumps(measure_here(args.n)))
         return 0
-    problems = unreachable_services()
-    if problems:
-        print("\n".join(problems), file=sys.stderr)
-        return 3
-    rows = {backend: summarize(measure(backend, args.n)) for backend in BACKENDS}
-    print_table(f"chord callback start after the last header task finished ({HEADER_SIZE} instant headers)", rows)
-    write_json(args.json, rows)
+    if services_down():
+        return EXIT_SERVICES_DOWN
+    samples = {backend: measure(backend, args.n) for backend in BACKENDS}
+    report(
+        f"chord callback start after the last header task finished ({HEADER_SIZE} instant headers)", samples, args.json
+    )
     return 0
 
 

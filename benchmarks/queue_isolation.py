@@ -13,8 +13,7 @@ import argparse
 import sys
 import time
 
-from benchmarks import print_table, summarize, write_json
-from course import unreachable_services
+from benchmarks import EXIT_SERVICES_DOWN, report, services_down
 from playground.lessons import lesson_workers, purge
 from playground.workers import running
 
@@ -28,8 +27,8 @@ def one_round(queue: str, backlog: int, seconds: float) -> float:
     sent = time.time()
     alert = send_alert.apply_async(("benchmark",), queue=queue)
     latency = alert.get(timeout=RESULT_TIMEOUT_SECONDS)["finished_at"] - sent
-    for report in reports:
-        report.get(timeout=RESULT_TIMEOUT_SECONDS)
+    for backlog_task in reports:
+        backlog_task.get(timeout=RESULT_TIMEOUT_SECONDS)
     return latency
 
 
@@ -40,19 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=0.2, help="느린 작업 하나의 길이 (기본 0.2초)")
     parser.add_argument("--json", metavar="PATH", help='결과를 JSON으로도 쓴다: {"separate": {…}, "shared": {…}}')
     args = parser.parse_args(argv)
-    problems = unreachable_services()
-    if problems:
-        print("\n".join(problems), file=sys.stderr)
-        return 3
+    if services_down():
+        return EXIT_SERVICES_DOWN
     purge("practice05")
     samples: dict[str, list[float]] = {"separate": [], "shared": []}
     with running(*lesson_workers("practice05")):
         for _ in range(args.rounds):  # 번갈아 재서 기계 상태의 변화가 한쪽에 몰리지 않게 한다
             samples["separate"].append(one_round("high", args.n, args.seconds))
             samples["shared"].append(one_round("low", args.n, args.seconds))
-    rows = {name: summarize(values) for name, values in samples.items()}
-    print_table(f"urgent task latency with {args.n} x {args.seconds:g} s tasks queued on low", rows)
-    write_json(args.json, rows)
+    report(f"urgent task latency with {args.n} x {args.seconds:g} s tasks queued on low", samples, args.json)
     return 0
 
 

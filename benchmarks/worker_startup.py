@@ -10,8 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import print_table, summarize, write_json
-from course import unreachable_services
+from benchmarks import EXIT_SERVICES_DOWN, report, services_down
 from playground.workers import Worker
 
 # 이름 → fast_start (--without-mingle --without-gossip 을 붙이는가)
@@ -35,17 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lesson", default="practice00")
     parser.add_argument("--json", metavar="PATH", help="결과를 JSON으로도 쓴다")
     args = parser.parse_args(argv)
-    problems = unreachable_services()
-    if problems:
-        print("\n".join(problems), file=sys.stderr)
-        return 3
+    if services_down():
+        return EXIT_SERVICES_DOWN
     samples: dict[str, list[float]] = {name: [] for name in VARIANTS}
     for _ in range(args.n):  # 번갈아 띄워서 기계 상태의 변화가 한쪽에만 몰리지 않게 한다
         for name, fast in VARIANTS.items():
             samples[name].append(measure(args.lesson, fast_start=fast))
-    rows = {name: summarize(values) for name, values in samples.items()}
-    print_table(f"worker start-up to 'ready.' ({args.lesson}, prefork -c 2)", rows)
-    write_json(args.json, rows)
+    report(f"worker start-up to 'ready.' ({args.lesson}, prefork -c 2)", samples, args.json)
     return 0
 
 
