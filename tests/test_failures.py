@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import signal
+import time
 
 import pytest
 from celery.result import AsyncResult
 
 from playground.lessons import available_lessons, lesson_app, purge, run_call_tasks, worker_on_empty_queue
+from playground.workers import Worker
 
 BOUND_SECONDS = 20
 
@@ -64,3 +67,43 @@ def test_a_task_sent_while_no_worker_runs_is_run_by_a_worker_started_later():
     assert AsyncResult(task_id, app=app).state == "PENDING"
     with worker_on_empty_queue("practice00", purge_first=False):
         assert AsyncResult(task_id, app=app).get(timeout=BOUND_SECONDS) == 5
+
+
+def _worker_running_a_slow_task(seconds):
+    from practice00.tasks import slow_add
+
+    purge("practice00")
+    worker = Worker("practice00").start()
+    worker.wait_ready()
+    result = slow_add.delay(1, 1, seconds=seconds)
+    worker.wait_for_log(rf"{result.id}\] received", BOUND_SECONDS)
+    time.sleep(0.3)  # 쉬는 풀 프로세스가 곧바로 실행하기 시작했다
+    return worker, result
+
+
+def test_ctrl_c_is_a_warm_shutdown_the_running_task_finishes_first():
+    worker, result = _worker_running_a_slow_task(seconds=2)
+    try:
+        worker.proc.send_signal(signal.SIGINT)  # 터미널에서 Ctrl-C 한 번
+        worker.proc.wait(BOUND_SECONDS)
+    finally:
+        worker.stop()
+    assert "Warm shutdown" in worker.log
+    assert result.get(timeout=BOUND_SECONDS) == 2
+    assert result.state == "SUCCESS"
+
+
+def test_cold_shutdown_cancels_the_running_task_and_without_acks_late_it_is_gone():
+    worker, result = _worker_running_a_slow_task(seconds=3)
+    try:
+        worker.proc.send_signal(signal.SIGQUIT)  # kill -QUIT <워커 pid>: cold shutdown
+        worker.proc.wait(BOUND_SECONDS)
+    finally:
+        worker.stop()
+    assert "Cold shutdown" in worker.log
+    assert f"{result.id}] succeeded" not in worker.log
+    assert result.state == "RETRY"  # 취소되며 RETRY 로 적히지만 다시 보내지지는 않는다
+    with worker_on_empty_queue("practice00", purge_first=False) as again:
+        time.sleep(3.5)  # 다시 배달되었다면 이 안에 실행되어 끝났을 것이다
+        assert result.id not in again.log
+    assert result.state == "RETRY"
