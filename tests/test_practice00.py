@@ -226,3 +226,12 @@ def _log_time(worker, pattern: str) -> float:
 
 def _env(**overrides: str) -> dict[str, str]:
     return {**os.environ, **overrides}
+
+
+def test_a_pickle_message_is_refused_and_only_a_timeout_ends_the_wait(worker):
+    result = add.apply_async((1, 2), serializer="pickle")
+    worker.wait_for_log(r"Refusing to deserialize untrusted content of type pickle", WAIT)
+    with pytest.raises(CeleryTimeoutError):
+        result.get(timeout=1)  # 워커는 결과를 남기지 않는다: timeout 이 없으면 영원히 기다린다
+    assert result.state == "PENDING"
+    assert f"{result.id}] received" not in worker.log
