@@ -198,6 +198,7 @@ def test_the_readme_query_on_celery_taskmeta_runs(worker, results_db):
     result = add.delay(20, 22)
     result.get(timeout=WAIT)
     rows = results_db.execute(sqlalchemy.text(query)).mappings().all()
+    # 방금 끝난 작업이 맨 위에 온다(끝나지 않은 RETRY 같은 행은 date_done 이 비어 있어 NULLS LAST 로 뒤에 간다)
     assert {"task_id": result.id, "status": "SUCCESS", "result": "42"}.items() <= rows[0].items()
 
 
