@@ -26,7 +26,7 @@ from practice01.tasks import (
 )
 
 WAIT = 15
-SETTLE = 0.5  # FAILURE 가 기록된 뒤 풀 프로세스가 죽을 때까지(SIGTERM → 약 0.1초 → SIGKILL) 넉넉히
+KILLED = r"Process 'ForkPoolWorker-\d+' pid:(\d+) exited with 'signal 9 \(SIGKILL\)'"
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,19 @@ def full_pool(worker):
         time.sleep(0.05)
     assert len(worker.pids()) == 1 + worker.concurrency
     return worker.pids()
+
+
+def wait_for_kill(worker, task_id):
+    """task_id 의 하드 제한 뒤에 SIGKILL 로 끝난 풀 프로세스가 로그에 찍힐 때까지 기다리고 그 pid 를 돌려준다.
+
+    FAILURE 는 제한 시각에 곧바로 기록되고 프로세스는 그 뒤에 죽으므로, 작업이 남긴 흔적은 이다음에 읽는다.
+    """
+    limit = worker.wait_for_log(rf"Hard time limit \(\d+s\) exceeded for \S+\[{task_id}\]", 5)
+    deadline = time.monotonic() + 5
+    while not (killed := re.compile(KILLED).search(worker.log, limit.end())):
+        assert time.monotonic() < deadline, f"no pool process was killed after {task_id}'s hard limit"
+        time.sleep(0.02)
+    return int(killed.group(1))
 
 
 def send(task):
@@ -75,18 +88,16 @@ def test_hard_limit_marks_the_task_failed_with_time_limit_exceeded(worker):
 def test_hard_limit_terminates_the_pool_process_cleanup_starts_but_does_not_finish(worker):
     result, run_id = send(hard_limited)
     result.get(timeout=WAIT, propagate=False)
-    time.sleep(SETTLE)
+    killed = wait_for_kill(worker, result.id)
     started, *rest = notes(run_id)
-    pid = int(re.fullmatch(r"시작 \(pid (\d+)\)", started).group(1))
+    assert int(re.fullmatch(r"시작 \(pid (\d+)\)", started).group(1)) == killed
     assert rest == ["finally 시작"]  # SIGTERM 으로 finally 에 들어갔지만, SIGKILL 이 먼저 왔다
-    worker.wait_for_log(rf"Process 'ForkPoolWorker-\d+' pid:{pid} exited with 'signal 9 \(SIGKILL\)'", 5)
 
 
 def test_the_pool_replaces_a_killed_process_and_keeps_serving(worker):
-    result, run_id = send(hard_limited)
+    result, _ = send(hard_limited)
     result.get(timeout=WAIT, propagate=False)
-    time.sleep(SETTLE)
-    killed = int(re.search(r"pid (\d+)", notes(run_id)[0]).group(1))
+    killed = wait_for_kill(worker, result.id)
     assert killed not in worker.pids()
     full_pool(worker)  # 풀은 죽은 프로세스 대신 새 프로세스를 띄워 크기를 되찾는다
     served = [unlimited.delay() for _ in range(worker.concurrency)]
@@ -126,7 +137,7 @@ def test_soft_limit_raises_inside_the_task_and_the_cleanup_reaches_the_caller(wo
 def test_a_cleanup_longer_than_the_margin_is_cut_by_the_hard_limit(worker):
     result, run_id = send(slow_cleanup)
     error = result.get(timeout=WAIT, propagate=False)
-    time.sleep(SETTLE)
+    wait_for_kill(worker, result.id)
     assert result.state == "FAILURE"
     assert isinstance(error, TimeLimitExceeded)
     assert notes(run_id) == ["소프트 제한: 정리 시작"]

@@ -9,10 +9,10 @@ import time
 import pytest
 import redis
 from celery import Celery, chord, group
-from kombu import Connection
 
 import global_config
 from benchmarks import chord_latency
+from playground.broker import queue_counts
 from playground.lessons import run_call_tasks, worker_on_empty_queue
 from playground.workers import Worker, running
 from practice03.tasks import BACKEND, LONG_SECONDS, SHORT_SECONDS, fetch, merge
@@ -54,9 +54,12 @@ def test_chord_callback_gets_header_results_in_order_after_the_slowest(worker):
 def test_redis_finishes_a_chord_without_chord_unlock_counting_results_in_a_sorted_set(worker):
     result = chord(header(long_part=1))(merge.s())
     group_id = result.parent.id
-    time.sleep(SHORT_SECONDS * 4)  # 짧은 셋은 끝났고 긴 하나는 아직이다
     client = redis.Redis.from_url(global_config.REDIS_URL)
     prefix = f"celery-taskset-meta-{group_id}"
+    deadline = time.monotonic() + WAIT
+    while client.zcard(prefix + ".j") < 3:  # 짧은 셋이 끝날 때까지; 긴 하나는 아직이다
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     keys = {key.decode().removeprefix(prefix): client.type(key).decode() for key in client.keys(prefix + "*")}
     # .j: 저장된 header 결과를 모으는 정렬 집합(이것의 크기로 센다), .d: 중복 방지, .s: chord 크기.
     # 예전 방식의 INCR 카운터(.t)는 없다.
@@ -84,10 +87,10 @@ def test_postgres_finishes_a_chord_with_chord_unlock_retrying_every_second():
 def test_rpc_backend_refuses_a_chord_before_sending_anything():
     rpc_app = Celery("practice03_rpc", broker=global_config.RABBITMQ_URL, backend="rpc://")
     queue = rpc_app.conf.task_default_queue
-    before = _messages_in(queue)
+    before = queue_counts(queue)
     with pytest.raises(NotImplementedError, match='The "rpc" result backend does not support chords'):
         chord([rpc_app.signature(fetch.name, args=(1, 0))])(rpc_app.signature(merge.name))
-    assert _messages_in(queue) == before
+    assert queue_counts(queue) == before  # 큐가 없었으면 여전히 없고, 있었으면 메시지 수가 그대로다
 
 
 def test_call_tasks_prints_orders_and_the_callback_delay(worker):
@@ -110,12 +113,3 @@ def test_the_chord_latency_benchmark_runs_and_writes_json(tmp_path, capsys):
     for row in rows.values():
         assert row["n"] == 2 and 0 <= row["p50"] <= row["p95"] <= row["max"]
     assert "postgres" in capsys.readouterr().out
-
-
-def _messages_in(queue: str) -> int:
-    with Connection(global_config.RABBITMQ_URL) as conn:
-        channel = conn.channel()
-        try:
-            return channel.queue_declare(queue=queue, passive=True).message_count
-        except Exception:  # 큐가 없으면 메시지도 없다
-            return 0

@@ -17,6 +17,7 @@ from kombu import Exchange, Queue
 
 import global_config
 from playground import PROJECT_ROOT
+from playground.broker import delete_queue, queue_counts
 from playground.lessons import lesson_workers, purge, run_call_tasks
 from playground.workers import running
 from practice05.tasks import BACKLOG, SLOW_SECONDS, app, build_report, cleanup, send_alert
@@ -79,12 +80,12 @@ def test_precedence_call_time_over_task_option_over_task_routes_over_default():
 
     with ExitStack() as cleanup_queues:
         for name in names.values():
-            cleanup_queues.callback(_delete_queue, probe, name)
+            cleanup_queues.callback(delete_queue, name)
         routed_with_option.apply_async(queue=names["call"])
         routed_with_option.apply_async()
         routed.apply_async()
         plain.apply_async()
-        assert {level: _depth(probe, name) for level, name in names.items()} == {
+        assert {level: queue_counts(name)[0] for level, name in names.items()} == {
             "call": 1,  # apply_async(queue=) 가 이긴다
             "task": 1,  # 그다음 작업의 queue 옵션(task_routes 보다 우선)
             "routes": 1,  # 그다음 task_routes
@@ -114,7 +115,7 @@ def test_a_queue_declared_without_an_exchange_shares_the_default_queues_exchange
             # 그 exchange 로 보낸 메시지 하나가 두 큐에 모두 들어간다
             producer = conn.Producer(channel=channel, serializer="json")
             producer.publish({"hello": "both"}, exchange=Exchange(low, type="direct"), routing_key=low)
-            assert (_depth(probe, high), _depth(probe, low)) == (1, 1)
+            assert (queue_counts(high)[0], queue_counts(low)[0]) == (1, 1)
         finally:
             for name in (high, low):
                 channel.queue_delete(queue=name)
@@ -136,7 +137,7 @@ def test_prefetch_multiplier_1_leaves_the_backlog_on_the_broker(workers):
     low.wait_for_log(rf"build_report\[{backlog[0].id}\] received", WAIT)
     inspect = app.control.inspect(destination=[low.node], timeout=1.0)
     reserved = inspect.reserved()[low.node]
-    waiting_on_broker = _depth(app, "low")
+    waiting_on_broker = queue_counts("low")[0]
     assert len(reserved) <= 1  # 실행 중인 하나 말고는 많아야 하나만 미리 가져온다
     assert waiting_on_broker >= BACKLOG - 2  # 나머지는 다른 워커가 가져갈 수 있게 브로커에 남아 있다
     for r in backlog:
@@ -150,8 +151,7 @@ def test_a_task_on_a_queue_nobody_consumes_waits_there_forever(workers):
         with pytest.raises(CeleryTimeoutError):
             result.get(timeout=1)
         assert result.state == "PENDING"
-        assert _depth(app, queue) == 1
-        assert _consumers(app, queue) == 0
+        assert queue_counts(queue) == (1, 0)  # 메시지 하나, 소비자 없음
         active = subprocess.run(
             [sys.executable, "-m", "celery", "-A", "practice05.tasks", "inspect", "active_queues"],
             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30,
@@ -160,7 +160,7 @@ def test_a_task_on_a_queue_nobody_consumes_waits_there_forever(workers):
         assert queue not in active
     finally:
         app.backend.remove_pending_result(result)  # 기다리다 만 결과의 Redis 구독을 지금 푼다
-        _delete_queue(app, queue)
+        delete_queue(queue)
 
 
 def test_without_task_create_missing_queues_an_unknown_queue_is_refused():
@@ -206,21 +206,6 @@ def test_call_tasks_with_two_live_workers(workers):
     assert "Deprecat" not in out
     assert "Deprecat" not in workers["high"].log + workers["low"].log
     assert "!!" not in out
-
-
-def _depth(probe, queue):
-    with probe.connection_for_write() as conn:
-        return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
-
-
-def _consumers(probe, queue):
-    with probe.connection_for_write() as conn:
-        return conn.default_channel.queue_declare(queue=queue, passive=True).consumer_count
-
-
-def _delete_queue(probe, queue):
-    with probe.connection_for_write() as conn:
-        conn.default_channel.queue_delete(queue=queue)
 
 
 def _bindings():

@@ -17,6 +17,7 @@ from kombu import Connection
 
 import global_config
 from playground import PROJECT_ROOT
+from playground.broker import delete_queue
 from playground.lessons import run_call_tasks, worker_on_empty_queue
 from practice06.tasks import QUEUE, app, count_words, send_welcome
 
@@ -78,8 +79,7 @@ def test_with_no_worker_on_the_queue_a_wrong_name_stays_pending(client):
         assert result.state == "PENDING"
     finally:
         lonely.backend.remove_pending_result(result)
-        with lonely.connection_for_write() as conn:
-            conn.default_channel.queue_delete(queue="practice06_nobody")
+        delete_queue("practice06_nobody")
 
 
 def test_celery_inspect_registered_lists_the_names(worker):
