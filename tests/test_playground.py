@@ -150,3 +150,12 @@ def test_the_test_suite_stops_at_once_when_a_service_is_missing():
     assert run.returncode == EXIT_SERVICES_DOWN
     assert "RabbitMQ에 연결할 수 없습니다: amqp://localhost:1" in run.stdout + run.stderr
     assert " passed" not in run.stdout and " skipped" not in run.stdout
+
+
+def test_runner_exits_1_when_a_lesson_fails(monkeypatch, capsys):
+    # 실패하는 실습 하나를 목록에 끼워 넣는다: 그 워커는 모듈이 없어 뜨지 못한다.
+    from playground import runner
+
+    monkeypatch.setattr(runner, "available_lessons", lambda: ["no_such_lesson"])
+    assert runner.main(["all"]) == runner.EXIT_LESSON_FAILED
+    assert "━━ no_such_lesson: 실패" in capsys.readouterr().out
