@@ -146,13 +146,28 @@ class Worker:
         started = time.monotonic()
         deadline = started + timeout
         self.node = self.wait_for_log(rf"({re.escape(self.name)}@\S+) ready\.", timeout).group(1)
-        app = importlib.import_module(f"{self.lesson}.tasks").app
+        app = self._app()
         while not app.control.ping(destination=[self.node], timeout=PING_TIMEOUT_SECONDS):
             if self.proc is None or self.proc.poll() is not None:
                 raise WorkerError(self._failure("exited before answering a ping"))
             if time.monotonic() > deadline:
                 raise WorkerError(self._failure(f"did not answer a ping within {timeout:g} s"))
         return time.monotonic() - started
+
+    def _app(self):
+        return importlib.import_module(f"{self.lesson}.tasks").app
+
+    def _wake(self) -> None:
+        """쉬고 있는 워커의 이벤트 루프를 깨운다.
+
+        워커는 신호를 받으면 표시만 해 두고, 이벤트 루프가 다음에 깨어날 때(쉬고 있으면 1초 넘게 걸린다)
+        그 표시를 보고 멈추기 시작한다. 그 노드에 답장을 기다리지 않는 ping 을 보내면 메시지가 도착하면서
+        루프가 곧바로 깨어난다. 신호의 뜻(warm/cold)은 바뀌지 않는다.
+        """
+        if self.node is None:
+            return
+        with suppress(Exception):  # 깨우지 못해도 워커는 조금 늦게 멈출 뿐이다
+            self._app().control.broadcast("ping", destination=[self.node], reply=False)
 
     def _failure(self, what: str) -> str:
         code = self.proc.poll() if self.proc else None
@@ -184,6 +199,7 @@ class Worker:
             if self.proc.poll() is not None:
                 break
             self.proc.send_signal(sig)
+            self._wake()
             try:
                 self.proc.wait(grace)
             except subprocess.TimeoutExpired:

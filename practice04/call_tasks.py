@@ -34,6 +34,8 @@ from practice04.tasks import (
 TRAP_EXPIRES_SECONDS = 10
 # 작업이 RETRY 상태가 되기를 기다리는 상한.
 STATE_WAIT_SECONDS = 5
+# inspect 가 워커의 답을 기다리는 상한.
+INSPECT_TIMEOUT = 1.0
 
 lesson = Scenario(app)
 step, expect = lesson.step, lesson.expect
@@ -123,21 +125,31 @@ def run():
     )
 
     step("7. 함정: autoretry_for 만 있고 retry_backoff 도 countdown 도 없으면")
-    trap, _ = send(auto_retrying_slowly, expires=TRAP_EXPIRES_SECONDS)
+    trap, trap_id = send(auto_retrying_slowly, expires=TRAP_EXPIRES_SECONDS)
     state = wait_for_state(trap, "RETRY")
     print(f"    auto_retrying_slowly: state={state}, info={trap.info!r}")
-    eta = scheduled_eta(trap.id)
+    eta = scheduled_eta(trap.id, worker=first_attempt_worker(trap_id))
     delay = (datetime.fromisoformat(eta) - datetime.now().astimezone()).total_seconds() if eta else None
-    print(f"    inspect().scheduled() → 다음 시도 eta={eta} (지금부터 약 {delay or 0:.0f}초 뒤)")
+    print(f"    inspect(destination=[첫 시도를 실행한 워커]).scheduled() → 다음 시도 eta={eta} "
+          f"(지금부터 약 {delay or 0:.0f}초 뒤)")  # fmt: skip
     print(f"    → default_retry_delay = {auto_retrying_slowly.default_retry_delay}초. "
           f"이 작업은 expires={TRAP_EXPIRES_SECONDS}초로 보냈으므로 다시 실행되지 않고 버려진다.")  # fmt: skip
     expect("함정 작업의 state", state, "RETRY")
     expect("함정 작업의 다음 시도까지(초, 반올림)", round(delay, -1) if delay else None, 180)
 
 
-def scheduled_eta(task_id):
-    """워커가 eta 까지 쥐고 있는 작업 중 task_id 의 eta (ISO 문자열). 못 찾으면 None."""
-    replies = app.control.inspect(timeout=1.0).scheduled() or {}
+def first_attempt_worker(run_id):
+    """첫 시도를 실행한 워커의 노드 이름. 재시도 메시지는 그 워커가 eta 까지 쥐고 있다."""
+    return json.loads(attempt_log.lindex(attempts_key(run_id), 0))["worker"]
+
+
+def scheduled_eta(task_id, worker):
+    """worker 가 eta 까지 쥐고 있는 작업 중 task_id 의 eta (ISO 문자열). 못 찾으면 None.
+
+    destination 을 주면 그 워커의 답이 오는 즉시 돌아온다. 주지 않으면 워커가 몇인지 모르므로
+    timeout 내내 답을 모은다.
+    """
+    replies = app.control.inspect(destination=[worker], timeout=INSPECT_TIMEOUT).scheduled() or {}
     for entries in replies.values():
         for entry in entries:
             if entry["request"]["id"] == task_id:

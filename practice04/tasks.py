@@ -32,7 +32,8 @@ app.conf.update(
     task_default_queue="practice04",
 )
 
-# 시도마다 (self.request.retries, 시각)을 Redis 목록에 적는다. 호출한 쪽이 시도 횟수와 간격을 본다.
+# 시도마다 (self.request.retries, 시각, 실행한 워커)를 Redis 목록에 적는다. 호출한 쪽이 시도 횟수와 간격을 보고,
+# 다음 시도를 쥐고 있는 워커에게만 물어볼 수 있다.
 attempt_log = redis.Redis.from_url(REDIS_URL, decode_responses=True)
 ATTEMPTS_TTL_SECONDS = 3600
 
@@ -41,14 +42,15 @@ def attempts_key(run_id):
     return f"practice04:attempts:{run_id}"
 
 
-def record_attempt(run_id, retries):
-    attempt_log.rpush(attempts_key(run_id), json.dumps({"retries": retries, "at": time.time()}))
+def record_attempt(run_id, request):
+    row = {"retries": request.retries, "at": time.time(), "worker": request.hostname}
+    attempt_log.rpush(attempts_key(run_id), json.dumps(row))
     attempt_log.expire(attempts_key(run_id), ATTEMPTS_TTL_SECONDS)
 
 
 @app.task(bind=True, max_retries=MAX_RETRIES)
 def flaky(self, run_id, failures=FAILURES_BEFORE_SUCCESS):
-    record_attempt(run_id, self.request.retries)
+    record_attempt(run_id, self.request)
     try:
         if self.request.retries < failures:
             raise ConnectionError(f"일시적 오류 (retries={self.request.retries})")
@@ -61,7 +63,7 @@ def flaky(self, run_id, failures=FAILURES_BEFORE_SUCCESS):
 
 @app.task(bind=True, max_retries=MAX_RETRIES)
 def always_fails(self, run_id):
-    record_attempt(run_id, self.request.retries)
+    record_attempt(run_id, self.request)
     try:
         raise ConnectionError("외부 서비스가 응답하지 않음")
     except ConnectionError as exc:
@@ -71,7 +73,7 @@ def always_fails(self, run_id):
 
 @app.task(bind=True, max_retries=MAX_RETRIES)
 def always_fails_without_exc(self, run_id):
-    record_attempt(run_id, self.request.retries)
+    record_attempt(run_id, self.request)
     try:
         raise ConnectionError("외부 서비스가 응답하지 않음")
     except ConnectionError:
@@ -91,7 +93,7 @@ def always_fails_without_exc(self, run_id):
     max_retries=MAX_RETRIES,
 )
 def auto_retrying(self, run_id):
-    record_attempt(run_id, self.request.retries)
+    record_attempt(run_id, self.request)
     raise ConnectionError("외부 서비스가 응답하지 않음")
 
 
@@ -105,7 +107,7 @@ def auto_retrying(self, run_id):
     max_retries=MAX_RETRIES,
 )
 def auto_retrying_with_jitter(self, run_id):
-    record_attempt(run_id, self.request.retries)
+    record_attempt(run_id, self.request)
     raise ConnectionError("외부 서비스가 응답하지 않음")
 
 
@@ -113,5 +115,5 @@ def auto_retrying_with_jitter(self, run_id):
 # 다음 시도까지 default_retry_delay = 180초를 기다린다.
 @app.task(bind=True, autoretry_for=(ConnectionError,), max_retries=1)
 def auto_retrying_slowly(self, run_id):
-    record_attempt(run_id, self.request.retries)
+    record_attempt(run_id, self.request)
     raise ConnectionError("외부 서비스가 응답하지 않음")

@@ -24,6 +24,9 @@ client.conf.update(
     task_default_queue="practice06",
 )
 
+# inspect() 가 워커들의 답을 모으는 시간.
+INSPECT_SECONDS = 0.5
+
 lesson = Scenario(client, lesson="practice06")
 step, expect = lesson.step, lesson.expect
 
@@ -58,7 +61,8 @@ def run():
     expect("틀린 이름의 state", result.state, "FAILURE")
 
     step("4. 워커가 아는 이름들: inspect().registered()")
-    replies = client.control.inspect(timeout=1.0).registered() or {}
+    # 누구에게 묻는지(destination) 정하지 않았으므로, 워커가 몇인지 모르는 inspect 는 timeout 내내 답을 모은다.
+    replies = client.control.inspect(timeout=INSPECT_SECONDS).registered() or {}
     names = sorted({name for tasks in replies.values() for name in tasks if "email" in name or "practice06" in name})
     print(f"    {names}")
     expect("워커가 아는 이름", {"email.send_welcome", "practice06.tasks.count_words"} <= set(names), True)

@@ -64,6 +64,7 @@ def test_retries_count_from_zero_and_a_transient_failure_ends_in_success(worker)
     assert result.get(timeout=WAIT) == "성공: retries=2"
     assert [a["retries"] for a in attempts(run_id)] == [0, 1, 2]
     assert all(gap >= RETRY_COUNTDOWN - EARLY for gap in gaps(run_id))
+    assert {a["worker"] for a in attempts(run_id)} == {worker.node}  # self.request.hostname
 
 
 def test_a_retry_is_the_same_task_id_sent_again(worker):
@@ -94,6 +95,19 @@ def test_a_task_waiting_to_retry_is_held_by_the_worker_not_by_a_pool_process(wor
     assert ids <= scheduled  # 워커의 메인 프로세스가 eta 까지 쥐고 있다
     for r in waiting:
         r.get(timeout=WAIT, propagate=False)
+
+
+def test_inspect_with_a_destination_returns_on_the_answer_without_one_it_waits_the_whole_timeout(worker):
+    window = 3.0
+    started = time.monotonic()
+    targeted = app.control.inspect(destination=[worker.node], timeout=window).scheduled()
+    targeted_seconds = time.monotonic() - started
+    started = time.monotonic()
+    everyone = app.control.inspect(timeout=window).scheduled()
+    everyone_seconds = time.monotonic() - started
+    assert list(targeted) == [worker.node]
+    assert worker.node in everyone
+    assert targeted_seconds < window <= everyone_seconds
 
 
 def test_max_retries_3_means_4_executions_and_exc_gives_the_original_exception(worker):
