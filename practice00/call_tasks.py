@@ -19,6 +19,9 @@ from practice00.tasks import COUNTDOWN_SECONDS, WORK_SECONDS, add, app, divide, 
 
 # 없는 id 를 get() 으로 기다려 볼 시간.
 UNKNOWN_ID_TIMEOUT = 1
+# 데이터베이스 결과 백엔드는 결과가 왔다고 알려 주지 않는다. get() 은 interval 초(기본 0.5)마다 테이블을
+# 다시 읽는다. 간격을 줄이면 더 빨리 돌려받는 대신 데이터베이스를 그만큼 자주 읽는다.
+POLL_INTERVAL = 0.1
 
 lesson = Scenario(app)
 step, expect = lesson.step, lesson.expect
@@ -28,12 +31,12 @@ def run():
     step("1. delay() 로 보내고 get() 으로 결과 받기")
     result = add.delay(2, 3)
     print(f"    add.delay(2, 3)            → AsyncResult id={result.id}")
-    value = result.get(timeout=RESULT_TIMEOUT)
-    print(f"    result.get(timeout={RESULT_TIMEOUT})     → {value!r}")
+    value = result.get(timeout=RESULT_TIMEOUT, interval=POLL_INTERVAL)
+    print(f"    result.get(timeout={RESULT_TIMEOUT}, interval={POLL_INTERVAL}) → {value!r}")
     expect("add(2, 3)", value, 5)
 
     step("2. apply_async(): delay() 의 원래 모습, 실행 옵션을 줄 수 있다")
-    value = add.apply_async(args=(2, 3)).get(timeout=RESULT_TIMEOUT)
+    value = add.apply_async(args=(2, 3)).get(timeout=RESULT_TIMEOUT, interval=POLL_INTERVAL)
     print(f"    add.apply_async(args=(2, 3)).get() → {value!r}   (delay(2, 3) 과 같다)")
     expect("apply_async(args=(2, 3))", value, 5)
     try:
@@ -48,7 +51,7 @@ def run():
     print(f"    add.apply_async(args=(4, 5), countdown={COUNTDOWN_SECONDS})")
     print(f"      보낸 직후: ready()={result.ready()}, state={result.state}")
     expect("countdown 직후 ready()", result.ready(), False)
-    value = result.get(timeout=RESULT_TIMEOUT + COUNTDOWN_SECONDS)
+    value = result.get(timeout=RESULT_TIMEOUT + COUNTDOWN_SECONDS, interval=POLL_INTERVAL)
     waited = (result.date_done.replace(tzinfo=UTC) - sent_at).total_seconds()
     print(f"      get() → {value!r}, 보낸 뒤 {waited:.2f}초에 완료 (date_done 기준)")
     expect("countdown 작업의 값", value, 9)
@@ -58,7 +61,7 @@ def run():
     result = slow_add.delay(1, 1)
     print(f"    slow_add.delay(1, 1) 직후: ready()={result.ready()}, state={result.state}")
     expect("실행 중 ready()", result.ready(), False)
-    value = result.get(timeout=RESULT_TIMEOUT)
+    value = result.get(timeout=RESULT_TIMEOUT, interval=POLL_INTERVAL)
     print(f"    get() → {value!r}")
     print(f"    끝난 뒤: ready()={result.ready()}, successful()={result.successful()}, "
           f"failed()={result.failed()}, state={result.state}")  # fmt: skip
@@ -68,7 +71,7 @@ def run():
 
     step("4. 실패하는 작업: divide(1, 0)")
     result = divide.delay(1, 0)
-    error = result.get(timeout=RESULT_TIMEOUT, propagate=False)
+    error = result.get(timeout=RESULT_TIMEOUT, propagate=False, interval=POLL_INTERVAL)
     print(f"    get(propagate=False) → {error!r}   (예외를 던지지 않고 예외 객체를 돌려준다)")
     print(f"    ready()={result.ready()}, successful()={result.successful()}, "
           f"failed()={result.failed()}, state={result.state}")  # fmt: skip
@@ -79,7 +82,7 @@ def run():
     print(f"    traceback 의 마지막 줄: {last_line}")
     expect("traceback 마지막 줄", last_line, "ZeroDivisionError: division by zero")
     try:
-        result.get(timeout=RESULT_TIMEOUT)
+        result.get(timeout=RESULT_TIMEOUT, interval=POLL_INTERVAL)
         expect("get() 이 예외를 다시 던짐", "던지지 않음", "ZeroDivisionError")
     except ZeroDivisionError as exc:
         print(f"    get() → 워커에서 난 예외를 호출한 쪽에서 다시 던진다: ZeroDivisionError({exc})")
@@ -90,7 +93,7 @@ def run():
     expect("모르는 id 의 state", unknown.state, "PENDING")
     started = time.monotonic()
     try:
-        unknown.get(timeout=UNKNOWN_ID_TIMEOUT)
+        unknown.get(timeout=UNKNOWN_ID_TIMEOUT, interval=POLL_INTERVAL)
         expect("모르는 id 의 get()", "값이 옴", "TimeoutError")
     except CeleryTimeoutError:
         waited = time.monotonic() - started

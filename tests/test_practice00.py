@@ -14,6 +14,8 @@ import pytest
 import sqlalchemy
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from playground import PROJECT_ROOT
 from playground.lessons import run_call_tasks, worker_on_empty_queue
@@ -156,6 +158,28 @@ def test_database_backend_get_polls_every_half_second(worker):
     assert stored_after < returned_after - 0.1
 
 
+def test_get_interval_sets_how_often_the_database_backend_reads_the_table(worker):
+    def reads_during_get(**options):
+        reads = []
+
+        def count(conn, cursor, statement, *args):
+            if statement.lstrip().upper().startswith("SELECT") and "celery_taskmeta" in statement:
+                reads.append(statement)
+
+        result = slow_add.delay(1, 1, seconds=1.0)
+        event.listen(Engine, "before_cursor_execute", count)
+        try:
+            assert result.get(timeout=WAIT, **options) == 2
+        finally:
+            event.remove(Engine, "before_cursor_execute", count)
+        return len(reads)
+
+    default = reads_during_get()  # 1초 작업: 0, 0.5, 1.0 … 초에 읽는다
+    frequent = reads_during_get(interval=0.1)
+    assert default >= 2
+    assert frequent >= 2 * default
+
+
 def test_results_are_rows_in_postgres_celery_taskmeta(worker, results_db):
     ok = add.delay(20, 22)
     bad = divide.delay(1, 0)
@@ -206,7 +230,7 @@ def test_call_tasks_runs_the_whole_scenario(worker):
     run = run_call_tasks("practice00", timeout=60)
     assert run.returncode == 0, run.output
     out = run.output
-    assert "result.get(timeout=10)     → 5" in out
+    assert "result.get(timeout=10, interval=0.1) → 5" in out
     assert "TypeError: add() got an unexpected keyword argument 'countdown'" in out
     assert "보낸 직후: ready()=False, state=PENDING" in out
     assert "끝난 뒤: ready()=True, successful()=True, failed()=False, state=SUCCESS" in out
