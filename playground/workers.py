@@ -62,6 +62,8 @@ class Worker:
         self._lines: list[str] = []
         self._changed = threading.Condition()
         self._reader: threading.Thread | None = None
+        self._stop_lock = threading.Lock()
+        self._exit_code: int | None = None  # stop() 이 끝나면 채워진다. 그 뒤에는 PID 를 다시 쓰지 않는다.
 
     @property
     def argv(self) -> list[str]:
@@ -189,9 +191,19 @@ class Worker:
         return found
 
     def stop(self) -> int | None:
-        """SIGTERM(warm) → SIGQUIT(cold) → SIGKILL 순서로, 이 워커의 PID에만 신호를 보낸다."""
+        """SIGTERM(warm) → SIGQUIT(cold) → SIGKILL 순서로, 이 워커의 PID에만 신호를 보낸다.
+
+        여러 번, 여러 스레드에서 불러도 된다: 이미 멈춘 워커에는 아무 신호도 보내지 않는다.
+        """
         if self.proc is None:
             return None
+        with self._stop_lock:
+            if self._exit_code is None:
+                self._exit_code = self._stop()
+            return self._exit_code
+
+    def _stop(self) -> int:
+        assert self.proc is not None
         for sig, grace in (
             (signal.SIGTERM, WARM_SHUTDOWN_SECONDS),
             (signal.SIGQUIT, COLD_SHUTDOWN_SECONDS),

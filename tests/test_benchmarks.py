@@ -34,3 +34,28 @@ def test_queue_isolation_benchmark_runs_and_writes_json(tmp_path, capsys):
     assert all(row["n"] == 1 for row in rows.values())
     assert rows["shared"]["p50"] > rows["separate"]["p50"]  # 같은 큐의 경보는 밀린 작업 뒤에 줄을 선다
     assert "separate" in capsys.readouterr().out
+
+
+def test_course_speed_counts_deliberate_waits_for_every_lesson():
+    from benchmarks import course_speed
+    from playground.lessons import available_lessons
+
+    waits = course_speed.deliberate_waits()
+    assert set(waits) == set(available_lessons())
+    assert all(seconds >= 0 for seconds in waits.values())
+    assert waits["practice04"] == 5  # auto_retrying 의 간격 1 + 2 + 2 초 (README)
+
+
+def test_course_speed_benchmark_runs_and_writes_json(tmp_path, capsys, monkeypatch):
+    from benchmarks import course_speed
+
+    monkeypatch.setattr(course_speed, "available_lessons", lambda: ["practice02", "practice06"])
+    path = tmp_path / "speed.json"
+    assert course_speed.main(["--jobs", "1", "2", "--json", str(path)]) == 0
+    result = json.loads(path.read_text())
+    assert set(result["runs"]) == {"1", "2"}
+    for run in result["runs"].values():
+        assert run["ok"] is True
+        assert set(run["lessons"]) == {"practice02", "practice06"}
+        assert run["wall"] > 0
+    assert "wall/waits" in capsys.readouterr().out

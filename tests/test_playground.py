@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -60,13 +61,54 @@ def test_runner_runs_a_lesson_end_to_end_and_leaves_no_worker_behind():
 
 
 @pytest.mark.timeout(600)
-def test_runner_all_runs_every_lesson_in_order():
-    run = run_playground("all", timeout=600)
+def test_runner_all_shows_every_lesson_as_one_block_in_order_and_leaves_no_worker_behind():
+    run = run_playground("all", timeout=600)  # 기본: 두 실습씩 함께
     assert run.returncode == 0, run.stdout + run.stderr
     headers = re.findall(r"^━━ (practice\d\d) ━", run.stdout, re.MULTILINE)
     assert headers == available_lessons()
-    for lesson in available_lessons():
-        assert f"━━ {lesson}: 통과" in run.stdout
+    blocks = re.split(r"^━━ practice\d\d ━+\n", run.stdout, flags=re.MULTILINE)[1:]
+    nodes_seen = set()
+    for lesson, block in zip(available_lessons(), blocks, strict=True):
+        # 그 실습의 줄은 모두 자기 머리줄과 결과 줄 사이에 있다: 워커가 뜨고, 일하고, 멈추는 것까지.
+        assert re.search(rf"^━━ {lesson}: 통과", block, re.MULTILINE), block
+        tags = set(re.findall(r"^(worker\S*)\s*│", block, re.MULTILINE))
+        assert tags, block
+        assert not tags & nodes_seen  # 다른 실습의 워커 줄이 섞이지 않았다
+        nodes_seen |= tags
+        for tag in tags:
+            assert re.search(rf"^{re.escape(tag)}\s*│ .*{re.escape(tag)}@\S+ ready\.", block, re.MULTILINE)
+            assert re.search(rf"^{re.escape(tag)}\s*│ worker: Warm shutdown", block, re.MULTILINE)
+    assert len(nodes_seen) == len(available_lessons()) + 1  # practice05 는 워커가 둘
+    assert "한 번에 2개씩" in run.stdout
+    for tag in nodes_seen:
+        assert live_processes_mentioning(f"--hostname={tag}@") == []
+
+
+def test_console_shows_lessons_in_order_whatever_order_their_lines_come_in():
+    out = io.StringIO()
+    console = Console(stream=out)
+    console.plan(["a", "b", "c"])
+    console.line("c", "c1")
+    console.line("b", "b1")
+    console.line("a", "a1")
+    console.finish("c", "c done")
+    assert out.getvalue().splitlines() == ["━━ a " + "━" * 50, "a1"]  # a 만 곧바로, b 와 c 는 모아 둔다
+    console.finish("a", "a done")
+    console.line("b", "b2")  # 이제 b 가 맨 앞: 곧바로 찍는다
+    console.finish("b", "b done")
+    console.line("a", "a late")  # 이미 보여 준 실습의 늦은 줄은 곧바로
+    assert out.getvalue().splitlines() == [
+        "━━ a " + "━" * 50, "a1", "a done",
+        "━━ b " + "━" * 50, "b1", "b2", "b done",
+        "━━ c " + "━" * 50, "c1", "c done",
+        "a late",
+    ]  # fmt: skip
+
+
+def test_runner_rejects_jobs_below_one():
+    run = run_playground("all", "--jobs", "0", timeout=FAIL_FAST_SECONDS)
+    assert run.returncode == EXIT_USAGE
+    assert "--jobs 는 1 이상이어야 합니다" in run.stderr
 
 
 def test_runner_rejects_an_unknown_lesson():

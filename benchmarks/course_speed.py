@@ -1,0 +1,116 @@
+"""강좌 전체(python -m playground all)는 얼마나 걸리고, 그중 얼마가 실습이 일부러 기다리는 시간인가.
+
+    python -m benchmarks.course_speed [--jobs 1 2] [--json PATH]
+
+--jobs 의 값마다 실행기와 똑같이 일곱 실습을 처음부터 끝까지 돌린다(워커를 띄우고, call_tasks 를 돌리고,
+워커를 멈추는 것까지). 잰 값은 시작부터 마지막 워커가 멈출 때까지의 벽시계 시간이다.
+
+"일부러 기다리는 시간"은 각 실습의 상수로 계산한다: call_tasks 가 결과를 기다리는 길 위에 놓인 sleep,
+countdown, 시간 제한, 재시도 간격, 끝까지 기다려 보는 timeout. 나란히 도는 작업들은 가장 긴 것 하나만 센다.
+상수를 바꾸면 이 값도 따라 바뀐다.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import EXIT_SERVICES_DOWN, services_down
+from playground.lessons import available_lessons
+from playground.runner import Console, Outcome, run_lessons
+
+
+def deliberate_waits() -> dict[str, float]:
+    """실습 이름 → 그 실습이 일부러 기다리는 시간(초)."""
+    from practice00 import call_tasks as c00
+    from practice00 import tasks as t00
+    from practice01 import call_tasks as c01
+    from practice01 import tasks as t01
+    from practice03 import tasks as t03
+    from practice04 import tasks as t04
+    from practice05 import call_tasks as c05
+    from practice05 import tasks as t05
+    from practice06 import call_tasks as c06
+
+    return {
+        # countdown 작업, slow_add, 모르는 id 의 get(timeout=…)
+        "practice00": t00.COUNTDOWN_SECONDS + t00.WORK_SECONDS + c00.UNKNOWN_ID_TIMEOUT,
+        "practice01": (
+            t01.WORK_SECONDS  # 1. unlimited
+            + t01.HARD_LIMIT
+            + c01.KILL_SETTLE_SECONDS  # 2. hard_limited
+            + t01.WORK_SECONDS  # 3. unlimited 두 개 (나란히)
+            + t01.SOFT_LIMIT
+            + t01.CLEANUP_SECONDS  # 4. batch_with_cleanup
+            + t01.HARD_LIMIT
+            + c01.KILL_SETTLE_SECONDS  # 5. slow_cleanup
+        ),
+        "practice02": 0.0,
+        # group 과 chord: 나란히 도는 조각 중 가장 긴 것, 두 번
+        "practice03": 2 * t03.LONG_SECONDS,
+        # 다섯 작업의 재시도가 나란히 돈다. 가장 긴 것은 auto_retrying 의 백오프 간격들(1, 2, 2초)
+        "practice04": float(sum(min(2**n, t04.BACKOFF_MAX) for n in range(t04.MAX_RETRIES))),
+        # low 에 밀린 보고서들(풀 프로세스 하나라 차례로), 아무도 보지 않는 큐의 get(timeout=…)
+        "practice05": t05.BACKLOG * t05.SLOW_SECONDS + c05.UNWATCHED_WAIT_SECONDS,
+        # inspect().registered() 가 답을 모으는 시간
+        "practice06": c06.INSPECT_SECONDS,
+    }
+
+
+def run_course(jobs: int) -> tuple[float, list[Outcome]]:
+    """실행기처럼 모든 실습을 돌리고 (벽시계 초, 실습별 결과)를 돌려준다. 실습 출력은 찍지 않는다."""
+    started = time.monotonic()
+    outcomes = run_lessons(available_lessons(), Console(stream=io.StringIO()), jobs=jobs)
+    return time.monotonic() - started, outcomes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.course_speed", description=__doc__)
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="한 번에 함께 돌릴 실습 수들 (기본 1 2)")
+    parser.add_argument("--json", metavar="PATH", help="결과를 JSON으로도 쓴다")
+    args = parser.parse_args(argv)
+    if services_down():
+        return EXIT_SERVICES_DOWN
+
+    waits = deliberate_waits()
+    total_waits = sum(waits[lesson] for lesson in available_lessons())
+    runs = {}
+    for jobs in args.jobs:
+        wall, outcomes = run_course(jobs)
+        runs[jobs] = {
+            "wall": wall,
+            "ratio": wall / total_waits,
+            "ok": all(outcome.ok for outcome in outcomes),
+            "lessons": {
+                o.lesson: {"ok": o.ok, "seconds": o.seconds, "ready": o.ready_seconds, "call_tasks": o.call_seconds}
+                for o in outcomes
+            },
+        }
+
+    print("python -m playground all: wall time against the lessons' deliberate waits")
+    print(f"machine: {platform.machine()}, {platform.system()} {platform.release()}, "
+          f"python {platform.python_version()}")  # fmt: skip
+    print(f"{'jobs':>4}  {'wall s':>7}  {'waits s':>7}  {'wall/waits':>10}  all passed")
+    for jobs, run in runs.items():
+        print(f"{jobs:>4}  {run['wall']:7.1f}  {total_waits:7.1f}  {run['ratio']:10.2f}  {run['ok']}")
+    print()
+    print("per lesson (s): waits / worker-ready wait / call_tasks, for each jobs value")
+    for lesson in available_lessons():
+        cells = "  ".join(
+            f"jobs={jobs}: {run['lessons'][lesson]['ready']:4.1f} {run['lessons'][lesson]['call_tasks']:5.1f}"
+            for jobs, run in runs.items()
+        )
+        print(f"{lesson}  waits {waits[lesson]:4.1f}  {cells}")
+
+    if args.json:
+        Path(args.json).write_text(json.dumps({"waits": waits, "runs": runs}, indent=2) + "\n")
+    return 0 if all(run["ok"] for run in runs.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
