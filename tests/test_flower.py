@@ -1,0 +1,155 @@
+"""README 'Flower' 절: README 의 명령 그대로 띄운 Flower 가 떠 있는 워커와 그 워커의 작업을 HTTP API 로 보여 준다."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+import pytest
+
+from playground import PROJECT_ROOT
+from playground.lessons import worker_on_empty_queue
+from practice00.tasks import add
+from tests.readme import command_starting, parse, readme
+
+FLOWER_READY_SECONDS = 30
+EVENT_WAIT_SECONDS = 10
+README = readme()
+
+
+class Flower:
+    """README 의 명령으로 띄운 Flower 프로세스 하나. 로그는 파일에 모은다."""
+
+    def __init__(self, command: str, *, port: int | None = None, drop_env: tuple[str, ...] = ()) -> None:
+        parsed = parse(command)
+        argv = parsed.argv
+        if port is not None:
+            argv = [f"--port={port}" if arg.startswith("--port=") else arg for arg in argv]
+        self.port = int(next(arg for arg in argv if arg.startswith("--port=")).split("=", 1)[1])
+        env = {**os.environ, **parsed.env}
+        for name in drop_env:
+            env.pop(name, None)
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 — stop() 이 닫는다
+        self.proc = subprocess.Popen(
+            argv, cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.url(path), timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def wait_listening(self) -> None:
+        deadline = time.monotonic() + FLOWER_READY_SECONDS
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"Flower exited with {self.proc.returncode}:\n{self.output()}")
+            with suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"Flower did not listen on {self.port} within {FLOWER_READY_SECONDS} s:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                with suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+
+
+@contextmanager
+def flower_running(**options) -> Iterator[Flower]:
+    flower = Flower(command_starting(README, "celery -A practice00.tasks flower"), **options)
+    try:
+        flower.wait_listening()
+        yield flower
+    finally:
+        flower.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def poll_json(flower: Flower, path: str, until, seconds: float = EVENT_WAIT_SECONDS):
+    """path 의 JSON 이 until(data) 를 만족할 때까지 다시 읽는다. 만족한 data 를 돌려준다."""
+    deadline = time.monotonic() + seconds
+    data = None
+    while time.monotonic() < deadline:
+        status, body = flower.get(path)
+        if status == 200:
+            data = json.loads(body)
+            if until(data):
+                return data
+        time.sleep(0.2)
+    raise AssertionError(f"{path} did not show what we waited for within {seconds} s: {data!r}\n{flower.output()}")
+
+
+@pytest.fixture(scope="module")
+def worker():
+    readme_worker = parse(command_starting(README, "celery -A practice00.tasks worker --loglevel=info -E"))
+    extra = [arg for arg in readme_worker.argv[readme_worker.argv.index("worker") + 1 :] if "loglevel" not in arg]
+    assert "-E" in extra
+    with worker_on_empty_queue("practice00", extra_args=extra) as worker:
+        yield worker
+
+
+@pytest.fixture(scope="module")
+def flower(worker):
+    with flower_running() as flower:
+        yield flower
+
+
+def test_readme_flower_command_listens_only_on_this_machine_at_5555():
+    command = command_starting(README, "celery -A practice00.tasks flower")
+    assert "--address=127.0.0.1" in command
+    assert "--port=5555" in command
+
+
+def test_flower_lists_the_running_worker_with_its_registered_tasks(flower, worker):
+    workers = poll_json(flower, "/api/workers?refresh=1", lambda data: worker.node in data)
+    assert "practice00.tasks.add" in workers[worker.node]["registered"]
+    assert "practice00" in [queue["name"] for queue in workers[worker.node]["active_queues"]]
+
+
+def test_flower_shows_a_task_from_the_workers_events(flower, worker):
+    result = add.delay(2, 3)
+    assert result.get(timeout=EVENT_WAIT_SECONDS, interval=0.1) == 5
+    info = poll_json(flower, f"/api/task/info/{result.id}", lambda data: data.get("state") == "SUCCESS")
+    assert info["name"] == "practice00.tasks.add"
+    assert info["worker"] == worker.node
+    assert info["result"] == "5"
+
+
+def test_without_the_env_var_the_api_is_refused_but_the_web_page_opens(worker):
+    with flower_running(port=free_port(), drop_env=("FLOWER_UNAUTHENTICATED_API",)) as flower:
+        status, body = flower.get("/api/workers")
+        assert status == 401
+        assert b"FLOWER_UNAUTHENTICATED_API" in body
+        page_status, _ = flower.get("/")
+        assert page_status == 200
