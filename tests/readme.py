@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from playground import PROJECT_ROOT
 
-README_FILES = ("README.md", "README.en.md")
+README_FILES = ("README.md",)
 
 
 def readme(name: str = "README.md") -> str:
@@ -28,13 +28,16 @@ def code_blocks(text: str, language: str = "bash") -> list[str]:
 
 def commands(text: str) -> list[str]:
     """bash 코드 블록의 명령들: 주석과 빈 줄을 빼고, 줄 끝 \\ 로 이어진 줄은 하나로 잇는다."""
+    return [command for block in code_blocks(text, "bash") for command in block_commands(block)]
+
+
+def block_commands(block: str) -> list[str]:
+    """코드 블록 하나의 명령들."""
     found = []
-    for block in code_blocks(text, "bash"):
-        joined = re.sub(r"\\\n\s*", " ", block)
-        for line in joined.splitlines():
-            line = re.sub(r"\s+#.*$", "", line).strip()
-            if line and not line.startswith("#"):
-                found.append(line)
+    for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+        line = re.sub(r"\s+#.*$", "", line).strip()
+        if line and not line.startswith("#"):
+            found.append(line)
     return found
 
 

@@ -60,9 +60,13 @@ def test_runner_runs_a_lesson_end_to_end_and_leaves_no_worker_behind():
     assert live_processes_mentioning(f"--hostname={node.group(1)}@") == []
 
 
+# README '빠른 시작'의 실행기 인자 (test_readme 가 README 와 같은지 확인한다).
+QUICK_START_ARGS = ("all",)
+
+
 @pytest.mark.timeout(600)
 def test_runner_all_shows_every_lesson_as_one_block_in_order_and_leaves_no_worker_behind():
-    run = run_playground("all", timeout=600)  # 기본: 두 실습씩 함께
+    run = run_playground(*QUICK_START_ARGS, timeout=600)  # 기본: 두 실습씩 함께
     assert run.returncode == 0, run.stdout + run.stderr
     headers = re.findall(r"^━━ (practice\d\d) ━", run.stdout, re.MULTILINE)
     assert headers == available_lessons()

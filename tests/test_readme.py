@@ -1,14 +1,23 @@
-"""README 의 목차와 명령이 실제 실습, 모듈과 맞는지 확인한다."""
+"""README(한국어판, 영어판)의 목차와 명령이 실제 실습, 모듈, 실행기, CI 와 맞는지 확인한다."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import shlex
+import subprocess
+import sys
 
+import pytest
+
+from course import SERVICES
 from playground import PROJECT_ROOT
 from playground.lessons import available_lessons
+from tests.readme import README_FILES, block_commands, code_blocks, commands, parse, readme
 
-README = (PROJECT_ROOT / "README.md").read_text()
+# README 의 명령이 부르는 프로그램. 새 프로그램이 README 에 들어오면 여기에 넣고 확인 방법도 정한다.
+KNOWN_PROGRAMS = {"docker", "uv", "python", "celery", "curl", "export", "rabbitmqctl"}
 
 
 def github_slug(heading: str) -> str:
@@ -16,26 +25,83 @@ def github_slug(heading: str) -> str:
     return slug.replace(" ", "-")
 
 
-def test_every_lesson_has_a_section_and_a_row_in_the_lesson_table():
-    sections = re.findall(r"^## (practice\d\d) — ", README, re.MULTILINE)
+def program_of(command: str) -> list[str]:
+    words = shlex.split(command)
+    while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):
+        words.pop(0)
+    return words
+
+
+def quick_start(name: str) -> list[str]:
+    """'빠른 시작'(영어판 'Quick start') 절의 첫 bash 블록의 명령들."""
+    text = readme(name)
+    heading = {"README.md": "## 빠른 시작", "README.en.md": "## Quick start"}[name]
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    return block_commands(code_blocks(section, "bash")[0])
+
+
+@pytest.fixture(params=README_FILES)
+def name(request) -> str:
+    return request.param
+
+
+def test_every_lesson_has_a_section_and_a_row_in_the_lesson_table(name):
+    text = readme(name)
+    sections = re.findall(r"^## (practice\d\d) — ", text, re.MULTILINE)
     assert sections == available_lessons()
-    assert re.findall(r"^\| \[(practice\d\d)\]", README, re.MULTILINE) == available_lessons()
+    assert re.findall(r"^\| \[(practice\d\d)\]", text, re.MULTILINE) == available_lessons()
 
 
-def test_lesson_table_links_point_at_headings():
-    slugs = {github_slug(h) for h in re.findall(r"^#+ (.+)$", README, re.MULTILINE)}
-    links = re.findall(r"\]\(#([^)]+)\)", README)
+def test_lesson_table_links_point_at_headings(name):
+    text = readme(name)
+    slugs = {github_slug(h) for h in re.findall(r"^#+ (.+)$", text, re.MULTILINE)}
+    links = re.findall(r"\]\(#([^)]+)\)", text)
     assert links and all(link in slugs for link in links), [link for link in links if link not in slugs]
 
 
-def test_every_module_the_readme_runs_exists():
-    modules = set(re.findall(r"python -m ([\w.]+)", README)) | set(re.findall(r"celery -A ([\w.]+)", README))
-    assert {"playground", "practice00.call_tasks", "practice00.tasks"} <= modules
+def test_every_command_in_a_code_block_is_one_we_check(name):
+    programs = {program_of(command)[0] for command in commands(readme(name))}
+    assert programs <= KNOWN_PROGRAMS, programs - KNOWN_PROGRAMS
+
+
+def test_every_module_the_readme_runs_exists(name):
+    text = readme(name)  # 코드 블록과 본문 속 `…` 모두
+    modules = set(re.findall(r"python -m ([\w.]+)", text)) | set(re.findall(r"celery -A ([\w.]+)", text))
+    assert {"playground", "practice00.call_tasks", "practice00.tasks", "benchmarks.course_speed"} <= modules
     missing = [m for m in sorted(modules) if importlib.util.find_spec(m) is None]
     assert missing == []
 
 
-def test_the_readme_test_command_is_what_ci_runs():
-    assert "uv run pytest" in README
+def test_every_celery_command_is_accepted_by_this_celery(name):
+    # 옵션과 인자를 그대로 둔 채 --help 를 붙인다: 모르는 하위 명령이나 옵션이면 celery 가 거절한다(종료 코드 2).
+    celery_commands = sorted({c for c in commands(readme(name)) if program_of(c)[0] == "celery"})
+    assert celery_commands
+    for command in celery_commands:
+        parsed = parse(command)
+        run = subprocess.run(
+            [*parsed.argv, "--help"], cwd=PROJECT_ROOT, env={**os.environ, **parsed.env},
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert run.returncode == 0, f"{command}\n{run.stdout}{run.stderr}"
+        assert "Usage:" in run.stdout
+
+
+def test_quick_start_is_what_the_runner_ci_and_compose_do(name):
+    steps = quick_start(name)
+    assert steps == ["docker compose up -d", "uv sync", "uv run python -m playground all"]
+    # docker compose up -d 는 course.py 가 확인하는 세 서비스를 띄운다(이름은 docker-compose.yml 의 서비스 이름).
+    compose = (PROJECT_ROOT / "docker-compose.yml").read_text()
+    for service in SERVICES:
+        assert re.search(rf"^  {service.compose_service}:$", compose, re.MULTILINE)
+    # CI 도 같은 uv sync 로 설치하고, README 가 말하는 테스트 명령으로 끝난다.
     ci = (PROJECT_ROOT / ".ci" / "run").read_text().strip().splitlines()
+    assert "uv sync" in ci
     assert ci[-1] == "uv run pytest"
+    assert "uv run pytest" in commands(readme(name))
+
+
+def test_the_runner_command_in_the_quick_start_is_the_one_the_tests_run(name):
+    from tests.test_playground import QUICK_START_ARGS
+
+    runner = parse(quick_start(name)[-1].removeprefix("uv run "))
+    assert runner.argv == [sys.executable, "-m", "playground", *QUICK_START_ARGS]
