@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import re
@@ -105,3 +106,27 @@ def test_the_runner_command_in_the_quick_start_is_the_one_the_tests_run(name):
 
     runner = parse(quick_start(name)[-1].removeprefix("uv run "))
     assert runner.argv == [sys.executable, "-m", "playground", *QUICK_START_ARGS]
+
+
+def test_every_app_conf_snippet_sets_what_the_lesson_app_really_has(name):
+    # README 의 `app.conf.update(...)` 조각을 새 앱에 그대로 실행해, 그 실습 앱의 설정과 같은지 본다.
+    from celery import Celery
+    from kombu import Exchange, Queue
+
+    text = readme(name)
+    checked = 0
+    for lesson in available_lessons():
+        section = text.split(f"## {lesson} — ", 1)[1].split("\n## ", 1)[0]
+        lesson_conf = importlib.import_module(f"{lesson}.tasks").app.conf
+        for block in code_blocks(section, "python"):
+            if "app.conf.update(" not in block:
+                continue
+            app = Celery("readme", set_as_current=False)
+            before = dict(app.conf.changes)
+            exec(block, {"app": app, "Queue": Queue, "Exchange": Exchange})
+            changed = {key for key, value in app.conf.changes.items() if before.get(key, object()) != value}
+            assert changed
+            for key in changed:
+                assert app.conf[key] == lesson_conf[key], (lesson, key)
+            checked += 1
+    assert checked >= 2
