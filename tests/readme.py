@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from playground import PROJECT_ROOT
 
-README_FILES = ("README.md",)
+README_FILES = ("README.md", "README.en.md")
 
 
 def readme(name: str = "README.md") -> str:

@@ -130,3 +130,32 @@ def test_every_app_conf_snippet_sets_what_the_lesson_app_really_has(name):
                 assert app.conf[key] == lesson_conf[key], (lesson, key)
             checked += 1
     assert checked >= 2
+
+
+def _without_comments(block: str) -> str:
+    return "\n".join(re.sub(r"\s*#.*$", "", line) for line in block.splitlines()).strip()
+
+
+def _prose(text: str) -> str:
+    return re.sub(r"^([ \t]*)```\w*\n.*?^\1```", "", text, flags=re.MULTILINE | re.DOTALL)
+
+
+def test_the_english_readme_is_in_step_with_the_korean_one():
+    korean, english = readme("README.md"), readme("README.en.md")
+    # 같은 절 구조
+    for level in ("## ", "### "):
+        assert len(re.findall(rf"^{level}", korean, re.MULTILINE)) == len(
+            re.findall(rf"^{level}", english, re.MULTILINE)
+        )
+    # 같은 명령을 같은 순서로 (주석은 번역되므로 빼고)
+    assert commands(english) == commands(korean)
+    # 같은 코드와 같은 출력 예시
+    assert [_without_comments(b) for b in code_blocks(english, "python")] == [
+        _without_comments(b) for b in code_blocks(korean, "python")
+    ]
+    assert code_blocks(english, "text") == code_blocks(korean, "text")
+    # 본문 속 명령과 숫자(측정값, 설정값)도 같다
+    inline = r"`((?:uv run )?python -m [^`]+|celery -A [^`]+)`"
+    assert sorted(re.findall(inline, english)) == sorted(re.findall(inline, korean))
+    number = r"(?<![\d.])\d+\.\d+(?![\d.])"
+    assert sorted(re.findall(number, _prose(english))) == sorted(re.findall(number, _prose(korean)))
