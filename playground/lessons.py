@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from course import SERVICES, Service
 from playground import PROJECT_ROOT
 from playground.workers import Worker, running
 
@@ -51,6 +52,33 @@ def available_lessons() -> list[str]:
 
 def lesson_app(lesson: str):
     return importlib.import_module(f"{lesson}.tasks").app
+
+
+# 서비스가 꺼진 상황을 흉내 내는 주소: 아무것도 듣지 않는 포트 1.
+CLOSED_PORT_URLS = {
+    "RABBITMQ_URL": "amqp://localhost:1",
+    "POSTGRES_URL": "db+postgresql+psycopg2://postgres:postgres@localhost:1/celery_jobs",
+    "REDIS_URL": "redis://localhost:1",
+}
+
+
+def broker_service(lesson: str) -> Service:
+    """그 실습 앱의 브로커가 어느 서비스인지 (RabbitMQ)."""
+    return _service_at(lesson_app(lesson).conf.broker_url)
+
+
+def result_backend_service(lesson: str) -> Service:
+    """그 실습 앱의 결과 백엔드가 어느 서비스인지 (PostgreSQL 또는 Redis)."""
+    return _service_at(lesson_app(lesson).conf.result_backend)
+
+
+def _service_at(url: str) -> Service:
+    return next(service for service in SERVICES if url.startswith(service.scheme))
+
+
+def service_down_env(service: Service) -> dict[str, str]:
+    """service 가 꺼져 있는 것처럼 보이게 하는 환경 변수."""
+    return {service.env_var: CLOSED_PORT_URLS[service.env_var]}
 
 
 def purge(lesson: str) -> int:

@@ -59,3 +59,17 @@ def test_course_speed_benchmark_runs_and_writes_json(tmp_path, capsys, monkeypat
         assert set(run["lessons"]) == {"practice02", "practice06"}
         assert run["wall"] > 0
     assert "wall/waits" in capsys.readouterr().out
+
+
+def test_failure_messages_benchmark_runs_and_writes_json(tmp_path, capsys):
+    from benchmarks import failure_messages
+
+    path = tmp_path / "failures.json"
+    args = ["--lessons", "practice02", "--modes", "broker-down", "backend-down", "--json", str(path)]
+    assert failure_messages.main(args) == 0
+    rows = json.loads(path.read_text())
+    for mode in ("broker-down", "backend-down"):
+        row = rows["practice02"][mode]
+        assert row["code"] != 0
+        assert 0 < row["message"] <= row["exit"]
+    assert "first line of advice" in capsys.readouterr().out

@@ -9,7 +9,15 @@ import time
 import pytest
 from celery.result import AsyncResult
 
-from playground.lessons import available_lessons, lesson_app, purge, run_call_tasks, worker_on_empty_queue
+from playground.lessons import (
+    available_lessons,
+    broker_service,
+    purge,
+    result_backend_service,
+    run_call_tasks,
+    service_down_env,
+    worker_on_empty_queue,
+)
 from playground.workers import Worker
 
 BOUND_SECONDS = 20
@@ -30,7 +38,7 @@ def test_call_tasks_without_a_worker_exits_nonzero_and_says_what_to_start(lesson
 
 @pytest.mark.parametrize("lesson", available_lessons())
 def test_call_tasks_with_the_broker_down_names_rabbitmq(lesson):
-    run = run_call_tasks(lesson, timeout=BOUND_SECONDS, env={"RABBITMQ_URL": "amqp://localhost:1"})
+    run = run_call_tasks(lesson, timeout=BOUND_SECONDS, env=service_down_env(broker_service(lesson)))
     assert "did not finish within" not in run.output, run.output
     assert run.returncode != 0
     assert "RabbitMQ에 연결할 수 없습니다: amqp://localhost:1/" in run.output
@@ -40,11 +48,8 @@ def test_call_tasks_with_the_broker_down_names_rabbitmq(lesson):
 
 @pytest.mark.parametrize("lesson", available_lessons())
 def test_call_tasks_with_the_result_backend_down_names_it(lesson):
-    if lesson_app(lesson).conf.result_backend.startswith("db+"):
-        env = {"POSTGRES_URL": "db+postgresql+psycopg2://postgres:postgres@localhost:1/celery_jobs"}
-        name, compose = "PostgreSQL", "postgres"
-    else:
-        env, name, compose = {"REDIS_URL": "redis://localhost:1"}, "Redis", "redis"
+    service = result_backend_service(lesson)
+    env, name, compose = service_down_env(service), service.name, service.compose_service
     purge(lesson)
     try:
         run = run_call_tasks(lesson, timeout=BOUND_SECONDS, env=env)
