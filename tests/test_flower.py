@@ -19,7 +19,7 @@ import pytest
 from playground import PROJECT_ROOT
 from playground.lessons import worker_on_empty_queue
 from practice00.tasks import add
-from tests.readme import command_starting, parse, readme
+from tests.readme import command_starting, commands, parse, readme
 
 FLOWER_READY_SECONDS = 30
 EVENT_WAIT_SECONDS = 10
@@ -131,16 +131,28 @@ def test_readme_flower_command_listens_only_on_this_machine_at_5555():
     assert "--port=5555" in command
 
 
-def test_flower_lists_the_running_worker_with_its_registered_tasks(flower, worker):
-    workers = poll_json(flower, "/api/workers?refresh=1", lambda data: worker.node in data)
-    assert "practice00.tasks.add" in workers[worker.node]["registered"]
-    assert "practice00" in [queue["name"] for queue in workers[worker.node]["active_queues"]]
+def readme_curl_path(part: str) -> str:
+    """README 의 curl 명령 중 part 가 든 것의 경로 (http://127.0.0.1:5555 뒤)."""
+    urls = [c.removeprefix("curl ").strip('"') for c in commands(README) if c.startswith("curl ") and part in c]
+    assert len(urls) == 1, urls
+    assert urls[0].startswith("http://127.0.0.1:5555/")
+    return urls[0].removeprefix("http://127.0.0.1:5555")
+
+
+def test_flower_lists_the_running_worker_with_its_registered_tasks(worker):
+    with flower_running() as flower:
+        # 아직 워커들에게 물어본 적이 없는 Flower: refresh 없이는 빈 {}
+        assert flower.get("/api/workers") == (200, b"{}")
+        workers = poll_json(flower, readme_curl_path("/api/workers"), lambda data: worker.node in data)
+        assert "practice00.tasks.add" in workers[worker.node]["registered"]
+        assert "practice00" in [queue["name"] for queue in workers[worker.node]["active_queues"]]
 
 
 def test_flower_shows_a_task_from_the_workers_events(flower, worker):
     result = add.delay(2, 3)
     assert result.get(timeout=EVENT_WAIT_SECONDS, interval=0.1) == 5
-    info = poll_json(flower, f"/api/task/info/{result.id}", lambda data: data.get("state") == "SUCCESS")
+    path = readme_curl_path("/api/task/info/").replace("<task id>", result.id)
+    info = poll_json(flower, path, lambda data: data.get("state") == "SUCCESS")
     assert info["name"] == "practice00.tasks.add"
     assert info["worker"] == worker.node
     assert info["result"] == "5"
