@@ -119,9 +119,16 @@ def worker():
         yield worker
 
 
+def wait_until_flower_hears(flower: Flower, worker) -> None:
+    """Flower 가 그 워커의 이벤트(하트비트)를 받기 시작할 때까지 기다린다. 포트가 열린 것만으로는 모자란다:
+    이벤트를 받을 연결은 그 뒤에 맺어지고, 그 전에 난 이벤트는 Flower 에 오지 않는다."""
+    poll_json(flower, "/api/workers?status=1", lambda data: data.get(worker.node) is True)
+
+
 @pytest.fixture(scope="module")
 def flower(worker):
     with flower_running() as flower:
+        wait_until_flower_hears(flower, worker)
         yield flower
 
 
@@ -156,6 +163,18 @@ def test_flower_shows_a_task_from_the_workers_events(flower, worker):
     assert info["name"] == "practice00.tasks.add"
     assert info["worker"] == worker.node
     assert info["result"] == "5"
+
+
+def test_flower_does_not_know_tasks_that_ran_before_it_started(worker):
+    earlier = add.delay(1, 1)
+    assert earlier.get(timeout=EVENT_WAIT_SECONDS, interval=0.1) == 2
+    with flower_running(port=free_port()) as flower:
+        wait_until_flower_hears(flower, worker)
+        later = add.delay(2, 2)
+        assert later.get(timeout=EVENT_WAIT_SECONDS, interval=0.1) == 4
+        poll_json(flower, f"/api/task/info/{later.id}", lambda data: data.get("state") == "SUCCESS")
+        status, _ = flower.get(f"/api/task/info/{earlier.id}")
+        assert status == 404
 
 
 def test_without_the_env_var_the_api_is_refused_but_the_web_page_opens(worker):
