@@ -7,12 +7,13 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
 from playground import PROJECT_ROOT
 from playground.lessons import available_lessons
-from playground.runner import EXIT_SERVICES_DOWN, EXIT_USAGE, Console, run_lesson
+from playground.runner import EXIT_SERVICES_DOWN, EXIT_USAGE, Console, run_lesson, run_lessons
 from playground.workers import Worker, WorkerError
 
 # 실패는 빨라야 한다: 이 안에 끝나지 않으면 멈춘 것으로 본다.
@@ -205,3 +206,39 @@ def test_runner_exits_1_when_a_lesson_fails(monkeypatch, capsys):
     monkeypatch.setattr(runner, "available_lessons", lambda: ["no_such_lesson"])
     assert runner.main(["all"]) == runner.EXIT_LESSON_FAILED
     assert "━━ no_such_lesson: 실패" in capsys.readouterr().out
+
+
+class RecordingConsole(Console):
+    """줄이 도착한 순간을 적어 두는 Console (화면에 찍히는 순서와 별개로, 언제 일어났는지 보려고)."""
+
+    def __init__(self) -> None:
+        super().__init__(stream=io.StringIO())
+        self.arrivals: list[tuple[float, str, str]] = []
+
+    def line(self, lesson: str, text: str) -> None:
+        self.arrivals.append((time.monotonic(), lesson, text))
+        super().line(lesson, text)
+
+    def first(self, lesson: str, pattern: str) -> float:
+        return next(t for t, name, text in self.arrivals if name == lesson and re.search(pattern, text))
+
+    def last(self, lesson: str, pattern: str) -> float:
+        return [t for t, name, text in self.arrivals if name == lesson and re.search(pattern, text)][-1]
+
+
+def test_one_at_a_time_the_next_lessons_worker_starts_early_and_the_last_ones_stops_in_the_background():
+    console = RecordingConsole()
+    outcomes = run_lessons(["practice00", "practice03"], console, jobs=1)
+    assert [o.ok for o in outcomes] == [True, True]
+    # practice03 의 워커는 practice00 의 call_tasks 가 끝나기 전에 이미 떠 있었다.
+    assert console.first("practice03", r"ready\.") < console.last("practice00", r"^call_tasks")
+    assert console.first("practice03", r"^call_tasks") > console.last("practice00", r"^call_tasks")  # 하나씩
+    # practice00 의 워커는 practice03 이 도는 동안 멈췄다.
+    assert console.first("practice00", r"Warm shutdown") < console.last("practice03", r"^call_tasks")
+
+
+def test_two_at_a_time_two_lessons_call_tasks_overlap():
+    console = RecordingConsole()
+    outcomes = run_lessons(["practice00", "practice03"], console, jobs=2)
+    assert [o.ok for o in outcomes] == [True, True]
+    assert console.first("practice03", r"^call_tasks") < console.last("practice00", r"^call_tasks")
