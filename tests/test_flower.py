@@ -165,6 +165,23 @@ def test_flower_shows_a_task_from_the_workers_events(flower, worker):
     assert info["result"] == "5"
 
 
+def test_the_web_pages_show_the_worker_and_the_task(flower, worker):
+    result = add.delay(3, 4)
+    assert result.get(timeout=EVENT_WAIT_SECONDS, interval=0.1) == 7
+    status, page = flower.get("/workers")  # Workers 화면 (서버가 그린 HTML)
+    assert status == 200 and worker.node.encode() in page
+    # Tasks 화면은 이 주소에서 표의 행을 받아 그린다.
+    table = "/tasks/datatable?draw=1&start=0&length=100&search%5Bvalue%5D=&order%5B0%5D%5Bcolumn%5D=0"
+    rows = poll_json(flower, table, lambda data: any(row["uuid"] == result.id for row in data["data"]))
+    row = next(row for row in rows["data"] if row["uuid"] == result.id)
+    assert (row["name"], row["state"], row["result"], row["worker"]) == (
+        "practice00.tasks.add",
+        "SUCCESS",
+        "7",
+        worker.node,
+    )
+
+
 def test_flower_does_not_know_tasks_that_ran_before_it_started(worker):
     earlier = add.delay(1, 1)
     assert earlier.get(timeout=EVENT_WAIT_SECONDS, interval=0.1) == 2
