@@ -107,7 +107,8 @@ def _connection_errors():
     return tuple(errors)
 
 
-def _service_for(url):
+def service_for(url):
+    """url 이 가리키는 서비스 (주소의 앞부분으로 고른다)."""
     return next(service for service in SERVICES if url.startswith(service.scheme))
 
 
@@ -129,7 +130,7 @@ class Scenario:
     def run(self, scenario):
         """scenario() 를 돌리고 종료 코드를 돌려준다: 모두 배운 대로면 0, 아니면 1."""
         for url in (self.app.conf.broker_url, self.app.conf.result_backend):
-            problem = _check(_service_for(url), url)
+            problem = _check(service_for(url), url)
             if problem:
                 print(f"\n{problem}")
                 return 1

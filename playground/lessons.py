@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from course import SERVICES, Service
+from course import Service, service_for
 from playground import PROJECT_ROOT
 from playground.workers import Worker, running
 
@@ -64,16 +64,12 @@ CLOSED_PORT_URLS = {
 
 def broker_service(lesson: str) -> Service:
     """그 실습 앱의 브로커가 어느 서비스인지 (RabbitMQ)."""
-    return _service_at(lesson_app(lesson).conf.broker_url)
+    return service_for(lesson_app(lesson).conf.broker_url)
 
 
 def result_backend_service(lesson: str) -> Service:
     """그 실습 앱의 결과 백엔드가 어느 서비스인지 (PostgreSQL 또는 Redis)."""
-    return _service_at(lesson_app(lesson).conf.result_backend)
-
-
-def _service_at(url: str) -> Service:
-    return next(service for service in SERVICES if url.startswith(service.scheme))
+    return service_for(lesson_app(lesson).conf.result_backend)
 
 
 def service_down_env(service: Service) -> dict[str, str]:

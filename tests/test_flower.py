@@ -163,6 +163,18 @@ def test_flower_shows_a_task_from_the_workers_events(flower, worker):
     assert info["name"] == "practice00.tasks.add"
     assert info["worker"] == worker.node
     assert info["result"] == "5"
+    # 받음, 시작, 성공: 워커가 보낸 이벤트마다 시각이 적혀 있다.
+    assert info["received"] <= info["started"] <= info["succeeded"]
+
+
+def test_flower_shows_a_failed_task_from_the_failure_event(flower, worker):
+    from practice00.tasks import divide
+
+    result = divide.delay(1, 0)
+    assert isinstance(result.get(timeout=EVENT_WAIT_SECONDS, interval=0.1, propagate=False), ZeroDivisionError)
+    info = poll_json(flower, f"/api/task/info/{result.id}", lambda data: data.get("state") == "FAILURE")
+    assert info["failed"] is not None
+    assert "ZeroDivisionError" in info["exception"]
 
 
 def test_the_web_pages_show_the_worker_and_the_task(flower, worker):
