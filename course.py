@@ -86,7 +86,8 @@ def describe_unreachable(service, url, exc):
     )
 
 
-def _check(service, url):
+def problem_with(service, url):
+    """service 가 url 에서 응답하면 None, 아니면 사람이 읽을 설명."""
     try:
         service.probe(url)
     except Exception as exc:  # 어떤 실패든 사람이 읽을 말로 바꾼다
@@ -96,7 +97,7 @@ def _check(service, url):
 
 def unreachable_services():
     """global_config 의 세 서비스 중 응답하지 않는 것마다 설명 한 덩어리. 모두 응답하면 빈 목록."""
-    return [problem for service in SERVICES if (problem := _check(service, service.url))]
+    return [problem for service in SERVICES if (problem := problem_with(service, service.url))]
 
 
 def _connection_errors():
@@ -130,7 +131,7 @@ class Scenario:
     def run(self, scenario):
         """scenario() 를 돌리고 종료 코드를 돌려준다: 모두 배운 대로면 0, 아니면 1."""
         for url in (self.app.conf.broker_url, self.app.conf.result_backend):
-            problem = _check(service_for(url), url)
+            problem = problem_with(service_for(url), url)
             if problem:
                 print(f"\n{problem}")
                 return 1

@@ -9,14 +9,14 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from course import unreachable_services
+from playground.services import ensure_services
 
 EXIT_SERVICES_DOWN = 3
 
 
 def services_down() -> bool:
     """서비스가 하나라도 응답하지 않으면 무엇이 빠졌는지 stderr 에 찍고 True."""
-    problems = unreachable_services()
+    problems = ensure_services(lambda line: print(line, file=sys.stderr))
     if problems:
         print("\n".join(problems), file=sys.stderr)
     return bool(problems)

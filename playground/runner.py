@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from course import unreachable_services
 from playground.lessons import available_lessons, lesson_workers, run_call_tasks
+from playground.services import ensure_services
 from playground.workers import Worker, WorkerError, stop_all
 
 EXIT_LESSON_FAILED = 1
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
     console = Console()
-    problems = unreachable_services()
+    problems = ensure_services(console.say)
     if problems:
         console.say("서비스가 준비되지 않아 실습을 시작하지 않습니다.\n")
         console.say("\n".join(problems))

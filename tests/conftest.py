@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import uuid
 from collections.abc import Iterator
 
@@ -10,17 +11,86 @@ import sqlalchemy
 from sqlalchemy.pool import NullPool
 
 import global_config
-from course import unreachable_services
+from playground import isolation
+from playground.broker import ManagementError
 from playground.runner import EXIT_SERVICES_DOWN
+from playground.services import ensure_services
+
+# 테스트는 대부분의 시간을 기다리며 보낸다(작업, 워커 기동과 종료). 그래서 2코어 기계에서도 코어 수보다 많은
+# 프로세스가 이득이다. `uv run pytest -n N` 으로 바꾸고, `-p no:xdist` 면 한 프로세스에서 차례로 돈다.
+DEFAULT_TEST_PROCESSES = 4
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        if config.option.numprocesses is None:
+            config.option.numprocesses = DEFAULT_TEST_PROCESSES
+        if config.option.dist == "no":
+            config.option.dist = "loadgroup"  # 아래 pytest_collection_modifyitems 의 묶음을 지킨다
+        # 죽은 테스트 프로세스를 새로 띄우지 않는다: 그런 실행은 실패다(새 프로세스에는 준비된 자리도 없다).
+        config.option.maxworkerrestart = 0
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    # 서비스가 없으면 테스트를 건너뛰지 않고, 무엇이 없는지 말하며 곧바로 실패한다.
-    problems = unreachable_services()
+    config = session.config
+    worker = getattr(config, "workerinput", None)
+    if worker is not None:
+        # xdist 의 테스트 프로세스: 조정 프로세스가 서비스를 확인하고 자리를 만들어 두었다.
+        isolation.use(worker["workerid"])
+        return
+    # 서비스가 없으면 테스트를 건너뛰지 않고, 무엇이 없는지 말하며 곧바로 실패한다(병렬이면 워커를 띄우기 전에).
+    problems = ensure_services()
     if problems:
         pytest.exit(
             "서비스가 응답하지 않아 테스트를 시작할 수 없습니다.\n" + "\n".join(problems), returncode=EXIT_SERVICES_DOWN
         )
+    # 테스트 프로세스마다 자기 가상 호스트, 데이터베이스, Redis 번호를 쓴다(playground/isolation.py).
+    processes = getattr(config.option, "numprocesses", None) or 0
+    slots = [f"gw{n}" for n in range(processes)] or ["main"]
+    try:
+        isolation.prepare(slots)
+    except ManagementError as exc:
+        pytest.exit(str(exc), returncode=EXIT_SERVICES_DOWN)
+    if not processes:
+        isolation.use("main")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # 모듈 범위의 fixture(그 모듈의 워커 등)를 쓰는 테스트는 한 프로세스에 모은다. 흩어지면 프로세스마다 같은
+    # 워커를 또 띄운다. 나머지 테스트는 한가한 프로세스가 하나씩 가져간다.
+    for item in items:
+        fixtures = getattr(item, "_fixtureinfo", None)
+        defs = fixtures.name2fixturedefs.values() if fixtures else ()
+        if any(d[-1].scope == "module" for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+@pytest.fixture(autouse=True)
+def _share_the_machine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """`@pytest.mark.alone` 인 테스트는 다른 테스트가 하나도 돌지 않을 때 혼자 돈다(병렬 부하에서 지킬 수 없는
+    시간 주장을 재는 테스트). 나머지 테스트는 서로 함께 돈다.
+
+    모든 프로세스가 같은 파일 둘에 flock 을 건다: 보통 테스트는 lock 에 공유 잠금, alone 테스트는 배타 잠금.
+    alone 테스트는 기다리는 동안 turnstile 을 쥐고 있어서, 새로 시작하는 테스트가 끼어들어 그 차례를 끝없이
+    미루지 못한다.
+    """
+    alone = request.node.get_closest_marker("alone") is not None
+    shared_dir = tmp_path_factory.getbasetemp().parent  # xdist 의 프로세스들이 함께 보는 폴더
+    with open(shared_dir / "turnstile.lock", "a") as turnstile, open(shared_dir / "alone.lock", "a") as lock:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        finally:
+            if not alone:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            if alone:
+                fcntl.flock(turnstile, fcntl.LOCK_UN)
 
 
 def _engine(database: str | None = None) -> sqlalchemy.Engine:

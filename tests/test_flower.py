@@ -16,7 +16,7 @@ from contextlib import contextmanager, suppress
 
 import pytest
 
-from playground import PROJECT_ROOT
+from playground import PROJECT_ROOT, broker
 from playground.lessons import worker_on_empty_queue
 from practice00.tasks import add
 from tests.readme import command_starting, commands, parse, readme
@@ -127,7 +127,7 @@ def wait_until_flower_hears(flower: Flower, worker) -> None:
 
 @pytest.fixture(scope="module")
 def flower(worker):
-    with flower_running() as flower:
+    with flower_running(port=free_port()) as flower:
         wait_until_flower_hears(flower, worker)
         yield flower
 
@@ -147,7 +147,7 @@ def readme_curl_path(part: str) -> str:
 
 
 def test_flower_lists_the_running_worker_with_its_registered_tasks(worker):
-    with flower_running() as flower:
+    with flower_running(port=free_port()) as flower:
         # 아직 워커들에게 물어본 적이 없는 Flower: refresh 없이는 빈 {}
         assert flower.get("/api/workers") == (200, b"{}")
         workers = poll_json(flower, readme_curl_path("/api/workers"), lambda data: worker.node in data)
@@ -213,3 +213,18 @@ def test_without_the_env_var_the_api_is_refused_but_the_web_page_opens(worker):
         assert b"FLOWER_UNAUTHENTICATED_API" in body
         page_status, _ = flower.get("/")
         assert page_status == 200
+
+
+@pytest.mark.skipif("broker.server_major() < 4", reason="RabbitMQ 4.x refuses these queues; this broker is older")
+def test_no_queue_the_worker_and_flower_declare_is_transient_and_non_exclusive(flower, worker):
+    # RabbitMQ 4.3 은 durable 도 exclusive 도 아닌 큐를 기본으로 막는다(README 의 서비스 절).
+    wait_until_flower_hears(flower, worker)
+    queues = broker.queues()
+    names = [queue["name"] for queue in queues]
+    assert "practice00" in names  # 작업 큐
+    assert f"{worker.node}.celery.pidbox" in names  # 워커의 원격 제어 큐
+    assert any(name.startswith("celeryev.") for name in names)  # Flower 가 이벤트를 받는 큐
+    transient = [queue["name"] for queue in queues if not queue["durable"] and not queue["exclusive"]]
+    assert transient == []
+    control = next(queue for queue in queues if queue["name"] == f"{worker.node}.celery.pidbox")
+    assert control["exclusive"] is True

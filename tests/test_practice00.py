@@ -180,6 +180,30 @@ def test_get_interval_sets_how_often_the_database_backend_reads_the_table(worker
     assert frequent >= 2 * default
 
 
+def test_get_timeout_counts_only_the_sleeps_between_reads_not_the_reads():
+    # README: 데이터베이스 백엔드의 get(timeout=…) 은 조회 사이에 쉰 시간만 센다. 조회마다 0.1초씩 늦춰 보면
+    # (느린 데이터베이스처럼), 기다린 시간은 timeout 에 조회 시간들을 더한 만큼이다.
+    slow_read, timeout, interval = 0.1, 1.0, 0.1
+    reads = []
+
+    def slow(conn, cursor, statement, *args):
+        if "celery_taskmeta" in statement:
+            reads.append(statement)
+            time.sleep(slow_read)
+
+    never = AsyncResult(f"never-{uuid.uuid4()}", app=app)
+    event.listen(Engine, "before_cursor_execute", slow)
+    started = time.monotonic()
+    try:
+        with pytest.raises(CeleryTimeoutError):
+            never.get(timeout=timeout, interval=interval)
+    finally:
+        waited = time.monotonic() - started
+        event.remove(Engine, "before_cursor_execute", slow)
+    assert len(reads) >= timeout / interval  # 쉴 때마다 한 번씩, 처음에 한 번 더
+    assert waited >= timeout + slow_read * len(reads)
+
+
 def test_results_are_rows_in_postgres_celery_taskmeta(worker, results_db):
     ok = add.delay(20, 22)
     bad = divide.delay(1, 0)

@@ -71,6 +71,9 @@ def test_redis_finishes_a_chord_without_chord_unlock_counting_results_in_a_sorte
     assert "chord_unlock" not in worker.log
 
 
+# README 의 '늦어도 약 1초'는 chord_unlock 의 1초 간격에 작업 하나의 실행 시간을 더한 것이다. 병렬 테스트가
+# 코어 둘을 다 쓰는 동안에는 그 실행 시간이 길어져 1.1초를 넘을 수 있다(1125.8 ms 를 보았다): 혼자 잰다.
+@pytest.mark.alone
 def test_postgres_finishes_a_chord_with_chord_unlock_retrying_every_second():
     with running(Worker("practice03", env=POSTGRES, extra_args=["--purge"])) as (pg_worker,):
         run = run_call_tasks("practice03", env=POSTGRES, timeout=90)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 import uuid
 import warnings
 from contextlib import ExitStack
@@ -16,13 +17,14 @@ from celery.exceptions import TimeoutError as CeleryTimeoutError
 from kombu import Exchange, Queue
 
 import global_config
-from playground import PROJECT_ROOT
+from playground import PROJECT_ROOT, broker
 from playground.broker import delete_queue, queue_counts
 from playground.lessons import lesson_workers, purge, run_call_tasks
 from playground.workers import running
 from practice05.tasks import BACKLOG, SLOW_SECONDS, app, build_report, cleanup, send_alert
 
 WAIT = 20
+MANAGEMENT_STATS_SECONDS = 15
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +96,7 @@ def test_precedence_call_time_over_task_option_over_task_routes_over_default():
 
 
 def test_the_lessons_queues_each_have_their_own_binding(workers):
-    bindings = _bindings()
+    bindings = broker.bindings()
     assert ("high", "high", "high") in bindings
     assert ("low", "low", "low") in bindings
     assert not [b for b in bindings if b[0] == "low" and b[1] == "high"]  # low exchange 는 high 큐로 가지 않는다
@@ -110,7 +112,7 @@ def test_a_queue_declared_without_an_exchange_shares_the_default_queues_exchange
         try:
             for queue in probe.amqp.queues.values():
                 queue(channel).declare()
-            named = {b for b in _bindings() if b[0] and tag in b[1]}  # 기본 exchange("") 의 바인딩은 뺀다
+            named = {b for b in broker.bindings() if b[0] and tag in b[1]}  # 기본 exchange("") 의 바인딩은 뺀다
             assert named == {(low, high, low), (low, low, low)}  # high 큐도 exchange low 에 키 low 로 묶였다
             # 그 exchange 로 보낸 메시지 하나가 두 큐에 모두 들어간다
             producer = conn.Producer(channel=channel, serializer="json")
@@ -208,17 +210,24 @@ def test_call_tasks_with_two_live_workers(workers):
     assert "!!" not in out
 
 
-def _bindings():
-    out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_bindings", "source_name", "destination_name", "routing_key"],
-        capture_output=True, text=True, check=True, timeout=30,
-    ).stdout  # fmt: skip
-    return [tuple(line.split("\t")) for line in out.splitlines() if line.count("\t") == 2]
-
-
 def test_prefetch_defaults_and_the_lessons_setting():
     from celery.concurrency.asynpool import SCHED_STRATEGIES, SCHED_STRATEGY_FAIR
 
     assert Celery("defaults").conf.worker_prefetch_multiplier == 4
     assert app.conf.worker_prefetch_multiplier == 1 and app.conf.worker_concurrency == 1
     assert SCHED_STRATEGIES["default"] == SCHED_STRATEGIES["fair"] == SCHED_STRATEGY_FAIR  # -O 의 기본값은 fair
+
+
+@pytest.mark.skipif("broker.server_major() < 4", reason="RabbitMQ 4.x behaviour; this broker is older")
+def test_on_rabbitmq_4_the_consumers_list_shows_prefetch_per_consumer(workers):
+    # README 서비스 절: 관리 UI 의 Consumers 목록에 소비자마다 prefetch 가 적힌다(이 실습의 워커는 1).
+    # 관리 API 의 통계는 몇 초마다 모인다(collect_statistics_interval, 기본 5초): 소비자가 보일 때까지 다시 묻는다.
+    deadline = time.monotonic() + MANAGEMENT_STATS_SECONDS
+    while True:
+        consumers = broker.management("GET", f"consumers/{broker.quoted(broker.vhost())}")
+        ours = [c for c in consumers if c["queue"]["name"] in ("high", "low")]
+        if {c["queue"]["name"] for c in ours} == {"high", "low"} or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert {c["queue"]["name"] for c in ours} == {"high", "low"}
+    assert [c["prefetch_count"] for c in ours] == [1, 1]

@@ -71,8 +71,8 @@ def compose() -> dict:
     return yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 
 
-def test_compose_has_the_three_services(compose):
-    assert set(compose["services"]) == {"rabbitmq", "postgres", "redis"}
+def test_compose_has_the_three_services_and_the_redis_ui(compose):
+    assert set(compose["services"]) == {"rabbitmq", "postgres", "redis", "redisinsight"}
 
 
 def test_compose_images_are_pinned_to_versions(compose):
@@ -92,7 +92,7 @@ def test_compose_binds_every_port_to_localhost_only(compose):
         for mapping in service["ports"]:
             assert mapping.startswith("127.0.0.1:"), f"{name}: {mapping} is reachable from other machines"
     published = {name: _published(service) for name, service in compose["services"].items()}
-    assert published == {"rabbitmq": {5672, 15672}, "postgres": {5432}, "redis": {6379, 8001}}
+    assert published == {"rabbitmq": {5672, 15672}, "postgres": {5432}, "redis": {6379}, "redisinsight": {5540}}
 
 
 def test_compose_agrees_with_global_config(compose):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
+import json
 import re
 import shlex
 import subprocess
@@ -75,36 +75,54 @@ def test_every_module_the_readme_runs_exists(name):
 
 def test_every_celery_command_is_accepted_by_this_celery(name):
     # 옵션과 인자를 그대로 둔 채 --help 를 붙인다: 모르는 하위 명령이나 옵션이면 celery 가 거절한다(종료 코드 2).
+    # 명령들은 파이썬 프로세스 하나 안에서 celery 의 CLI 로 판정한다(tests/celery_cli_check.py).
     celery_commands = sorted({c for c in commands(readme(name)) if program_of(c)[0] == "celery"})
     assert celery_commands
-    for command in celery_commands:
-        parsed = parse(command)
-        run = subprocess.run(
-            [*parsed.argv, "--help"], cwd=PROJECT_ROOT, env={**os.environ, **parsed.env},
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert run.returncode == 0, f"{command}\n{run.stdout}{run.stderr}"
-        assert "Usage:" in run.stdout
+    parsed = [parse(command) for command in celery_commands]
+    requests = [{"env": p.env, "args": p.argv[p.argv.index("celery") + 1 :]} for p in parsed]
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.celery_cli_check"], input=json.dumps(requests), cwd=PROJECT_ROOT,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    for command, answer in zip(celery_commands, json.loads(run.stdout), strict=True):
+        assert answer["returncode"] == 0, f"{command}\n{answer['stdout']}{answer['stderr']}"
+        assert "Usage:" in answer["stdout"]
+
+
+def test_the_celery_command_check_rejects_an_unknown_option_and_subcommand():
+    # 위 판정이 거절할 수 있다는 것: 모르는 옵션과 하위 명령은 종료 코드 2.
+    requests = [
+        {"env": {}, "args": ["-A", "practice00.tasks", "worker", "--no-such-option"]},
+        {"env": {}, "args": ["-A", "practice00.tasks", "no-such-command"]},
+        {"env": {}, "args": ["-A", "practice00.tasks", "worker", "--loglevel=info"]},
+    ]
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.celery_cli_check"], input=json.dumps(requests), cwd=PROJECT_ROOT,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert [answer["returncode"] for answer in json.loads(run.stdout)] == [2, 2, 0]
 
 
 def test_quick_start_is_what_the_runner_ci_and_compose_do(name):
+    # 새로 클론한 저장소에서 두 명령: uv run 이 환경을 만들고, 실행기와 테스트가 서비스를 확인한다(uv sync 는 없다).
     steps = quick_start(name)
-    assert steps == ["docker compose up -d", "uv sync", "uv run python -m playground all"]
-    # docker compose up -d 는 course.py 가 확인하는 세 서비스를 띄운다(이름은 docker-compose.yml 의 서비스 이름).
+    assert steps == ["uv run python -m playground all", "uv run pytest"]
+    # 실행기가 docker compose 로 띄우는 서비스 이름은 docker-compose.yml 의 서비스 이름이다.
     compose = (PROJECT_ROOT / "docker-compose.yml").read_text()
     for service in SERVICES:
         assert re.search(rf"^  {service.compose_service}:$", compose, re.MULTILINE)
-    # CI 도 같은 uv sync 로 설치하고, README 가 말하는 테스트 명령으로 끝난다.
+    # CI 는 README 가 말하는 테스트 명령으로 끝난다.
     ci = (PROJECT_ROOT / ".ci" / "run").read_text().strip().splitlines()
-    assert "uv sync" in ci
     assert ci[-1] == "uv run pytest"
+    assert "uv sync" not in ci
     assert "uv run pytest" in commands(readme(name))
 
 
 def test_the_runner_command_in_the_quick_start_is_the_one_the_tests_run(name):
     from tests.test_playground import QUICK_START_ARGS
 
-    runner = parse(quick_start(name)[-1].removeprefix("uv run "))
+    runner = parse(quick_start(name)[0].removeprefix("uv run "))
     assert runner.argv == [sys.executable, "-m", "playground", *QUICK_START_ARGS]
 
 
