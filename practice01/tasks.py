@@ -31,9 +31,6 @@ HARD_CLEANUP_SECONDS = 0.5  # 하드 제한에 걸린 작업의 finally 정리. 
 
 app = Celery("practice01", broker=RABBITMQ_URL, backend=REDIS_URL)
 app.conf.update(
-    task_serializer="json",
-    result_serializer="json",
-    accept_content=["json"],
     task_default_queue="practice01",
 )
 

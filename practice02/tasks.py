@@ -17,9 +17,6 @@ from global_config import RABBITMQ_URL, REDIS_URL
 
 app = Celery("practice02", broker=RABBITMQ_URL, backend=REDIS_URL)
 app.conf.update(
-    task_serializer="json",
-    result_serializer="json",
-    accept_content=["json"],
     task_default_queue="practice02",
 )
 

@@ -32,9 +32,6 @@ if BACKEND not in BACKENDS:
 
 app = Celery("practice03", broker=RABBITMQ_URL, backend=BACKENDS[BACKEND])
 app.conf.update(
-    task_serializer="json",
-    result_serializer="json",
-    accept_content=["json"],
     # 백엔드마다 큐를 따로 둔다. 결과를 어디에 적을지는 워커의 설정이 정하므로, Redis 워커가 PostgreSQL 쪽
     # 호출의 작업을 가져가면 호출한 쪽은 결과를 영영 찾지 못한다.
     task_default_queue="practice03" if BACKEND == "redis" else "practice03_postgres",

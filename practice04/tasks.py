@@ -26,9 +26,6 @@ BACKOFF_MAX = 2  # retry_backoff_max: 지수 백오프(1, 2, 4 …초)의 상한
 
 app = Celery("practice04", broker=RABBITMQ_URL, backend=REDIS_URL)
 app.conf.update(
-    task_serializer="json",
-    result_serializer="json",
-    accept_content=["json"],
     task_default_queue="practice04",
 )
 

@@ -22,9 +22,6 @@ BACKLOG = 3  # low 큐에 쌓아 둘 느린 작업 수
 
 app = Celery("practice05", broker=RABBITMQ_URL, backend=REDIS_URL)
 app.conf.update(
-    task_serializer="json",
-    result_serializer="json",
-    accept_content=["json"],
     # 브로커에 선언할 큐. 큐마다 자기 exchange 와 routing key 를 준다. Queue("high") 처럼 exchange 를 빼면
     # 기본 큐(low)와 같은 이름의 exchange 에 묶여, 그 exchange 로 보낸 메시지가 두 큐에 모두 들어간다.
     task_queues=(

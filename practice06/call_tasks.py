@@ -18,9 +18,6 @@ from global_config import RABBITMQ_URL, REDIS_URL
 
 client = Celery("practice06_client", broker=RABBITMQ_URL, backend=REDIS_URL)
 client.conf.update(
-    task_serializer="json",
-    result_serializer="json",
-    accept_content=["json"],
     task_default_queue="practice06",
 )
 

@@ -19,9 +19,6 @@ QUEUE = "practice06"
 
 app = Celery("practice06", broker=RABBITMQ_URL, backend=REDIS_URL)
 app.conf.update(
-    task_serializer="json",
-    result_serializer="json",
-    accept_content=["json"],
     task_default_queue=QUEUE,
 )
 

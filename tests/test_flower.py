@@ -148,8 +148,9 @@ def readme_curl_path(part: str) -> str:
 
 def test_flower_lists_the_running_worker_with_its_registered_tasks(worker):
     with flower_running(port=free_port()) as flower:
-        # 아직 워커들에게 물어본 적이 없는 Flower: refresh 없이는 빈 {}
-        assert flower.get("/api/workers") == (200, b"{}")
+        # Flower 는 켜질 때 워커들에게 한 번 물어 둔다: 그때 떠 있던 워커는 refresh=1 없이도 나온다.
+        workers = poll_json(flower, "/api/workers", lambda data: worker.node in data)
+        assert "practice00.tasks.add" in workers[worker.node]["registered"]
         workers = poll_json(flower, readme_curl_path("/api/workers"), lambda data: worker.node in data)
         assert "practice00.tasks.add" in workers[worker.node]["registered"]
         assert "practice00" in [queue["name"] for queue in workers[worker.node]["active_queues"]]
@@ -228,3 +229,5 @@ def test_no_queue_the_worker_and_flower_declare_is_transient_and_non_exclusive(f
     assert transient == []
     control = next(queue for queue in queues if queue["name"] == f"{worker.node}.celery.pidbox")
     assert control["exclusive"] is True
+    assert all(queue["exclusive"] for queue in queues if queue["name"].startswith("celeryev."))
+    assert next(queue for queue in queues if queue["name"] == "practice00")["durable"] is True

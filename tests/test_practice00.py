@@ -284,3 +284,21 @@ def test_a_pickle_message_is_refused_and_only_a_timeout_ends_the_wait(worker):
         result.get(timeout=1)  # 워커는 결과를 남기지 않는다: timeout 이 없으면 영원히 기다린다
     assert result.state == "PENDING"
     assert f"{result.id}] received" not in worker.log
+
+
+def test_json_only_is_celerys_default_and_every_lesson_app_keeps_it():
+    import importlib
+
+    from celery import Celery
+
+    from playground.lessons import available_lessons
+
+    json_only = {"task_serializer": "json", "result_serializer": "json", "accept_content": ["json"]}
+
+    def serializers(conf):
+        return {**{key: conf[key] for key in json_only}, "accept_content": list(conf["accept_content"])}
+
+    assert serializers(Celery("defaults", set_as_current=False).conf) == json_only
+    for lesson in available_lessons():
+        assert serializers(importlib.import_module(f"{lesson}.tasks").app.conf) == json_only, lesson
+    assert set(json_only) <= set(app.conf.changes)  # practice00 은 세 줄을 보이게 적는다

@@ -9,8 +9,10 @@ import time
 import uuid
 
 import pytest
+from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
+import global_config
 from playground.lessons import run_call_tasks, worker_on_empty_queue
 from practice01.tasks import (
     HARD_LIMIT,
@@ -106,6 +108,9 @@ def test_the_pool_replaces_a_killed_process_and_keeps_serving(worker):
     assert pids <= worker.pids()
 
 
+# 손으로 보내는 SIGUSR1 이 2초 하드 제한보다 먼저 닿아야 한다. 코어 둘이 다른 테스트로 바쁘면 작업 시작, 기록,
+# 신호, 정리가 2초를 넘겨 하드 제한이 먼저 올 수 있다(CI 에서 그 풀 프로세스가 나중에 SIGKILL 로 바뀌었다): 혼자 돈다.
+@pytest.mark.alone
 def test_the_soft_limit_is_a_sigusr1_signal_raised_as_an_exception_inside_the_task(worker):
     # 소프트 제한이 하는 일을 손으로: 작업을 돌리는 풀 프로세스에 SIGUSR1 을 보낸다(우리가 띄운 워커의 자식이다).
     result, run_id = send(hard_limited)
@@ -120,6 +125,8 @@ def test_the_soft_limit_is_a_sigusr1_signal_raised_as_an_exception_inside_the_ta
     assert notes(run_id)[1:] == ["finally 시작", "finally 끝"]  # 예외라서 정리가 끝까지 돈다
 
 
+# 풀 프로세스 pid 들이 그대로인지 본다: 바쁜 기계에서 앞 테스트의 하드 제한이 늦게 닿아 프로세스를 바꾸면 틀린다.
+@pytest.mark.alone
 def test_soft_limit_raises_inside_the_task_and_the_cleanup_reaches_the_caller(worker):
     pool = full_pool(worker)
     result, run_id = send(batch_with_cleanup)
@@ -147,6 +154,19 @@ def test_soft_limit_above_hard_limit_is_rejected_when_called_not_when_defined():
     assert misconfigured.soft_time_limit > misconfigured.time_limit  # 정의(임포트)는 됐다
     with pytest.raises(ValueError, match="soft_time_limit must be less than or equal to time_limit"):
         misconfigured.delay()
+
+
+def test_app_wide_limits_are_checked_the_same_way_when_the_decorator_gives_none():
+    probe = Celery("limits_probe", broker=global_config.RABBITMQ_URL, set_as_current=False)
+    probe.conf.update(task_soft_time_limit=HARD_LIMIT + 3, task_time_limit=HARD_LIMIT)
+
+    @probe.task(name="limits_probe.plain", shared=False)
+    def plain():
+        pass
+
+    assert (plain.soft_time_limit, plain.time_limit) == (HARD_LIMIT + 3, HARD_LIMIT)  # 앱 설정에서 왔다
+    with pytest.raises(ValueError, match="soft_time_limit must be less than or equal to time_limit"):
+        plain.delay()
 
 
 def test_limits_given_to_apply_async_are_not_checked(worker):

@@ -1,4 +1,4 @@
-"""practice01 README 절의 경고: solo 와 threads 풀은 시간 제한을 조용히 무시한다.
+"""practice01 README 절의 경고: solo 와 threads 풀은 시간 제한을 조용히 무시하고, gevent 는 하드 제한만 지킨다.
 
 practice01 의 prefork 워커가 같은 큐를 소비하지 않도록 test_practice01.py 와 다른 모듈에 둔다.
 """
@@ -8,9 +8,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from celery.exceptions import TimeLimitExceeded
 
 from playground.lessons import run_call_tasks, worker_on_empty_queue
-from practice01.tasks import ITEMS, batch_with_cleanup, hard_limited, notebook, notes_key
+from practice01.tasks import HARD_LIMIT, ITEMS, batch_with_cleanup, hard_limited, notebook, notes_key
 
 WAIT = 15
 
@@ -34,3 +35,20 @@ def test_call_tasks_against_a_solo_worker_reports_the_ignored_limit():
     assert run.returncode == 1
     assert "hard_limited.delay(run_id) → state=SUCCESS" in run.output
     assert "!! 예상과 다름: 하드 제한의 state = 'SUCCESS' (예상: 'FAILURE')" in run.output
+
+
+def test_gevent_enforces_the_hard_limit_inside_the_task_and_ignores_the_soft_one():
+    with worker_on_empty_queue("practice01", pool="gevent", concurrency=2) as worker:
+        hard_id, soft_id = str(uuid.uuid4()), str(uuid.uuid4())
+        hard = hard_limited.delay(hard_id)
+        soft = batch_with_cleanup.delay(soft_id)
+        with pytest.raises(TimeLimitExceeded):
+            hard.get(timeout=WAIT)
+        with pytest.raises(TimeLimitExceeded):
+            soft.get(timeout=WAIT)
+        log = worker.log
+    assert hard.state == soft.state == "FAILURE"
+    # gevent.Timeout 은 작업 안에서 일어나는 예외라 finally 가 끝까지 돈다(prefork 는 프로세스를 죽인다).
+    assert notebook.lrange(notes_key(hard_id), 0, -1)[1:] == ["finally 시작", "finally 끝"]
+    assert "Soft time limit" not in log
+    assert f"Hard time limit ({HARD_LIMIT}s) exceeded for practice01.tasks.batch_with_cleanup[{soft.id}]" in log
