@@ -1,5 +1,7 @@
 """모든 실습의 call_tasks.py 가 함께 쓰는 작은 틀. Celery를 배우는 데 이 파일을 읽을 필요는 없다.
 
+- WorkerSpec, Needs: 실습의 tasks.py 가 "이 실습을 돌리려면 무엇을 띄우고 얼마나 일부러 기다리는지"를 적는 틀.
+  README 의 워커 명령, 워커가 없을 때의 안내, 실행기, 테스트, 벤치마크가 모두 이 한 곳을 읽는다.
 - Scenario.step(): 단계 제목을 찍는다.
 - Scenario.expect(): 배운 대로 나왔는지 확인한다. 다르면 표시해 두었다가 종료 코드 1로 알린다.
 - Scenario.run(): 브로커와 결과 백엔드가 응답하는지 먼저 확인하고 시나리오를 돌린다. 워커나 서비스가
@@ -8,9 +10,10 @@
 서비스 점검(unreachable_services)은 실행기(python -m playground)와 테스트도 같은 것을 쓴다.
 """
 
+import importlib
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import redis
 from celery.exceptions import TimeoutError as CeleryTimeoutError
@@ -23,6 +26,50 @@ import global_config
 # 정상이라면 결과는 몇 초 안에 온다. 이만큼 기다려도 안 오면 워커가 없다고 본다.
 RESULT_TIMEOUT = 10
 CONNECT_TIMEOUT_SECONDS = 3
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """실습이 띄우라고 하는 `celery worker` 하나."""
+
+    hostname: str | None = None  # 노드 이름의 앞부분: "worker-high" → --hostname=worker-high@%h
+    queues: tuple[str, ...] = ()  # 소비할 큐(없으면 앱의 기본 큐)
+    env: Mapping[str, str] = field(default_factory=dict)  # 명령 앞에 붙일 환경 변수
+
+    def command(self, lesson: str) -> str:
+        """README 에 적는 그대로의 명령."""
+        words = [f"{name}={value}" for name, value in self.env.items()]
+        words += ["celery", "-A", f"{lesson}.tasks", "worker"]
+        if self.queues:
+            words.append(f"--queues={','.join(self.queues)}")
+        if self.hostname:
+            words.append(f"--hostname={self.hostname}@%h")
+        words.append("--loglevel=info")
+        return " ".join(words)
+
+
+@dataclass(frozen=True)
+class Needs:
+    """실습을 돌리는 데 필요한 것: 띄울 프로세스들과, 일부러 기다리는 시간(무엇 → 초).
+
+    waits 는 call_tasks 가 결과를 기다리는 길 위에 놓인 sleep, countdown, 시간 제한, 재시도 간격, 끝까지 기다려
+    보는 timeout 이다. 나란히 도는 작업들은 가장 긴 것 하나만 적는다.
+    """
+
+    workers: tuple[WorkerSpec, ...] = (WorkerSpec(),)
+    waits: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def wait_seconds(self) -> float:
+        return float(sum(self.waits.values()))
+
+    def commands(self, lesson: str) -> list[str]:
+        return [worker.command(lesson) for worker in self.workers]
+
+
+def needs_of(lesson: str) -> Needs:
+    """그 실습의 tasks.py 가 적어 둔 Needs."""
+    return importlib.import_module(f"{lesson}.tasks").NEEDS
 
 
 def _probe_rabbitmq(url):
@@ -114,10 +161,9 @@ def service_for(url):
 
 
 class Scenario:
-    def __init__(self, app, worker_commands=None, lesson=None):
+    def __init__(self, app, lesson=None):
         self.app = app
         self.lesson = lesson or app.main
-        self.worker_commands = worker_commands or [f"celery -A {self.lesson}.tasks worker --loglevel=info"]
         self.surprises = []
 
     def step(self, title):
@@ -156,7 +202,8 @@ class Scenario:
         except CeleryTimeoutError:
             print(f"\n기다리던 결과가 오지 않았습니다(최대 {RESULT_TIMEOUT}초). {self.lesson} 워커가 돌고 있나요?")
             print("다른 터미널에서 워커를 띄우세요:")
-            for command in self.worker_commands:
+            # tasks.py 는 여기서야 읽는다: practice06 의 call_tasks 는 작업 코드를 import 하지 않고 부르는 것을 보인다.
+            for command in needs_of(self.lesson).commands(self.lesson):
                 print(f"    {command}")
             print("(이미 보낸 작업은 큐에 남아 있다가, 워커가 뜨면 실행됩니다.)")
             return 1

@@ -5,9 +5,9 @@
 --jobs 의 값마다 실행기와 똑같이 일곱 실습을 처음부터 끝까지 돌린다(워커를 띄우고, call_tasks 를 돌리고,
 워커를 멈추는 것까지). 잰 값은 시작부터 마지막 워커가 멈출 때까지의 벽시계 시간이다.
 
-"일부러 기다리는 시간"은 각 실습의 상수로 계산한다: call_tasks 가 결과를 기다리는 길 위에 놓인 sleep,
-countdown, 시간 제한, 재시도 간격, 끝까지 기다려 보는 timeout. 나란히 도는 작업들은 가장 긴 것 하나만 센다.
-상수를 바꾸면 이 값도 따라 바뀐다.
+"일부러 기다리는 시간"은 각 실습의 tasks.py 가 NEEDS.waits 에 상수로 적은 값이다: call_tasks 가 결과를 기다리는
+길 위에 놓인 sleep, countdown, 시간 제한, 재시도 간격, 끝까지 기다려 보는 timeout. 나란히 도는 작업들은 가장 긴
+것 하나만 센다. 상수를 바꾸면 이 값도 따라 바뀐다.
 """
 
 from __future__ import annotations
@@ -21,45 +21,14 @@ import time
 from pathlib import Path
 
 from benchmarks import EXIT_SERVICES_DOWN, services_down
+from course import needs_of
 from playground.lessons import available_lessons
 from playground.runner import Console, Outcome, run_lessons
 
 
 def deliberate_waits() -> dict[str, float]:
-    """실습 이름 → 그 실습이 일부러 기다리는 시간(초)."""
-    from practice00 import call_tasks as c00
-    from practice00 import tasks as t00
-    from practice01 import call_tasks as c01
-    from practice01 import tasks as t01
-    from practice03 import tasks as t03
-    from practice04 import tasks as t04
-    from practice05 import call_tasks as c05
-    from practice05 import tasks as t05
-    from practice06 import call_tasks as c06
-
-    return {
-        # countdown 작업, slow_add, 모르는 id 의 get(timeout=…)
-        "practice00": t00.COUNTDOWN_SECONDS + t00.WORK_SECONDS + c00.UNKNOWN_ID_TIMEOUT,
-        "practice01": (
-            t01.WORK_SECONDS  # 1. unlimited
-            + t01.HARD_LIMIT
-            + c01.KILL_SETTLE_SECONDS  # 2. hard_limited
-            + t01.WORK_SECONDS  # 3. unlimited 두 개 (나란히)
-            + t01.SOFT_LIMIT
-            + t01.CLEANUP_SECONDS  # 4. batch_with_cleanup
-            + t01.HARD_LIMIT
-            + c01.KILL_SETTLE_SECONDS  # 5. slow_cleanup
-        ),
-        "practice02": 0.0,
-        # group 과 chord: 나란히 도는 조각 중 가장 긴 것, 두 번
-        "practice03": 2 * t03.LONG_SECONDS,
-        # 다섯 작업의 재시도가 나란히 돈다. 가장 긴 것은 auto_retrying 의 백오프 간격들(1, 2, 2초)
-        "practice04": float(sum(min(2**n, t04.BACKOFF_MAX) for n in range(t04.MAX_RETRIES))),
-        # low 에 밀린 보고서들(풀 프로세스 하나라 차례로), 아무도 보지 않는 큐의 get(timeout=…)
-        "practice05": t05.BACKLOG * t05.SLOW_SECONDS + c05.UNWATCHED_WAIT_SECONDS,
-        # inspect().registered() 가 답을 모으는 시간
-        "practice06": c06.INSPECT_SECONDS,
-    }
+    """실습 이름 → 그 실습이 일부러 기다리는 시간(초): 실습의 tasks.py 가 NEEDS.waits 에 적은 값의 합."""
+    return {lesson: needs_of(lesson).wait_seconds for lesson in available_lessons()}
 
 
 def run_course(jobs: int) -> tuple[float, list[Outcome]]:

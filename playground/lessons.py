@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from course import Service, service_for
+from course import Needs, Service, needs_of, service_for
 from playground import PROJECT_ROOT
 from playground.workers import Worker, running
 
@@ -22,23 +22,9 @@ LESSON_PATTERN = re.compile(r"practice\d\d")
 CALL_TASKS_TIMEOUT_SECONDS = 180
 
 
-@dataclass(frozen=True)
-class WorkerSpec:
-    """README가 띄우라고 하는 워커 하나: 이름(접두사)과 소비할 큐(없으면 앱의 기본 큐)."""
-
-    name: str = "worker"
-    queues: tuple[str, ...] = ()
-    concurrency: int | None = 2  # None: 손으로 칠 때처럼 앱 설정(worker_concurrency)을 따른다
-
-
-DEFAULT_WORKERS = (WorkerSpec(),)
-# 워커가 하나보다 많거나 특별한 옵션이 필요한 실습만 여기에 적는다.
-LESSON_WORKERS: dict[str, tuple[WorkerSpec, ...]] = {
-    "practice05": (
-        WorkerSpec("worker-high", ("high",), concurrency=None),
-        WorkerSpec("worker-low", ("low",), concurrency=None),
-    ),
-}
+# 테스트와 실행기의 워커는 풀 프로세스 둘로 띄운다(손으로 띄우면 CPU 수만큼). 앱이 worker_concurrency 를 정해 둔
+# 실습(practice05)은 그 값을 따른다: 그것도 그 실습이 가르치는 것이다.
+DEFAULT_CONCURRENCY = 2
 
 
 def available_lessons() -> list[str]:
@@ -96,10 +82,21 @@ def worker_on_empty_queue(lesson: str, *, purge_first: bool = True, **options) -
 
 
 def lesson_workers(lesson: str, on_line: Callable[[Worker, str], None] | None = None) -> list[Worker]:
+    """그 실습의 tasks.py 가 NEEDS 에 적은 워커들 (아직 띄우지 않은 상태). 노드 이름은 매번 새로 만든다."""
+    try:
+        conf_changes, needs = lesson_app(lesson).conf.changes, needs_of(lesson)
+    except ImportError:
+        # 실습 모듈을 불러올 수 없으면 기본 워커 하나를 띄워, 워커가 그 이유를 자기 로그로 말하게 한다.
+        conf_changes, needs = {}, Needs()
+    concurrency = None if "worker_concurrency" in conf_changes else DEFAULT_CONCURRENCY
     workers = []
-    for spec in LESSON_WORKERS.get(lesson, DEFAULT_WORKERS):
+    for spec in needs.workers:
         worker = Worker(
-            lesson, name=f"{spec.name}-{uuid.uuid4().hex[:6]}", queues=spec.queues, concurrency=spec.concurrency
+            lesson,
+            name=f"{spec.hostname or 'worker'}-{uuid.uuid4().hex[:6]}",
+            queues=spec.queues,
+            concurrency=concurrency,
+            env=spec.env,
         )
         if on_line is not None:
             worker.on_line = lambda line, worker=worker: on_line(worker, line)

@@ -1,4 +1,6 @@
-"""`python -m playground practiceNN|all` — 실습 하나(또는 전부)를 처음부터 끝까지 돌린다.
+"""`python -m playground practiceNN|all|check` — 실습 하나(또는 전부)를 처음부터 끝까지 돌린다.
+
+`check` 는 실습을 돌리지 않고, 실습 폴더마다 빠진 것을 말한다(playground/check.py).
 
 서비스 점검 → 그 실습의 워커 띄우기(준비될 때까지) → call_tasks 실행 → 워커 멈추기.
 워커 로그와 call_tasks 출력을 접두사를 붙여 한 터미널에 함께 보여 준다.
@@ -219,13 +221,19 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m playground",
         description="실습의 워커를 띄우고 call_tasks 를 돌린 뒤 워커를 멈춘다.",
     )
-    parser.add_argument("lesson", help=f"실습 이름 또는 all (있는 실습: {', '.join(lessons)})")
+    parser.add_argument(
+        "lesson", help=f"실습 이름, all, 또는 check(실습마다 빠진 것 찾기) (있는 실습: {', '.join(lessons)})"
+    )
     parser.add_argument(
         "--jobs", type=int, default=DEFAULT_JOBS, metavar="N",
         help=f"한 번에 함께 돌릴 실습 수 (기본 {DEFAULT_JOBS}). 출력은 언제나 실습 순서대로 나온다.",
     )  # fmt: skip
     args = parser.parse_args(argv)
 
+    if args.lesson == "check":
+        from playground.check import main as check
+
+        return check()
     if args.lesson == "all":
         selected = lessons
     elif args.lesson in lessons:

@@ -15,10 +15,8 @@ from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
 
 from course import RESULT_TIMEOUT, Scenario
-from practice00.tasks import COUNTDOWN_SECONDS, WORK_SECONDS, add, app, divide, slow_add
+from practice00.tasks import COUNTDOWN_SECONDS, UNKNOWN_ID_TIMEOUT, WORK_SECONDS, add, app, divide, slow_add
 
-# 없는 id 를 get() 으로 기다려 볼 시간.
-UNKNOWN_ID_TIMEOUT = 1
 # 데이터베이스 결과 백엔드는 결과가 왔다고 알려 주지 않는다. get() 은 interval 초(기본 0.5)마다 테이블을
 # 다시 읽는다. 간격을 줄이면 더 빨리 돌려받는 대신 데이터베이스를 그만큼 자주 읽는다.
 POLL_INTERVAL = 0.1

@@ -13,6 +13,7 @@ from celery.exceptions import TimeLimitExceeded
 from course import RESULT_TIMEOUT, Scenario
 from practice01.tasks import (
     HARD_LIMIT,
+    KILL_SETTLE_SECONDS,
     SOFT_LIMIT,
     app,
     batch_with_cleanup,
@@ -23,10 +24,6 @@ from practice01.tasks import (
     slow_cleanup,
     unlimited,
 )
-
-# 하드 제한의 FAILURE 는 워커의 메인 프로세스가 제한 시각에 곧바로 기록하고, 풀 프로세스는 그 뒤에
-# SIGTERM, 약 0.1초 뒤 SIGKILL 로 끝난다. 그 사이에 작업이 남기는 흔적까지 보려면 잠깐 기다린다.
-KILL_SETTLE_SECONDS = 0.3
 
 lesson = Scenario(app)
 step, expect = lesson.step, lesson.expect

@@ -17,6 +17,7 @@ import redis
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
+from course import Needs, WorkerSpec
 from global_config import RABBITMQ_URL, REDIS_URL
 
 SOFT_LIMIT = 1  # soft_time_limit (초)
@@ -28,6 +29,23 @@ ITEMS = 20  # 일괄 작업의 항목 수: 다 하려면 4초, 소프트 제한(
 CLEANUP_SECONDS = 0.1  # 여유(1초) 안에 끝나는 정리
 SLOW_CLEANUP_SECONDS = 2  # 여유(1초)보다 긴 정리: 하드 제한이 먼저 온다
 HARD_CLEANUP_SECONDS = 0.5  # 하드 제한에 걸린 작업의 finally 정리. SIGKILL(약 0.1초 뒤)보다 길다.
+
+# 하드 제한의 FAILURE 는 워커의 메인 프로세스가 제한 시각에 곧바로 기록하고, 풀 프로세스는 그 뒤에
+# SIGTERM, 약 0.1초 뒤 SIGKILL 로 끝난다. call_tasks 는 그 사이에 작업이 남기는 흔적까지 보려고 잠깐 기다린다.
+KILL_SETTLE_SECONDS = 0.3
+
+# 이 실습을 돌리는 데 필요한 것: 띄울 워커와 일부러 기다리는 시간. 실행기(python -m playground), 워커가 없을 때의
+# 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
+NEEDS = Needs(
+    workers=(WorkerSpec(),),
+    waits={
+        "1. unlimited": WORK_SECONDS,
+        "2. hard_limited": HARD_LIMIT + KILL_SETTLE_SECONDS,
+        "3. unlimited 두 개 (나란히)": WORK_SECONDS,
+        "4. batch_with_cleanup": SOFT_LIMIT + CLEANUP_SECONDS,
+        "5. slow_cleanup": HARD_LIMIT + KILL_SETTLE_SECONDS,
+    },
+)
 
 app = Celery("practice01", broker=RABBITMQ_URL, backend=REDIS_URL)
 app.conf.update(

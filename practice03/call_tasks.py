@@ -14,10 +14,7 @@ from course import RESULT_TIMEOUT, Scenario
 from global_config import RABBITMQ_URL
 from practice03.tasks import BACKEND, LONG_SECONDS, SHORT_SECONDS, app, fetch, merge
 
-lesson = Scenario(app, worker_commands=[
-    ("" if BACKEND == "redis" else f"PRACTICE03_BACKEND={BACKEND} ")
-    + "celery -A practice03.tasks worker --loglevel=info"
-])  # fmt: skip
+lesson = Scenario(app)
 step, expect = lesson.step, lesson.expect
 
 # 첫 번째 조각만 길고 나머지는 짧다: 끝나는 순서는 2, 3, 4, 1 이 된다.

@@ -17,12 +17,21 @@ import time
 import redis
 from celery import Celery
 
+from course import Needs, WorkerSpec
 from global_config import RABBITMQ_URL, REDIS_URL
 
 MAX_RETRIES = 3  # 처음 한 번 + 재시도 3번 = 최대 4번 실행
 RETRY_COUNTDOWN = 1  # self.retry(countdown=...): 다음 시도까지 기다릴 초
 FAILURES_BEFORE_SUCCESS = 2  # flaky 는 두 번 실패하고 세 번째 시도에 성공한다
 BACKOFF_MAX = 2  # retry_backoff_max: 지수 백오프(1, 2, 4 …초)의 상한
+
+# 이 실습을 돌리는 데 필요한 것: 띄울 워커와 일부러 기다리는 시간. 실행기(python -m playground), 워커가 없을 때의
+# 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
+# 다섯 작업의 재시도가 나란히 돈다. 가장 긴 것은 auto_retrying 의 백오프 간격들(1, 2, 2초).
+NEEDS = Needs(
+    workers=(WorkerSpec(),),
+    waits={"auto_retrying 의 백오프 간격": float(sum(min(2**n, BACKOFF_MAX) for n in range(MAX_RETRIES)))},
+)
 
 app = Celery("practice04", broker=RABBITMQ_URL, backend=REDIS_URL)
 app.conf.update(

@@ -12,17 +12,18 @@ import time
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 
 from course import RESULT_TIMEOUT, Scenario
-from practice05.tasks import BACKLOG, SLOW_SECONDS, app, build_report, cleanup, send_alert
+from practice05.tasks import (
+    BACKLOG,
+    SLOW_SECONDS,
+    UNWATCHED_QUEUE,
+    UNWATCHED_WAIT_SECONDS,
+    app,
+    build_report,
+    cleanup,
+    send_alert,
+)
 
-WORKER_COMMANDS = [
-    "celery -A practice05.tasks worker --queues=high --hostname=worker-high@%h --loglevel=info",
-    "celery -A practice05.tasks worker --queues=low --hostname=worker-low@%h --loglevel=info",
-]
-# 아무 워커도 소비하지 않는 큐와, 그 큐로 보낸 작업을 기다려 볼 시간.
-UNWATCHED_QUEUE = "practice05_nobody"
-UNWATCHED_WAIT_SECONDS = 1
-
-lesson = Scenario(app, worker_commands=WORKER_COMMANDS)
+lesson = Scenario(app)
 step, expect = lesson.step, lesson.expect
 
 

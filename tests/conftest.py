@@ -18,7 +18,9 @@ from playground.services import ensure_services
 
 # 테스트는 대부분의 시간을 기다리며 보낸다(작업, 워커 기동과 종료). 그래서 2코어 기계에서도 코어 수보다 많은
 # 프로세스가 이득이다. `uv run pytest -n N` 으로 바꾸고, `-p no:xdist` 면 한 프로세스에서 차례로 돈다.
-DEFAULT_TEST_PROCESSES = 4
+DEFAULT_TEST_PROCESSES = 6
+# alone 테스트의 제한 시간: 다른 프로세스에서 돌고 있는 테스트가 끝나기를 기다리는 시간까지 든다.
+ALONE_TIMEOUT_SECONDS = 300
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -60,7 +62,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # 모듈 범위의 fixture(그 모듈의 워커 등)를 쓰는 테스트는 한 프로세스에 모은다. 흩어지면 프로세스마다 같은
     # 워커를 또 띄운다. 나머지 테스트는 한가한 프로세스가 하나씩 가져간다.
+    # alone 테스트는 맨 뒤로: 다른 테스트를 막지 않고, 모두 끝나 갈 때 혼자 돈다. 다른 프로세스의 남은 테스트가
+    # 끝나기를 기다리는 시간은 그 테스트가 멈춘 것이 아니므로 제한 시간을 넉넉히 준다.
+    items.sort(key=lambda item: item.get_closest_marker("alone") is not None)
     for item in items:
+        if item.get_closest_marker("alone") is not None:
+            item.add_marker(pytest.mark.timeout(ALONE_TIMEOUT_SECONDS))
         fixtures = getattr(item, "_fixtureinfo", None)
         defs = fixtures.name2fixturedefs.values() if fixtures else ()
         if any(d[-1].scope == "module" for d in defs):
@@ -72,25 +79,17 @@ def _share_the_machine(request: pytest.FixtureRequest, tmp_path_factory: pytest.
     """`@pytest.mark.alone` 인 테스트는 다른 테스트가 하나도 돌지 않을 때 혼자 돈다(병렬 부하에서 지킬 수 없는
     시간 주장을 재는 테스트). 나머지 테스트는 서로 함께 돈다.
 
-    모든 프로세스가 같은 파일 둘에 flock 을 건다: 보통 테스트는 lock 에 공유 잠금, alone 테스트는 배타 잠금.
-    alone 테스트는 기다리는 동안 turnstile 을 쥐고 있어서, 새로 시작하는 테스트가 끼어들어 그 차례를 끝없이
-    미루지 못한다.
+    모든 프로세스가 같은 파일에 flock 을 건다: 보통 테스트는 공유 잠금, alone 테스트는 배타 잠금. alone 테스트는
+    맨 뒤로 모아 두므로(pytest_collection_modifyitems) 다른 프로세스가 할 일을 다 끝낼 무렵 차례가 온다.
     """
     alone = request.node.get_closest_marker("alone") is not None
     shared_dir = tmp_path_factory.getbasetemp().parent  # xdist 의 프로세스들이 함께 보는 폴더
-    with open(shared_dir / "turnstile.lock", "a") as turnstile, open(shared_dir / "alone.lock", "a") as lock:
-        fcntl.flock(turnstile, fcntl.LOCK_EX)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
-        finally:
-            if not alone:
-                fcntl.flock(turnstile, fcntl.LOCK_UN)
+    with open(shared_dir / "alone.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
         try:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-            if alone:
-                fcntl.flock(turnstile, fcntl.LOCK_UN)
 
 
 def _engine(database: str | None = None) -> sqlalchemy.Engine:

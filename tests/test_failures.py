@@ -9,6 +9,7 @@ import time
 import pytest
 from celery.result import AsyncResult
 
+from course import needs_of
 from playground.lessons import (
     available_lessons,
     broker_service,
@@ -34,7 +35,8 @@ def test_call_tasks_without_a_worker_exits_nonzero_and_says_what_to_start(lesson
         purge(lesson)  # 보내 놓은 메시지가 다음 테스트의 워커에게 가지 않게
     assert "did not finish within" not in run.output, run.output
     assert run.returncode != 0
-    assert re.search(rf"^    celery -A {lesson}\.tasks worker .*--loglevel=info$", run.output, re.MULTILINE), run.output
+    for command in needs_of(lesson).commands(lesson):  # tasks.py 가 적어 둔 워커 명령 그대로
+        assert f"\n    {command}\n" in run.output, run.output
     assert "Traceback" not in run.output
 
 

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from course import needs_of
 from playground import PROJECT_ROOT
 from playground.lessons import available_lessons
 from playground.runner import EXIT_SERVICES_DOWN, EXIT_USAGE, Console, run_lesson, run_lessons
@@ -83,7 +84,7 @@ def test_runner_all_shows_every_lesson_as_one_block_in_order_and_leaves_no_worke
         for tag in tags:
             assert re.search(rf"^{re.escape(tag)}\s*│ .*{re.escape(tag)}@\S+ ready\.", block, re.MULTILINE)
             assert re.search(rf"^{re.escape(tag)}\s*│ worker: Warm shutdown", block, re.MULTILINE)
-    assert len(nodes_seen) == len(available_lessons()) + 1  # practice05 는 워커가 둘
+    assert len(nodes_seen) == sum(len(needs_of(lesson).workers) for lesson in available_lessons())
     assert "한 번에 2개씩" in run.stdout
     for tag in nodes_seen:
         assert live_processes_mentioning(f"--hostname={tag}@") == []

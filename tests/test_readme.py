@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from course import SERVICES
+from course import SERVICES, needs_of
 from playground import PROJECT_ROOT
 from playground.lessons import available_lessons
 from tests.readme import README_FILES, block_commands, code_blocks, commands, parse, readme
@@ -177,3 +177,16 @@ def test_the_english_readme_is_in_step_with_the_korean_one():
     assert sorted(re.findall(inline, english)) == sorted(re.findall(inline, korean))
     number = r"(?<![\d.])\d+\.\d+(?![\d.])"
     assert sorted(re.findall(number, _prose(english))) == sorted(re.findall(number, _prose(korean)))
+
+
+def test_each_lesson_section_starts_the_workers_its_tasks_py_declares(name):
+    # README 의 '실행' 블록, tasks.py 맨 위 docstring, 워커가 없을 때의 안내가 모두 tasks.py 의 NEEDS 한 곳에서 온다.
+    heading = {"README.md": "### 실행", "README.en.md": "### Running it"}[name]
+    for lesson in available_lessons():
+        declared = needs_of(lesson).commands(lesson)
+        section = readme(name).split(f"## {lesson} — ", 1)[1].split("\n## ", 1)[0]
+        run_block = code_blocks(section.split(heading, 1)[1], "bash")[0]
+        assert block_commands(run_block) == [*declared, f"python -m {lesson}.call_tasks"], lesson
+        docstring = importlib.import_module(f"{lesson}.tasks").__doc__
+        in_docstring = re.findall(r"터미널 \d:\s+(.+)", docstring)
+        assert in_docstring[: len(declared) + 1] == [*declared, f"python -m {lesson}.call_tasks"], lesson

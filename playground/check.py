@@ -1,0 +1,88 @@
+"""`python -m playground check` — 실습 폴더마다 빠진 것이나 어긋난 것을 이름으로 말한다.
+
+CONTRIBUTING.md 의 "실습 하나 더하기" 목록을 이것이 확인한다. 모두 갖추었으면 종료 코드 0, 하나라도 빠지면 1.
+서비스에 연결하지 않는다(실습 모듈을 import 만 한다).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from collections.abc import Iterator
+
+from course import Needs
+from playground import PROJECT_ROOT
+from playground.lessons import LESSON_PATTERN, available_lessons
+
+TOP_READMES = {"README.md": "실행", "README.en.md": "Running it"}
+
+
+def lesson_folders() -> list[str]:
+    """practiceNN 모양의 폴더 전부 (실행기가 아직 모르는 것까지)."""
+    return sorted(p.name for p in PROJECT_ROOT.iterdir() if p.is_dir() and LESSON_PATTERN.fullmatch(p.name))
+
+
+def problems_of(lesson: str) -> Iterator[str]:
+    folder = PROJECT_ROOT / lesson
+    for name in ("__init__.py", "tasks.py", "call_tasks.py"):
+        if not (folder / name).is_file():
+            yield f"{lesson}/{name} is missing"
+    if lesson not in available_lessons():
+        yield "the runner does not know it (python -m playground needs tasks.py and call_tasks.py)"
+    if not (folder / "tasks.py").is_file():
+        return
+    try:
+        tasks = importlib.import_module(f"{lesson}.tasks")
+    except Exception as exc:  # 어떤 실패든 이름을 붙여 보고한다
+        yield f"{lesson}/tasks.py does not import: {type(exc).__name__}: {exc}"
+        return
+    app = getattr(tasks, "app", None)
+    if app is None:
+        yield f"{lesson}/tasks.py has no Celery app named `app`"
+    else:
+        if app.main != lesson:
+            yield f"{lesson}/tasks.py: the app is named {app.main!r}, not {lesson!r} (Celery({lesson!r}, ...))"
+        queue = app.conf.task_default_queue
+        if lesson != "practice05" and queue != lesson:
+            yield f"{lesson}/tasks.py: task_default_queue is {queue!r}; each lesson uses its own queue ({lesson!r})"
+    needs = getattr(tasks, "NEEDS", None)
+    if not isinstance(needs, Needs):
+        yield f"{lesson}/tasks.py declares no NEEDS = Needs(workers=..., waits=...) (the processes and the waits)"
+        return
+    if not needs.workers:
+        yield f"{lesson}/tasks.py: NEEDS names no worker"
+    commands = [*needs.commands(lesson), f"python -m {lesson}.call_tasks"]
+    in_docstring = re.findall(r"터미널 \d:\s+(.+)", tasks.__doc__ or "")
+    if in_docstring[: len(commands)] != commands:
+        yield f"{lesson}/tasks.py: the docstring's commands are not the declared ones: {commands}"
+    if not (PROJECT_ROOT / "tests" / f"test_{lesson}.py").is_file():
+        yield f"tests/test_{lesson}.py is missing"
+    for readme, run_heading in TOP_READMES.items():
+        text = (PROJECT_ROOT / readme).read_text()
+        if not re.search(rf"^## {lesson} — ", text, re.MULTILINE):
+            yield f"{readme} has no section '## {lesson} — …'"
+            continue
+        if not re.search(rf"^\| \[{lesson}\]", text, re.MULTILINE):
+            yield f"{readme} has no row for {lesson} in the lesson table"
+        section = text.split(f"## {lesson} — ", 1)[1].split("\n## ", 1)[0]
+        if f"### {run_heading}" not in section:
+            yield f"{readme}: the {lesson} section has no '### {run_heading}'"
+        elif not all(command in section for command in commands):
+            yield f"{readme}: the {lesson} section does not give the declared commands {commands}"
+
+
+def main() -> int:
+    found = 0
+    for lesson in lesson_folders():
+        problems = list(problems_of(lesson))
+        found += len(problems)
+        print(f"{lesson}: {'ok' if not problems else f'{len(problems)} missing or inconsistent'}")
+        for problem in problems:
+            print(f"  - {problem}")
+    print(f"\n{len(lesson_folders())} lessons, {found} problems")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
