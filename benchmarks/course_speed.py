@@ -2,7 +2,7 @@
 
     python -m benchmarks.course_speed [--jobs 1 2] [--json PATH]
 
---jobs 의 값마다 실행기와 똑같이 일곱 실습을 처음부터 끝까지 돌린다(워커를 띄우고, call_tasks 를 돌리고,
+--jobs 의 값마다 실행기와 똑같이 모든 실습을 처음부터 끝까지 돌린다(워커를 띄우고, call_tasks 를 돌리고,
 워커를 멈추는 것까지). 잰 값은 시작부터 마지막 워커가 멈출 때까지의 벽시계 시간이다.
 
 "일부러 기다리는 시간"은 각 실습의 tasks.py 가 NEEDS.waits 에 상수로 적은 값이다: call_tasks 가 결과를 기다리는

@@ -66,3 +66,53 @@ def command_starting(text: str, prefix: str) -> str:
     matches = [c for c in commands(text) if re.sub(r"^(?:[A-Z_][A-Z0-9_]*=\S+\s+)*", "", c).startswith(prefix)]
     assert len(matches) == 1, f"README 에 {prefix!r} 로 시작하는 명령이 {len(matches)}개: {matches}"
     return matches[0]
+
+
+# README 의 출력 예시에서 실행마다 바뀌는 부분(id, pid, 시간, 호스트 이름)은 이 표시 하나로 적는다.
+# 비교할 때 이 표시는 한 줄 안의 아무 글자들(하나 이상)과 맞는다. 나머지는 글자 그대로 같아야 한다.
+PLACEHOLDER = "‹…›"
+
+
+def lesson_section(text: str, lesson: str) -> str:
+    return text.split(f"## {lesson} — ", 1)[1].split("\n## ", 1)[0]
+
+
+def sample_outputs(text: str, lesson: str) -> list[str]:
+    """그 실습 절의 출력 예시 블록들: ```text 블록 가운데 call_tasks 의 단계 머리줄([1. …])이 있는 것."""
+    blocks = code_blocks(lesson_section(text, lesson), "text")
+    return [block for block in blocks if re.search(r"^\[\d+\. ", block, re.MULTILINE)]
+
+
+def _line_pattern(line: str) -> str:
+    return ".+?".join(re.escape(part) for part in line.rstrip().split(PLACEHOLDER))
+
+
+def sample_mismatches(sample: str, output: str) -> list[str]:
+    """출력 예시가 실제 출력과 줄마다 맞는지. 예시는 단계([N. …])마다 실제 출력의 이어진 줄들과 같아야 하고, 단계의
+    순서도 같아야 한다(예시는 단계 몇 개만 보여 줄 수 있다). 맞지 않는 단계마다 설명 한 줄을 돌려준다."""
+    lines = [line.rstrip() for line in output.splitlines()]
+    chunks = re.split(r"\n(?=\[\d+\. )", sample.strip("\n"))
+    problems, position = [], 0
+    for chunk in chunks:
+        patterns = [re.compile(_line_pattern(line) + r"\Z") for line in chunk.splitlines()]
+        found = None
+        for start in range(position, len(lines) - len(patterns) + 1):
+            if all(p.match(lines[start + i]) for i, p in enumerate(patterns)):
+                found = start
+                break
+        if found is None:
+            problems.append(f"not in the real output (in this order): {chunk.splitlines()[0]!r}")
+        else:
+            position = found + len(patterns)
+    return problems
+
+
+def assert_samples_match(lesson: str, output: str) -> None:
+    """두 README 에 있는 그 실습의 출력 예시가 모두 진짜 call_tasks 출력과 맞는지 본다."""
+    checked = 0
+    for name in README_FILES:
+        for sample in sample_outputs(readme(name), lesson):
+            problems = sample_mismatches(sample, output)
+            assert problems == [], f"{name} {lesson}: {problems}\n--- real output ---\n{output}"
+            checked += 1
+    assert checked >= len(README_FILES), f"{lesson}: no sample output block in the READMEs"

@@ -46,3 +46,10 @@ def test_a_copied_lesson_folder_alone_is_named_with_every_missing_piece(tmp_path
         "README.en.md has no section '## practice99 — …'",
     ):
         assert missing in out, (missing, out)
+
+
+def test_contributing_lists_the_steps_in_both_languages_and_ends_with_the_check():
+    text = (PROJECT_ROOT / "CONTRIBUTING.md").read_text()
+    assert "# 기여하기: 실습 하나 더하기" in text and "# Contributing: adding a lesson" in text
+    for needed in ("NEEDS", "tests/test_practiceNN.py", "uv run python -m playground check", "README.en.md"):
+        assert text.count(needed) >= 2, needed  # 두 언어 모두

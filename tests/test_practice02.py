@@ -11,6 +11,7 @@ from celery.canvas import Signature
 
 from playground.lessons import run_call_tasks, worker_on_empty_queue
 from practice02.tasks import add, app, divide, multiply, subtract
+from tests.readme import assert_samples_match
 
 WAIT = 15
 
@@ -94,6 +95,7 @@ def test_a_reused_task_id_returns_the_first_success(worker):
 def test_call_tasks_shows_every_step(worker):
     run = run_call_tasks("practice02", timeout=60)
     assert run.returncode == 0, run.output
+    assert_samples_match("practice02", run.output)  # README 의 출력 예시가 곧 이 출력이다
     out = run.output
     assert "add.s(1, 2) → practice02.tasks.add(1, 2)  (Signature" in out
     assert "chain(...).apply_async().get() → -0.7142857142857142" in out

@@ -16,6 +16,7 @@ from playground.broker import queue_counts
 from playground.lessons import run_call_tasks, worker_on_empty_queue
 from playground.workers import Worker, running
 from practice03.tasks import BACKEND, LONG_SECONDS, SHORT_SECONDS, fetch, merge
+from tests.readme import assert_samples_match
 
 WAIT = 20
 POSTGRES = {"PRACTICE03_BACKEND": "postgres"}
@@ -99,6 +100,7 @@ def test_rpc_backend_refuses_a_chord_before_sending_anything():
 def test_call_tasks_prints_orders_and_the_callback_delay(worker):
     run = run_call_tasks("practice03", timeout=60)
     assert run.returncode == 0, run.output
+    assert_samples_match("practice03", run.output)  # README 의 출력 예시가 곧 이 출력이다
     out = run.output
     assert "group(...).apply_async().get() → [1, 2, 3, 4]  (부른 순서)" in out
     assert re.search(r"끝난 순서는 \[\d, \d, \d, 1\]", out)

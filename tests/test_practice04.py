@@ -28,6 +28,7 @@ from practice04.tasks import (
     auto_retrying_with_jitter,
     flaky,
 )
+from tests.readme import assert_samples_match
 
 WAIT = 20
 EARLY = 0.05  # countdown 은 "그 전에는 아님": 간격은 이보다 더 짧아질 수 없다(시계 오차만큼의 여유)
@@ -177,6 +178,7 @@ def test_a_retry_inherits_expires_and_an_expired_retry_is_discarded(worker):
 def test_call_tasks_shows_attempts_spacing_and_outcomes(worker):
     run = run_call_tasks("practice04", timeout=90)
     assert run.returncode == 0, run.output
+    assert_samples_match("practice04", run.output)  # README 의 출력 예시가 곧 이 출력이다
     out = run.output
     assert "flaky: state=RETRY, info=ConnectionError('일시적 오류 (retries=0)')" in out
     assert "get() → '성공: retries=2', state=SUCCESS" in out

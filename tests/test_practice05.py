@@ -22,6 +22,7 @@ from playground.broker import delete_queue, queue_counts
 from playground.lessons import lesson_workers, purge, run_call_tasks
 from playground.workers import running
 from practice05.tasks import BACKLOG, SLOW_SECONDS, app, build_report, cleanup, send_alert
+from tests.readme import assert_samples_match
 
 WAIT = 20
 MANAGEMENT_STATS_SECONDS = 15
@@ -200,6 +201,7 @@ def test_the_queue_decorator_option_is_deprecated_and_the_lesson_does_not_use_it
 def test_call_tasks_with_two_live_workers(workers):
     run = run_call_tasks("practice05", timeout=90)
     assert run.returncode == 0, run.output
+    assert_samples_match("practice05", run.output)  # README 의 출력 예시가 곧 이 출력이다
     out = run.output
     assert re.search(r"task_routes → high\n\s+→ 큐 high, 워커 worker-high-", out)
     assert re.search(r"부를 때 바꿈\n\s+→ 큐 high, 워커 worker-high-", out)

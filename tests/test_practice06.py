@@ -20,6 +20,7 @@ from playground import PROJECT_ROOT
 from playground.broker import delete_queue
 from playground.lessons import run_call_tasks, worker_on_empty_queue
 from practice06.tasks import QUEUE, app, count_words, send_welcome
+from tests.readme import assert_samples_match
 
 WAIT = 15
 
@@ -103,6 +104,7 @@ def test_celery_call_reaches_the_task_by_name(worker):
 def test_call_tasks_output(worker):
     run = run_call_tasks("practice06", timeout=60)
     assert run.returncode == 0, run.output
+    assert_samples_match("practice06", run.output)  # README 의 출력 예시가 곧 이 출력이다
     out = run.output
     assert "send_task('email.send_welcome', args=[42]).get() → '사용자 42 에게 환영 메일을 보냈습니다'" in out
     assert "이 프로세스가 import 한 실습의 tasks 모듈: []" in out

@@ -15,7 +15,17 @@ import pytest
 from course import SERVICES, needs_of
 from playground import PROJECT_ROOT
 from playground.lessons import available_lessons
-from tests.readme import README_FILES, block_commands, code_blocks, commands, parse, readme
+from tests.readme import (
+    PLACEHOLDER,
+    README_FILES,
+    block_commands,
+    code_blocks,
+    commands,
+    parse,
+    readme,
+    sample_mismatches,
+    sample_outputs,
+)
 
 # README 의 명령이 부르는 프로그램. 새 프로그램이 README 에 들어오면 여기에 넣고 확인 방법도 정한다.
 KNOWN_PROGRAMS = {"docker", "uv", "python", "celery", "curl", "export", "rabbitmqctl"}
@@ -190,3 +200,14 @@ def test_each_lesson_section_starts_the_workers_its_tasks_py_declares(name):
         docstring = importlib.import_module(f"{lesson}.tasks").__doc__
         in_docstring = re.findall(r"터미널 \d:\s+(.+)", docstring)
         assert in_docstring[: len(declared) + 1] == [*declared, f"python -m {lesson}.call_tasks"], lesson
+
+
+def test_a_changed_value_in_a_sample_block_is_caught(name):
+    # 예시의 ‹…› 를 값으로 채운 출력과는 맞고, 예시에서 값 하나(숫자 하나)만 바꿔도 맞지 않는다.
+    for lesson in available_lessons():
+        (sample,) = sample_outputs(readme(name), lesson)
+        output = "\n" + sample.replace(PLACEHOLDER, "7f3a") + "\n모든 호출이 README 에 적힌 대로 동작했습니다.\n"
+        assert sample_mismatches(sample, output) == [], lesson
+        digit = list(re.finditer(r"\d", sample))[-1]  # 예시의 마지막 숫자 하나
+        changed = sample[: digit.start()] + str((int(digit.group()) + 1) % 10) + sample[digit.end() :]
+        assert sample_mismatches(changed, output) != [], lesson
