@@ -4,6 +4,8 @@
   README 의 워커 명령, 워커가 없을 때의 안내, 실행기, 테스트, 벤치마크가 모두 이 한 곳을 읽는다.
 - Scenario.step(): 단계 제목을 찍는다.
 - Scenario.expect(): 배운 대로 나왔는지 확인한다. 다르면 표시해 두었다가 종료 코드 1로 알린다.
+- Scenario.raises(): 블록이 그 예외를 내야 한다(`with scenario.raises(TypeError) as refused:`). 잡은 예외와 걸린 시간을
+  넘겨주고, 예외가 나지 않으면 expect 처럼 예상과 다름으로 적는다.
 - Scenario.run(): 브로커와 결과 백엔드가 응답하는지 먼저 확인하고 시나리오를 돌린다. 워커나 서비스가
   없으면 traceback 대신 무엇을 켜야 하는지 말하고 종료 코드 1로 끝난다.
 
@@ -12,7 +14,9 @@
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import redis
@@ -160,6 +164,14 @@ def service_for(url):
     return next(service for service in SERVICES if url.startswith(service.scheme))
 
 
+@dataclass
+class Raised:
+    """Scenario.raises() 블록이 낸 예외와, 블록이 시작해서 끝나기까지 걸린 시간(초)."""
+
+    exc: BaseException | None = None
+    seconds: float = 0.0
+
+
 class Scenario:
     def __init__(self, app, lesson=None):
         self.app = app
@@ -173,6 +185,18 @@ class Scenario:
         if actual != expected:
             self.surprises.append(what)
             print(f"    !! 예상과 다름: {what} = {actual!r} (예상: {expected!r})")
+
+    @contextmanager
+    def raises(self, expected: type[BaseException]) -> Iterator[Raised]:
+        raised = Raised()
+        started = time.monotonic()
+        try:
+            yield raised
+        except expected as exc:
+            raised.exc = exc
+        raised.seconds = time.monotonic() - started
+        if raised.exc is None:
+            self.expect(f"{expected.__name__} 가 나야 하는 호출", "예외 없이 끝남", expected.__name__)
 
     def run(self, scenario):
         """scenario() 를 돌리고 종료 코드를 돌려준다: 모두 배운 대로면 0, 아니면 1."""

@@ -7,7 +7,6 @@
 """
 
 import sys
-import time
 import uuid
 from datetime import UTC, datetime
 
@@ -21,11 +20,11 @@ from practice00.tasks import COUNTDOWN_SECONDS, UNKNOWN_ID_TIMEOUT, WORK_SECONDS
 # 다시 읽는다. 간격을 줄이면 더 빨리 돌려받는 대신 데이터베이스를 그만큼 자주 읽는다.
 POLL_INTERVAL = 0.1
 
-lesson = Scenario(app)
-step, expect = lesson.step, lesson.expect
+scenario = Scenario(app)
+step, expect = scenario.step, scenario.expect
 
 
-def run():
+def calls():
     step("1. delay() 로 보내고 get() 으로 결과 받기")
     result = add.delay(2, 3)
     print(f"    add.delay(2, 3)            → AsyncResult id={result.id}")
@@ -37,12 +36,10 @@ def run():
     value = add.apply_async(args=(2, 3)).get(timeout=RESULT_TIMEOUT, interval=POLL_INTERVAL)
     print(f"    add.apply_async(args=(2, 3)).get() → {value!r}   (delay(2, 3) 과 같다)")
     expect("apply_async(args=(2, 3))", value, 5)
-    try:
+    with scenario.raises(TypeError) as refused:
         add.delay(2, 3, countdown=COUNTDOWN_SECONDS)
-        expect("delay(..., countdown=...) 가 TypeError", "보내짐", "TypeError")
-    except TypeError as exc:
-        print(f"    add.delay(2, 3, countdown={COUNTDOWN_SECONDS}) → TypeError: {exc}")
-        print("      (delay 는 모든 인자를 작업 인자로 넘긴다. 옵션은 apply_async 로만 줄 수 있다)")
+    print(f"    add.delay(2, 3, countdown={COUNTDOWN_SECONDS}) → TypeError: {refused.exc}")
+    print("      (delay 는 모든 인자를 작업 인자로 넘긴다. 옵션은 apply_async 로만 줄 수 있다)")
 
     sent_at = datetime.now(UTC)
     result = add.apply_async(args=(4, 5), countdown=COUNTDOWN_SECONDS)
@@ -61,43 +58,34 @@ def run():
     expect("실행 중 ready()", result.ready(), False)
     value = result.get(timeout=RESULT_TIMEOUT, interval=POLL_INTERVAL)
     print(f"    get() → {value!r}")
-    print(f"    끝난 뒤: ready()={result.ready()}, successful()={result.successful()}, "
-          f"failed()={result.failed()}, state={result.state}")  # fmt: skip
-    expect("끝난 뒤 (ready, successful, failed, state)",
-           (result.ready(), result.successful(), result.failed(), result.state),
-           (True, True, False, "SUCCESS"))  # fmt: skip
+    finished = (result.ready(), result.successful(), result.failed(), result.state)
+    print("    끝난 뒤: ready()={}, successful()={}, failed()={}, state={}".format(*finished))
+    expect("끝난 뒤 (ready, successful, failed, state)", finished, (True, True, False, "SUCCESS"))
 
     step("4. 실패하는 작업: divide(1, 0)")
     result = divide.delay(1, 0)
     error = result.get(timeout=RESULT_TIMEOUT, propagate=False, interval=POLL_INTERVAL)
     print(f"    get(propagate=False) → {error!r}   (예외를 던지지 않고 예외 객체를 돌려준다)")
-    print(f"    ready()={result.ready()}, successful()={result.successful()}, "
-          f"failed()={result.failed()}, state={result.state}")  # fmt: skip
+    failed = (result.ready(), result.successful(), result.failed(), result.state)
+    print("    ready()={}, successful()={}, failed()={}, state={}".format(*failed))
     expect("get(propagate=False) 의 타입", type(error), ZeroDivisionError)
-    expect("실패 후 (successful, failed, state)",
-           (result.successful(), result.failed(), result.state), (False, True, "FAILURE"))  # fmt: skip
+    expect("실패 후 (ready, successful, failed, state)", failed, (True, False, True, "FAILURE"))
     last_line = result.traceback.strip().splitlines()[-1]
     print(f"    traceback 의 마지막 줄: {last_line}")
     expect("traceback 마지막 줄", last_line, "ZeroDivisionError: division by zero")
-    try:
+    with scenario.raises(ZeroDivisionError) as rethrown:
         result.get(timeout=RESULT_TIMEOUT, interval=POLL_INTERVAL)
-        expect("get() 이 예외를 다시 던짐", "던지지 않음", "ZeroDivisionError")
-    except ZeroDivisionError as exc:
-        print(f"    get() → 워커에서 난 예외를 호출한 쪽에서 다시 던진다: ZeroDivisionError({exc})")
+    print(f"    get() → 워커에서 난 예외를 호출한 쪽에서 다시 던진다: ZeroDivisionError({rethrown.exc})")
 
     step("5. 모르는 id: PENDING 은 '대기 중'이 아니라 '모른다'")
     unknown = AsyncResult(str(uuid.uuid4()), app=app)
     print(f"    AsyncResult('{unknown.id}').state → {unknown.state}")
     expect("모르는 id 의 state", unknown.state, "PENDING")
-    started = time.monotonic()
-    try:
+    with scenario.raises(CeleryTimeoutError) as gave_up:
         unknown.get(timeout=UNKNOWN_ID_TIMEOUT, interval=POLL_INTERVAL)
-        expect("모르는 id 의 get()", "값이 옴", "TimeoutError")
-    except CeleryTimeoutError:
-        waited = time.monotonic() - started
-        print(f"    get(timeout={UNKNOWN_ID_TIMEOUT}) → {waited:.1f}초 뒤 celery.exceptions.TimeoutError")
-        print("      timeout 이 없으면 get() 은 영원히 기다린다. 그래서 이 강좌의 모든 get() 에는 timeout 이 있다.")
+    print(f"    get(timeout={UNKNOWN_ID_TIMEOUT}) → {gave_up.seconds:.1f}초 뒤 celery.exceptions.TimeoutError")
+    print("      timeout 이 없으면 get() 은 영원히 기다린다. 그래서 이 강좌의 모든 get() 에는 timeout 이 있다.")
 
 
 if __name__ == "__main__":
-    sys.exit(lesson.run(run))
+    sys.exit(scenario.run(calls))

@@ -6,7 +6,6 @@
 
 import sys
 import time
-import uuid
 
 from celery.exceptions import TimeLimitExceeded
 
@@ -19,25 +18,20 @@ from practice01.tasks import (
     batch_with_cleanup,
     hard_limited,
     misconfigured,
-    notebook,
-    notes_key,
+    notes_of,
+    send,
     slow_cleanup,
     unlimited,
 )
 
-lesson = Scenario(app)
-step, expect = lesson.step, lesson.expect
-
-
-def notes_of(run_id):
-    return notebook.lrange(notes_key(run_id), 0, -1)
+scenario = Scenario(app)
+step, expect = scenario.step, scenario.expect
 
 
 def call(task, label, settle=0):
     """run_id 를 붙여 작업을 보내고, 끝나면 (결과, 값, 작업이 남긴 흔적)을 돌려준다."""
-    run_id = str(uuid.uuid4())
     started = time.monotonic()
-    result = task.delay(run_id)
+    result, run_id = send(task)
     value = result.get(timeout=RESULT_TIMEOUT, propagate=False)
     seconds = time.monotonic() - started
     print(f"    {label} → state={result.state}, {seconds:.1f}초, get(propagate=False) = {value!r}")
@@ -45,7 +39,7 @@ def call(task, label, settle=0):
     return result, value, notes_of(run_id)
 
 
-def run():
+def calls():
     step("1. 제한 없는 작업")
     result = unlimited.delay()
     pid = result.get(timeout=RESULT_TIMEOUT)
@@ -85,12 +79,10 @@ def run():
     expect("느린 정리가 끝남", "정리 끝" in notes, False)
 
     step("6. soft_time_limit 이 time_limit 보다 길면 호출할 때 거절된다")
-    try:
+    with scenario.raises(ValueError) as refused:
         misconfigured.delay()
-        expect("misconfigured.delay() 가 ValueError", "보내짐", "ValueError")
-    except ValueError as exc:
-        print(f"    misconfigured.delay() → ValueError: {exc}")
+    print(f"    misconfigured.delay() → ValueError: {refused.exc}")
 
 
 if __name__ == "__main__":
-    sys.exit(lesson.run(run))
+    sys.exit(scenario.run(calls))

@@ -12,6 +12,7 @@ SoftTimeLimitExceeded 예외를 일으켜 정리할 기회를 준다. 그래서 
 
 import os
 import time
+import uuid
 
 import redis
 from celery import Celery
@@ -118,3 +119,15 @@ def slow_cleanup(run_id):
 @app.task(time_limit=HARD_LIMIT, soft_time_limit=HARD_LIMIT + 1)
 def misconfigured():
     return "never sent"
+
+
+# 도우미: 호출한 쪽(call_tasks, 테스트)이 쓴다.
+def send(task):
+    """새 run_id 로 보낸다. (AsyncResult, run_id) 를 돌려준다: run_id 로 작업이 남긴 흔적을 찾는다."""
+    run_id = str(uuid.uuid4())
+    return task.delay(run_id), run_id
+
+
+def notes_of(run_id):
+    """run_id 로 실행된 작업이 남긴 흔적들(적은 순서)."""
+    return notebook.lrange(notes_key(run_id), 0, -1)

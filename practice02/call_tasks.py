@@ -13,8 +13,8 @@ from celery.canvas import Signature
 from course import RESULT_TIMEOUT, Scenario
 from practice02.tasks import add, app, divide, multiply, subtract
 
-lesson = Scenario(app)
-step, expect = lesson.step, lesson.expect
+scenario = Scenario(app)
+step, expect = scenario.step, scenario.expect
 
 
 def fresh_ids(n):
@@ -22,7 +22,7 @@ def fresh_ids(n):
     return [str(uuid.uuid4()) for _ in range(n)]
 
 
-def run():
+def calls():
     step("1. 서명: .s() 는 호출을 담아 둘 뿐 실행하지 않는다")
     signature = add.s(1, 2)
     print(f"    add.s(1, 2) → {signature!r}  ({type(signature).__name__}, 아직 아무것도 보내지 않았다)")
@@ -87,4 +87,4 @@ def run():
 
 
 if __name__ == "__main__":
-    sys.exit(lesson.run(run))
+    sys.exit(scenario.run(calls))

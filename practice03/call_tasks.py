@@ -14,8 +14,8 @@ from course import RESULT_TIMEOUT, Scenario
 from global_config import RABBITMQ_URL
 from practice03.tasks import BACKEND, LONG_SECONDS, SHORT_SECONDS, app, fetch, merge
 
-lesson = Scenario(app)
-step, expect = lesson.step, lesson.expect
+scenario = Scenario(app)
+step, expect = scenario.step, scenario.expect
 
 # 첫 번째 조각만 길고 나머지는 짧다: 끝나는 순서는 2, 3, 4, 1 이 된다.
 HEADER = [(1, LONG_SECONDS), (2, SHORT_SECONDS), (3, SHORT_SECONDS), (4, SHORT_SECONDS)]
@@ -25,7 +25,7 @@ def signatures():
     return [fetch.s(part, seconds) for part, seconds in HEADER]
 
 
-def run():
+def calls():
     print(f"결과 백엔드: {BACKEND}")
 
     step(f"1. group: 네 작업을 나란히 (1번째만 {LONG_SECONDS}초, 나머지는 {SHORT_SECONDS}초)")
@@ -54,13 +54,11 @@ def run():
     step("3. rpc:// 결과 백엔드는 chord 를 돌리지 못한다")
     rpc_app = Celery("practice03_rpc", broker=RABBITMQ_URL, backend="rpc://")
     header = [rpc_app.signature(fetch.name, args=(part, seconds)) for part, seconds in HEADER]
-    try:
+    with scenario.raises(NotImplementedError) as refused:
         chord(header)(rpc_app.signature(merge.name))
-        expect("rpc 백엔드의 chord", "보내짐", "NotImplementedError")
-    except NotImplementedError as exc:
-        print(f"    chord(...) → NotImplementedError: {str(exc).strip().splitlines()[0]}")
-        print("      (보내기 전에 호출한 쪽에서 거절된다)")
+    print(f"    chord(...) → NotImplementedError: {str(refused.exc).strip().splitlines()[0]}")
+    print("      (보내기 전에 호출한 쪽에서 거절된다)")
 
 
 if __name__ == "__main__":
-    sys.exit(lesson.run(run))
+    sys.exit(scenario.run(calls))

@@ -4,10 +4,7 @@
 그다음:                             python -m practice04.call_tasks
 """
 
-import json
 import sys
-import time
-import uuid
 from datetime import datetime
 from itertools import pairwise
 
@@ -22,12 +19,13 @@ from practice04.tasks import (
     always_fails,
     always_fails_without_exc,
     app,
-    attempt_log,
-    attempts_key,
+    attempts,
     auto_retrying,
     auto_retrying_slowly,
     auto_retrying_with_jitter,
     flaky,
+    send,
+    wait_for_state,
 )
 
 # 함정 작업은 180초 뒤로 미뤄진 것만 확인하고 그만 볼 것이므로, 그 전에 만료되게 보낸다.
@@ -37,42 +35,29 @@ STATE_WAIT_SECONDS = 5
 # inspect 가 워커의 답을 기다리는 상한.
 INSPECT_TIMEOUT = 1.0
 
-lesson = Scenario(app)
-step, expect = lesson.step, lesson.expect
-
-
-def attempts(run_id):
-    """[(retries, 첫 시도로부터 몇 초 뒤)] — 작업이 시도마다 남긴 기록."""
-    rows = [json.loads(row) for row in attempt_log.lrange(attempts_key(run_id), 0, -1)]
-    return [(row["retries"], row["at"] - rows[0]["at"]) for row in rows]
+scenario = Scenario(app)
+step, expect = scenario.step, scenario.expect
 
 
 def show_attempts(run_id):
-    rows = attempts(run_id)
+    """작업이 시도마다 남긴 기록을 찍고 (retries 목록, 시도 사이 간격들)을 돌려준다."""
+    recorded = attempts(run_id)
+    rows = [(row["retries"], row["at"] - recorded[0]["at"]) for row in recorded]
     for number, (retries, offset) in enumerate(rows, start=1):
         print(f"      시도 {number}: self.request.retries={retries}, 첫 시도 후 {offset:.1f}초")
     gaps = [round(b[1] - a[1]) for a, b in pairwise(rows)]
     return [retries for retries, _ in rows], gaps
 
 
-def wait_for_state(result, state):
-    """result 가 state 가 될 때까지 기다린다. 아무 변화도 없으면 워커가 없는 것이다."""
-    deadline = time.monotonic() + STATE_WAIT_SECONDS
-    while result.state == "PENDING":
-        if time.monotonic() > deadline:
-            raise CeleryTimeoutError(f"{result.id} is still PENDING")
-        time.sleep(0.05)
-    while result.state != state and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return result.state
+def state_after_waiting(result, state):
+    """result 가 state 가 되기를 기다린다. 끝까지 PENDING 이면 워커가 없는 것이다."""
+    seen = wait_for_state(result, state, STATE_WAIT_SECONDS)
+    if seen == "PENDING":
+        raise CeleryTimeoutError(f"{result.id} is still PENDING")
+    return seen
 
 
-def send(task, **options):
-    run_id = str(uuid.uuid4())
-    return task.apply_async((run_id,), **options), run_id
-
-
-def run():
+def calls():
     step("1. 다섯 작업을 한꺼번에 보낸다 (기다리는 시간을 겹치려고)")
     flaky_result, flaky_id = send(flaky)
     failing, failing_id = send(always_fails)
@@ -82,7 +67,7 @@ def run():
     print("    flaky, always_fails, always_fails_without_exc, auto_retrying, auto_retrying_with_jitter")
 
     step("2. 재시도를 기다리는 동안의 상태")
-    state = wait_for_state(flaky_result, "RETRY")
+    state = state_after_waiting(flaky_result, "RETRY")
     print(f"    flaky: state={state}, info={flaky_result.info!r}")
     expect("재시도 대기 중 state", state, "RETRY")
 
@@ -126,21 +111,21 @@ def run():
 
     step("7. 함정: autoretry_for 만 있고 retry_backoff 도 countdown 도 없으면")
     trap, trap_id = send(auto_retrying_slowly, expires=TRAP_EXPIRES_SECONDS)
-    state = wait_for_state(trap, "RETRY")
+    state = state_after_waiting(trap, "RETRY")
     print(f"    auto_retrying_slowly: state={state}, info={trap.info!r}")
     eta = scheduled_eta(trap.id, worker=first_attempt_worker(trap_id))
     delay = (datetime.fromisoformat(eta) - datetime.now().astimezone()).total_seconds() if eta else None
-    print(f"    inspect(destination=[첫 시도를 실행한 워커]).scheduled() → 다음 시도 eta={eta} "
-          f"(지금부터 약 {delay or 0:.0f}초 뒤)")  # fmt: skip
-    print(f"    → default_retry_delay = {auto_retrying_slowly.default_retry_delay}초. "
-          f"이 작업은 expires={TRAP_EXPIRES_SECONDS}초로 보냈으므로 다시 실행되지 않고 버려진다.")  # fmt: skip
+    inspected = "inspect(destination=[첫 시도를 실행한 워커]).scheduled()"
+    print(f"    {inspected} → 다음 시도 eta={eta} (지금부터 약 {delay or 0:.0f}초 뒤)")
+    print(f"    → default_retry_delay = {auto_retrying_slowly.default_retry_delay}초. ", end="")
+    print(f"이 작업은 expires={TRAP_EXPIRES_SECONDS}초로 보냈으므로 다시 실행되지 않고 버려진다.")
     expect("함정 작업의 state", state, "RETRY")
     expect("함정 작업의 다음 시도까지(초, 반올림)", round(delay, -1) if delay else None, 180)
 
 
 def first_attempt_worker(run_id):
     """첫 시도를 실행한 워커의 노드 이름. 재시도 메시지는 그 워커가 eta 까지 쥐고 있다."""
-    return json.loads(attempt_log.lindex(attempts_key(run_id), 0))["worker"]
+    return attempts(run_id)[0]["worker"]
 
 
 def scheduled_eta(task_id, worker):
@@ -158,4 +143,4 @@ def scheduled_eta(task_id, worker):
 
 
 if __name__ == "__main__":
-    sys.exit(lesson.run(run))
+    sys.exit(scenario.run(calls))

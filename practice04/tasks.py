@@ -13,6 +13,7 @@ retry_backoff 로 같은 일을 선언만으로 한다. 그리고 그 선언의 
 
 import json
 import time
+import uuid
 
 import redis
 from celery import Celery
@@ -123,3 +124,23 @@ def auto_retrying_with_jitter(self, run_id):
 def auto_retrying_slowly(self, run_id):
     record_attempt(run_id, self.request)
     raise ConnectionError("외부 서비스가 응답하지 않음")
+
+
+# 도우미: 호출한 쪽(call_tasks, 테스트)이 쓴다.
+def send(task, *args, **options):
+    """새 run_id 를 첫 인자로 붙여 보낸다. (AsyncResult, run_id) 를 돌려준다: run_id 로 시도 기록을 찾는다."""
+    run_id = str(uuid.uuid4())
+    return task.apply_async((run_id, *args), **options), run_id
+
+
+def attempts(run_id):
+    """작업이 시도마다 남긴 기록(시도 순서): [{"retries": …, "at": 시각, "worker": 실행한 워커}, …]."""
+    return [json.loads(row) for row in attempt_log.lrange(attempts_key(run_id), 0, -1)]
+
+
+def wait_for_state(result, state, timeout):
+    """result 의 state 가 state 가 될 때까지, 길어야 timeout 초 기다린다. 마지막으로 본 state 를 돌려준다."""
+    deadline = time.monotonic() + timeout
+    while result.state != state and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return result.state

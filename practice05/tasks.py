@@ -88,3 +88,10 @@ def build_report(self, seconds=0):
 def cleanup(self):
     # 경로가 없다: task_default_queue(low)로 간다.
     return where(self)
+
+
+# 도우미: 호출한 쪽(call_tasks, 테스트)이 where() 의 답에서 워커의 종류를 읽는다.
+def worker_kind(place):
+    """'worker-high-3f2a1c@host' 나 'worker-high@host' → 'worker-high'."""
+    name = place["worker"].split("@")[0]
+    return next((spec.hostname for spec in NEEDS.workers if name.startswith(spec.hostname)), name)

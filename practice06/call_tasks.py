@@ -24,11 +24,11 @@ client.conf.update(
 # inspect() 가 워커들의 답을 모으는 시간.
 INSPECT_SECONDS = 0.5
 
-lesson = Scenario(client, lesson="practice06")
-step, expect = lesson.step, lesson.expect
+scenario = Scenario(client, lesson="practice06")
+step, expect = scenario.step, scenario.expect
 
 
-def run():
+def calls():
     step("1. 이름으로 부르기: send_task")
     result = client.send_task("email.send_welcome", args=[42])
     value = result.get(timeout=RESULT_TIMEOUT)
@@ -48,13 +48,11 @@ def run():
     step("3. 틀린 이름: 워커가 거절하고 NotRegistered 가 돌아온다")
     started = time.monotonic()
     result = client.send_task("email.send_welcom", args=[42])
-    try:
+    with scenario.raises(NotRegistered) as refused:
         result.get(timeout=RESULT_TIMEOUT)
-        expect("틀린 이름의 결과", "값이 옴", "NotRegistered")
-    except NotRegistered as exc:
-        print(f"    client.send_task('email.send_welcom', ...).get() → {time.monotonic() - started:.2f}초 뒤 "
-              f"NotRegistered({exc})")  # fmt: skip
-        print("    (워커 로그: Received unregistered task of type 'email.send_welcom')")
+    waited = time.monotonic() - started
+    print(f"    client.send_task('email.send_welcom', ...).get() → {waited:.2f}초 뒤 NotRegistered({refused.exc})")
+    print("    (워커 로그: Received unregistered task of type 'email.send_welcom')")
     expect("틀린 이름의 state", result.state, "FAILURE")
 
     step("4. 워커가 아는 이름들: inspect().registered()")
@@ -66,4 +64,4 @@ def run():
 
 
 if __name__ == "__main__":
-    sys.exit(lesson.run(run))
+    sys.exit(scenario.run(calls))

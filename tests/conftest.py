@@ -83,7 +83,9 @@ def _share_the_machine(request: pytest.FixtureRequest, tmp_path_factory: pytest.
     맨 뒤로 모아 두므로(pytest_collection_modifyitems) 다른 프로세스가 할 일을 다 끝낼 무렵 차례가 온다.
     """
     alone = request.node.get_closest_marker("alone") is not None
-    shared_dir = tmp_path_factory.getbasetemp().parent  # xdist 의 프로세스들이 함께 보는 폴더
+    # 이 세션의 프로세스들이 함께 보는 폴더: xdist 면 프로세스마다의 임시 폴더의 부모, 혼자면 그 임시 폴더.
+    basetemp = tmp_path_factory.getbasetemp()
+    shared_dir = basetemp.parent if hasattr(request.config, "workerinput") else basetemp
     with open(shared_dir / "alone.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
         try:

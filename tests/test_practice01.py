@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import time
-import uuid
 
 import pytest
 from celery import Celery
@@ -21,8 +20,8 @@ from practice01.tasks import (
     batch_with_cleanup,
     hard_limited,
     misconfigured,
-    notebook,
-    notes_key,
+    notes_of,
+    send,
     slow_cleanup,
     unlimited,
 )
@@ -67,15 +66,6 @@ def wait_for_kill(worker, task_id):
     return int(killed.group(1))
 
 
-def send(task):
-    run_id = str(uuid.uuid4())
-    return task.delay(run_id), run_id
-
-
-def notes(run_id):
-    return notebook.lrange(notes_key(run_id), 0, -1)
-
-
 def test_a_task_without_limits_runs_to_the_end(worker):
     result = unlimited.delay()
     assert isinstance(result.get(timeout=WAIT), int)
@@ -102,7 +92,7 @@ def test_hard_limit_terminates_the_pool_process_cleanup_starts_but_does_not_fini
     result, run_id = send(hard_limited)
     result.get(timeout=WAIT, propagate=False)
     killed = wait_for_kill(worker, result.id)
-    started, *rest = notes(run_id)
+    started, *rest = notes_of(run_id)
     assert int(re.fullmatch(r"시작 \(pid (\d+)\)", started).group(1)) == killed
     assert rest == ["finally 시작"]  # SIGTERM 으로 finally 에 들어갔지만, SIGKILL 이 먼저 왔다
 
@@ -126,14 +116,14 @@ def test_the_soft_limit_is_a_sigusr1_signal_raised_as_an_exception_inside_the_ta
     # 소프트 제한이 하는 일을 손으로: 작업을 돌리는 풀 프로세스에 SIGUSR1 을 보낸다(우리가 띄운 워커의 자식이다).
     result, run_id = send(hard_limited)
     deadline = time.monotonic() + WAIT
-    while not notes(run_id) and time.monotonic() < deadline:
+    while not notes_of(run_id) and time.monotonic() < deadline:
         time.sleep(0.02)
-    pid = int(re.search(r"pid (\d+)", notes(run_id)[0]).group(1))
+    pid = int(re.search(r"pid (\d+)", notes_of(run_id)[0]).group(1))
     assert pid in worker.pids()
     os.kill(pid, signal.SIGUSR1)
     error = result.get(timeout=WAIT, propagate=False)
     assert isinstance(error, SoftTimeLimitExceeded)
-    assert notes(run_id)[1:] == ["finally 시작", "finally 끝"]  # 예외라서 정리가 끝까지 돈다
+    assert notes_of(run_id)[1:] == ["finally 시작", "finally 끝"]  # 예외라서 정리가 끝까지 돈다
 
 
 # 풀 프로세스 pid 들이 그대로인지 본다: 바쁜 기계에서 앞 테스트의 하드 제한이 늦게 닿아 프로세스를 바꾸면 틀린다.
@@ -146,7 +136,7 @@ def test_soft_limit_raises_inside_the_task_and_the_cleanup_reaches_the_caller(wo
     assert result.state == "SUCCESS"
     assert value["cleaned_up"] is True
     assert 0 < value["processed"] < ITEMS
-    assert notes(run_id) == [f"소프트 제한: {value['processed']}개 처리 후 정리 시작", "정리 끝"]
+    assert notes_of(run_id) == [f"소프트 제한: {value['processed']}개 처리 후 정리 시작", "정리 끝"]
     worker.wait_for_log(
         rf"Soft time limit \({SOFT_LIMIT}s\) exceeded for practice01\.tasks\.batch_with_cleanup\[{result.id}\]", 5
     )
@@ -158,7 +148,7 @@ def test_a_cleanup_longer_than_the_margin_is_cut_by_the_hard_limit(worker):
     wait_for_kill(worker, result.id)
     assert result.state == "FAILURE"
     assert isinstance(error, TimeLimitExceeded)
-    assert notes(run_id) == ["소프트 제한: 정리 시작"]
+    assert notes_of(run_id) == ["소프트 제한: 정리 시작"]
 
 
 def test_soft_limit_above_hard_limit_is_rejected_when_called_not_when_defined():

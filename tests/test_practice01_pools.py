@@ -11,7 +11,7 @@ import pytest
 from celery.exceptions import TimeLimitExceeded
 
 from playground.lessons import run_call_tasks, worker_on_empty_queue
-from practice01.tasks import HARD_LIMIT, ITEMS, batch_with_cleanup, hard_limited, notebook, notes_key
+from practice01.tasks import HARD_LIMIT, ITEMS, batch_with_cleanup, hard_limited, notes_of
 
 WAIT = 15
 
@@ -24,7 +24,7 @@ def test_solo_and_threads_pools_ignore_time_limits_silently(pool):
         soft = batch_with_cleanup.delay(str(uuid.uuid4()))
         assert hard.get(timeout=WAIT) is None
         assert hard.state == "SUCCESS"
-        assert notebook.lrange(notes_key(hard_id), 0, -1)[1:] == ["끝까지 실행", "finally 시작", "finally 끝"]
+        assert notes_of(hard_id)[1:] == ["끝까지 실행", "finally 시작", "finally 끝"]
         assert soft.get(timeout=WAIT) == {"processed": ITEMS, "of": ITEMS, "cleaned_up": False}
         assert "time limit" not in worker.log.lower()
 
@@ -49,6 +49,6 @@ def test_gevent_enforces_the_hard_limit_inside_the_task_and_ignores_the_soft_one
         log = worker.log
     assert hard.state == soft.state == "FAILURE"
     # gevent.Timeout 은 작업 안에서 일어나는 예외라 finally 가 끝까지 돈다(prefork 는 프로세스를 죽인다).
-    assert notebook.lrange(notes_key(hard_id), 0, -1)[1:] == ["finally 시작", "finally 끝"]
+    assert notes_of(hard_id)[1:] == ["finally 시작", "finally 끝"]
     assert "Soft time limit" not in log
     assert f"Hard time limit ({HARD_LIMIT}s) exceeded for practice01.tasks.batch_with_cleanup[{soft.id}]" in log

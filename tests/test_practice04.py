@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
-import uuid
 from datetime import datetime
 from itertools import pairwise
 
@@ -21,15 +19,17 @@ from practice04.tasks import (
     always_fails,
     always_fails_without_exc,
     app,
-    attempt_log,
-    attempts_key,
+    attempts,
     auto_retrying,
     auto_retrying_slowly,
     auto_retrying_with_jitter,
     flaky,
+    send,
+    wait_for_state,
 )
 from tests.readme import assert_samples_match
 
+STATE_WAIT = 5
 WAIT = 20
 EARLY = 0.05  # countdown 은 "그 전에는 아님": 간격은 이보다 더 짧아질 수 없다(시계 오차만큼의 여유)
 
@@ -40,24 +40,8 @@ def worker():
         yield worker
 
 
-def send(task, *args, **options):
-    run_id = str(uuid.uuid4())
-    return task.apply_async((run_id, *args), **options), run_id
-
-
-def attempts(run_id):
-    return [json.loads(row) for row in attempt_log.lrange(attempts_key(run_id), 0, -1)]
-
-
 def gaps(run_id):
     return [b["at"] - a["at"] for a, b in pairwise(attempts(run_id))]
-
-
-def wait_for_state(result, state, timeout=5):
-    deadline = time.monotonic() + timeout
-    while result.state != state and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return result.state
 
 
 def test_retries_count_from_zero_and_a_transient_failure_ends_in_success(worker):
@@ -79,7 +63,7 @@ def test_a_retry_is_the_same_task_id_sent_again(worker):
 
 def test_the_state_is_retry_while_waiting_for_the_next_attempt(worker):
     result, _ = send(flaky)
-    assert wait_for_state(result, "RETRY") == "RETRY"
+    assert wait_for_state(result, "RETRY", STATE_WAIT) == "RETRY"
     assert isinstance(result.info, ConnectionError)
     assert result.ready() is False
     result.get(timeout=WAIT)
@@ -87,7 +71,7 @@ def test_the_state_is_retry_while_waiting_for_the_next_attempt(worker):
 
 def test_a_task_waiting_to_retry_is_held_by_the_worker_not_by_a_pool_process(worker):
     waiting = [send(always_fails)[0] for _ in range(worker.concurrency + 1)]
-    assert all(wait_for_state(r, "RETRY") == "RETRY" for r in waiting)
+    assert all(wait_for_state(r, "RETRY", STATE_WAIT) == "RETRY" for r in waiting)
     inspect = app.control.inspect(destination=[worker.node], timeout=1.0)
     active = {entry["id"] for entry in inspect.active()[worker.node]}
     scheduled = {entry["request"]["id"] for entry in inspect.scheduled()[worker.node]}
@@ -144,7 +128,7 @@ def test_autoretry_with_backoff_waits_1_2_then_the_cap(worker):
 def test_autoretry_without_backoff_or_countdown_waits_default_retry_delay_180s(worker):
     assert auto_retrying_slowly.default_retry_delay == 180
     result, run_id = send(auto_retrying_slowly)
-    assert wait_for_state(result, "RETRY") == "RETRY"
+    assert wait_for_state(result, "RETRY", STATE_WAIT) == "RETRY"
     worker.wait_for_log(rf"auto_retrying_slowly\[{result.id}\] retry: Retry in 180s", 5)
     eta = _scheduled_eta(result.id)
     assert 170 < (eta - datetime.now().astimezone()).total_seconds() <= 180

@@ -21,7 +21,7 @@ from playground import PROJECT_ROOT, broker
 from playground.broker import delete_queue, queue_counts
 from playground.lessons import lesson_workers, purge, run_call_tasks
 from playground.workers import running
-from practice05.tasks import BACKLOG, SLOW_SECONDS, app, build_report, cleanup, send_alert
+from practice05.tasks import BACKLOG, SLOW_SECONDS, app, build_report, cleanup, send_alert, worker_kind
 from tests.readme import assert_samples_match
 
 WAIT = 20
@@ -34,10 +34,6 @@ def workers():
     high, low = lesson_workers("practice05")
     with running(high, low):
         yield {"high": high, "low": low}
-
-
-def kind(place):
-    return place["worker"].split("@")[0].rsplit("-", 1)[0]  # worker-high-3f2a1c → worker-high
 
 
 @pytest.mark.parametrize(
@@ -54,7 +50,7 @@ def test_each_task_runs_on_the_worker_of_its_queue(workers, call, queue):
     place = call().get(timeout=WAIT)
     # Celery 는 direct 큐로 보낼 때 기본 exchange("")에 큐 이름을 routing key 로 써서 보낸다
     assert (place["exchange"], place["routing_key"]) == ("", queue)
-    assert kind(place) == f"worker-{queue}"
+    assert worker_kind(place) == f"worker-{queue}"
     assert place["worker"].startswith(workers[queue].name + "@")
 
 
