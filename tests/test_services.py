@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from course import SERVICES
-from playground import PROJECT_ROOT, broker  # noqa: F401 (skipif 조건 문자열이 쓴다)
+from playground import PROJECT_ROOT, broker
 from playground.runner import EXIT_SERVICES_DOWN
 from playground.services import compose_up_command
 from playground.versions import compose_images, line_of, mismatches, running_versions
@@ -193,3 +193,19 @@ def test_two_workers_with_the_same_node_name_cannot_run_at_once():
         finally:
             second.stop()
         assert first.proc.poll() is None  # 먼저 뜬 워커는 그대로 돈다
+
+
+@rabbitmq_4
+def test_an_exclusive_control_queue_goes_with_the_worker_that_declared_it():
+    import time
+    import uuid
+
+    from playground.workers import Worker, running
+
+    with running(Worker("practice02", name=f"gone-{uuid.uuid4().hex[:6]}", concurrency=1)) as (worker,):
+        control = f"{worker.node}.celery.pidbox"
+        assert control in [queue["name"] for queue in broker.queues()]
+    deadline = time.monotonic() + 10
+    while control in [queue["name"] for queue in broker.queues()]:
+        assert time.monotonic() < deadline, f"{control} is still there after its worker stopped"
+        time.sleep(0.2)
