@@ -142,3 +142,11 @@ def test_an_unregistered_message_is_dropped_not_requeued(worker, client):
     mentions = worker.log.count(result.id)
     time.sleep(1)
     assert worker.log.count(result.id) == mentions  # 다시 배달되었다면 같은 id 가 또 찍혔을 것이다
+
+
+def test_the_callers_inspect_window_is_the_wait_tasks_py_declares():
+    # call_tasks 는 tasks.py 를 import 하지 않으므로(이 실습의 요점) 같은 값을 따로 적는다. 둘이 어긋나면 안 된다.
+    from practice06 import call_tasks, tasks
+
+    assert call_tasks.INSPECT_SECONDS == tasks.INSPECT_SECONDS
+    assert tasks.NEEDS.waits == {"inspect().registered() 가 답을 모으는 시간": tasks.INSPECT_SECONDS}
