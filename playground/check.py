@@ -40,16 +40,17 @@ def problems_of(lesson: str) -> Iterator[str]:
     app = getattr(tasks, "app", None)
     if app is None:
         yield f"{lesson}/tasks.py has no Celery app named `app`"
-    else:
-        if app.main != lesson:
-            yield f"{lesson}/tasks.py: the app is named {app.main!r}, not {lesson!r} (Celery({lesson!r}, ...))"
-        queue = app.conf.task_default_queue
-        if lesson != "practice05" and queue != lesson:
-            yield f"{lesson}/tasks.py: task_default_queue is {queue!r}; each lesson uses its own queue ({lesson!r})"
+    elif app.main != lesson:
+        yield f"{lesson}/tasks.py: the app is named {app.main!r}, not {lesson!r} (Celery({lesson!r}, ...))"
     needs = getattr(tasks, "NEEDS", None)
     if not isinstance(needs, Needs):
         yield f"{lesson}/tasks.py declares no NEEDS = Needs(workers=..., waits=...) (the processes and the waits)"
         return
+    if app is not None:
+        # 기본 큐는 실습 이름이다. 큐 자체가 주제인 실습(practice05)은 NEEDS 의 워커가 소비하는 큐 가운데 하나다.
+        queue = app.conf.task_default_queue
+        if queue != lesson and not any(queue in worker.queues for worker in needs.workers):
+            yield f"{lesson}/tasks.py: task_default_queue is {queue!r}; each lesson uses its own queue ({lesson!r})"
     if not needs.workers:
         yield f"{lesson}/tasks.py: NEEDS names no worker"
     commands = [*needs.commands(lesson), f"python -m {lesson}.call_tasks"]

@@ -84,8 +84,7 @@ needs_netns = pytest.mark.skipif(
 
 
 def _without_url_overrides() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in URL_NAMES and not k.startswith("PYTEST_XDIST")}
-    return env
+    return {k: v for k, v in os.environ.items() if k not in URL_NAMES and not k.startswith("PYTEST_XDIST")}
 
 
 def _path_without_docker() -> str:
