@@ -60,6 +60,13 @@ def problems_of(lesson: str) -> Iterator[str]:
     if not (PROJECT_ROOT / "tests" / f"test_{lesson}.py").is_file():
         yield f"tests/test_{lesson}.py is missing"
     for readme, run_heading in TOP_READMES.items():
+        own = folder / readme
+        if not own.is_file():
+            yield f"{lesson}/{readme} is missing (the lesson's full text)"
+        elif not all(command in own.read_text() for command in commands):
+            yield f"{lesson}/{readme} does not give the declared commands {commands}"
+        elif not re.search(r"^```text\n\[\d+\. ", own.read_text(), re.MULTILINE):
+            yield f"{lesson}/{readme} shows no sample output (a ```text block starting with a '[1. …]' step line)"
         text = (PROJECT_ROOT / readme).read_text()
         if not re.search(rf"^## {lesson} — ", text, re.MULTILINE):
             yield f"{readme} has no section '## {lesson} — …'"
@@ -71,6 +78,8 @@ def problems_of(lesson: str) -> Iterator[str]:
             yield f"{readme}: the {lesson} section has no '### {run_heading}'"
         elif not all(command in section for command in commands):
             yield f"{readme}: the {lesson} section does not give the declared commands {commands}"
+        if f"]({lesson}/{readme})" not in section:
+            yield f"{readme}: the {lesson} section does not link to {lesson}/{readme}"
 
 
 def main() -> int:

@@ -44,8 +44,12 @@ def test_a_copied_lesson_folder_alone_is_named_with_every_missing_piece(tmp_path
         "tests/test_practice99.py is missing",
         "README.md has no section '## practice99 — …'",
         "README.en.md has no section '## practice99 — …'",
+        "practice99/README.md does not give the declared commands",
     ):
         assert missing in out, (missing, out)
+    # 실습 README 가 없으면 그것도 이름으로
+    (copy / "practice99" / "README.en.md").unlink()
+    assert "practice99/README.en.md is missing (the lesson's full text)" in run_check(copy).stdout
 
 
 def test_contributing_lists_the_steps_in_both_languages_and_ends_with_the_check():

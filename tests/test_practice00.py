@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from playground import PROJECT_ROOT
 from playground.lessons import run_call_tasks, worker_on_empty_queue
 from practice00.tasks import COUNTDOWN_SECONDS, WORK_SECONDS, add, app, divide, slow_add
-from tests.readme import assert_samples_match
+from tests.readme import assert_samples_match, readme
 
 WAIT = 15  # 테스트의 get() 상한. 정상이라면 한참 못 미친다.
 
@@ -250,8 +250,7 @@ def test_the_lesson_uses_its_own_queue(worker):
 
 
 def test_the_readme_query_on_celery_taskmeta_runs(worker, results_db):
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    query = re.search(r'-c "(SELECT [^"]+ FROM celery_taskmeta[^"]*)"', readme).group(1)
+    query = re.search(r'-c "(SELECT [^"]+ FROM celery_taskmeta[^"]*)"', readme("practice00/README.md")).group(1)
     result = add.delay(20, 22)
     result.get(timeout=WAIT)
     rows = results_db.execute(sqlalchemy.text(query)).mappings().all()
@@ -264,15 +263,7 @@ def test_call_tasks_runs_the_whole_scenario(worker):
     assert run.returncode == 0, run.output
     assert_samples_match("practice00", run.output)  # README 의 출력 예시가 곧 이 출력이다
     out = run.output
-    assert "result.get(timeout=10, interval=0.1) → 5" in out
-    assert "TypeError: add() got an unexpected keyword argument 'countdown'" in out
-    assert "보낸 직후: ready()=False, state=PENDING" in out
-    assert "끝난 뒤: ready()=True, successful()=True, failed()=False, state=SUCCESS" in out
-    assert "get(propagate=False) → ZeroDivisionError('division by zero')" in out
-    assert "ready()=True, successful()=False, failed()=True, state=FAILURE" in out
-    assert "traceback 의 마지막 줄: ZeroDivisionError: division by zero" in out
     assert re.search(r"AsyncResult\('[0-9a-f-]{36}'\)\.state → PENDING", out)
-    assert "celery.exceptions.TimeoutError" in out
     assert "!!" not in out
     assert out.rstrip().endswith("모든 호출이 README 에 적힌 대로 동작했습니다.")
 

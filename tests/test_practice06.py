@@ -106,10 +106,7 @@ def test_call_tasks_output(worker):
     assert run.returncode == 0, run.output
     assert_samples_match("practice06", run.output)  # README 의 출력 예시가 곧 이 출력이다
     out = run.output
-    assert "send_task('email.send_welcome', args=[42]).get() → '사용자 42 에게 환영 메일을 보냈습니다'" in out
-    assert "이 프로세스가 import 한 실습의 tasks 모듈: []" in out
     assert re.search(r"send_task\('email\.send_welcom', \.\.\.\)\.get\(\) → [\d.]+초 뒤 NotRegistered", out)
-    assert "['email.send_welcome', 'practice06.tasks.count_words']" in out
     assert "!!" not in out
 
 

@@ -1,4 +1,4 @@
-"""README(한국어판, 영어판)의 목차와 명령이 실제 실습, 모듈, 실행기, CI 와 맞는지 확인한다."""
+"""README 들(최상위와 실습마다, 한·영)의 목차, 링크, 명령이 실제 실습, 모듈, 실행기, CI 와 맞는지 확인한다."""
 
 from __future__ import annotations
 
@@ -21,8 +21,11 @@ from tests.readme import (
     block_commands,
     code_blocks,
     commands,
+    lesson_readmes,
+    lesson_section,
     parse,
     readme,
+    readme_pairs,
     sample_mismatches,
     sample_outputs,
 )
@@ -51,8 +54,18 @@ def quick_start(name: str) -> list[str]:
     return block_commands(code_blocks(section, "bash")[0])
 
 
+ALL_READMES = [name for pair in readme_pairs(available_lessons()) for name in pair]
+
+
 @pytest.fixture(params=README_FILES)
 def name(request) -> str:
+    """최상위 README 하나."""
+    return request.param
+
+
+@pytest.fixture(params=ALL_READMES)
+def any_readme(request) -> str:
+    """최상위 README 나 실습 README 하나."""
     return request.param
 
 
@@ -63,30 +76,51 @@ def test_every_lesson_has_a_section_and_a_row_in_the_lesson_table(name):
     assert re.findall(r"^\| \[(practice\d\d)\]", text, re.MULTILINE) == available_lessons()
 
 
-def test_lesson_table_links_point_at_headings(name):
-    text = readme(name)
-    slugs = {github_slug(h) for h in re.findall(r"^#+ (.+)$", text, re.MULTILINE)}
-    links = re.findall(r"\]\(#([^)]+)\)", text)
-    assert links and all(link in slugs for link in links), [link for link in links if link not in slugs]
+def test_every_lesson_section_links_to_the_lesson_readme_in_its_language(name):
+    language = README_FILES.index(name)
+    for lesson in available_lessons():
+        target = lesson_readmes(lesson)[language]
+        assert f"]({target})" in lesson_section(readme(name), lesson), lesson
 
 
-def test_every_command_in_a_code_block_is_one_we_check(name):
-    programs = {program_of(command)[0] for command in commands(readme(name))}
+def _anchors(path) -> set[str]:
+    return {github_slug(h) for h in re.findall(r"^#+ (.+)$", path.read_text(), re.MULTILINE)}
+
+
+def test_every_link_points_at_a_file_and_heading_that_exist(any_readme):
+    # [글](#제목), [글](다른/파일.md), [글](파일.md#제목): 파일이 있고, 제목이 그 파일에 있다. http 링크는 보지 않는다.
+    here = PROJECT_ROOT / any_readme
+    links = [link for link in re.findall(r"\]\(([^)\s]+)\)", here.read_text()) if not link.startswith("http")]
+    assert links
+    broken = []
+    for link in links:
+        path, _, anchor = link.partition("#")
+        target = (here.parent / path).resolve() if path else here
+        if not target.exists() or (anchor and anchor not in _anchors(target)):
+            broken.append(link)
+    assert broken == []
+
+
+def test_every_command_in_a_code_block_is_one_we_check(any_readme):
+    programs = {program_of(command)[0] for command in commands(readme(any_readme))}
     assert programs <= KNOWN_PROGRAMS, programs - KNOWN_PROGRAMS
 
 
-def test_every_module_the_readme_runs_exists(name):
-    text = readme(name)  # 코드 블록과 본문 속 `…` 모두
+def test_every_module_the_readme_runs_exists(any_readme):
+    text = readme(any_readme)  # 코드 블록과 본문 속 `…` 모두
     modules = set(re.findall(r"python -m ([\w.]+)", text)) | set(re.findall(r"celery -A ([\w.]+)", text))
-    assert {"playground", "practice00.call_tasks", "practice00.tasks", "benchmarks.course_speed"} <= modules
+    assert modules
+    if any_readme in README_FILES:
+        assert {"playground", "practice00.call_tasks", "practice00.tasks", "benchmarks.course_speed"} <= modules
     missing = [m for m in sorted(modules) if importlib.util.find_spec(m) is None]
     assert missing == []
 
 
-def test_every_celery_command_is_accepted_by_this_celery(name):
+def test_every_celery_command_is_accepted_by_this_celery():
     # 옵션과 인자를 그대로 둔 채 --help 를 붙인다: 모르는 하위 명령이나 옵션이면 celery 가 거절한다(종료 코드 2).
-    # 명령들은 파이썬 프로세스 하나 안에서 celery 의 CLI 로 판정한다(tests/celery_cli_check.py).
-    celery_commands = sorted({c for c in commands(readme(name)) if program_of(c)[0] == "celery"})
+    # 모든 README 의 명령을 파이썬 프로세스 하나 안에서 celery 의 CLI 로 판정한다(tests/celery_cli_check.py).
+    every = [c for name in ALL_READMES for c in commands(readme(name))]
+    celery_commands = sorted({c for c in every if program_of(c)[0] == "celery"})
     assert celery_commands
     parsed = [parse(command) for command in celery_commands]
     requests = [{"env": p.env, "args": p.argv[p.argv.index("celery") + 1 :]} for p in parsed]
@@ -136,17 +170,17 @@ def test_the_runner_command_in_the_quick_start_is_the_one_the_tests_run(name):
     assert runner.argv == [sys.executable, "-m", "playground", *QUICK_START_ARGS]
 
 
-def test_every_app_conf_snippet_sets_what_the_lesson_app_really_has(name):
-    # README 의 `app.conf.update(...)` 조각을 새 앱에 그대로 실행해, 그 실습 앱의 설정과 같은지 본다.
+@pytest.mark.parametrize("language", [0, 1], ids=["ko", "en"])
+def test_every_app_conf_snippet_sets_what_the_lesson_app_really_has(language):
+    # 실습 README 의 `app.conf.update(...)` 조각을 새 앱에 그대로 실행해, 그 실습 앱의 설정과 같은지 본다.
     from celery import Celery
     from kombu import Exchange, Queue
 
-    text = readme(name)
     checked = 0
     for lesson in available_lessons():
-        section = text.split(f"## {lesson} — ", 1)[1].split("\n## ", 1)[0]
+        text = readme(lesson_readmes(lesson)[language])
         lesson_conf = importlib.import_module(f"{lesson}.tasks").app.conf
-        for block in code_blocks(section, "python"):
+        for block in code_blocks(text, "python"):
             if "app.conf.update(" not in block:
                 continue
             app = Celery("readme", set_as_current=False)
@@ -168,13 +202,14 @@ def _prose(text: str) -> str:
     return re.sub(r"^([ \t]*)```\w*\n.*?^\1```", "", text, flags=re.MULTILINE | re.DOTALL)
 
 
-def test_the_english_readme_is_in_step_with_the_korean_one():
-    korean, english = readme("README.md"), readme("README.en.md")
+@pytest.mark.parametrize("pair", readme_pairs(available_lessons()), ids=lambda pair: pair[0])
+def test_the_english_readme_is_in_step_with_the_korean_one(pair):
+    korean, english = readme(pair[0]), readme(pair[1])
     # 같은 절 구조
-    for level in ("## ", "### "):
+    for level in ("# ", "## ", "### "):
         assert len(re.findall(rf"^{level}", korean, re.MULTILINE)) == len(
             re.findall(rf"^{level}", english, re.MULTILINE)
-        )
+        ), level
     # 같은 명령을 같은 순서로 (주석은 번역되므로 빼고)
     assert commands(english) == commands(korean)
     # 같은 코드와 같은 출력 예시
@@ -189,23 +224,33 @@ def test_the_english_readme_is_in_step_with_the_korean_one():
     assert sorted(re.findall(number, _prose(english))) == sorted(re.findall(number, _prose(korean)))
 
 
-def test_each_lesson_section_starts_the_workers_its_tasks_py_declares(name):
-    # README 의 '실행' 블록, tasks.py 맨 위 docstring, 워커가 없을 때의 안내가 모두 tasks.py 의 NEEDS 한 곳에서 온다.
-    heading = {"README.md": "### 실행", "README.en.md": "### Running it"}[name]
+RUN_HEADINGS = ("실행", "Running it")  # 한국어판, 영어판
+
+
+def _first_bash_block_under(text: str, heading: str) -> list[str]:
+    return block_commands(code_blocks(text.split(heading, 1)[1], "bash")[0])
+
+
+def test_each_lesson_starts_the_workers_its_tasks_py_declares():
+    # 최상위 README 와 실습 README 의 '실행' 블록, tasks.py 맨 위 docstring, 워커가 없을 때의 안내가 모두 tasks.py 의
+    # NEEDS 한 곳에서 온다.
     for lesson in available_lessons():
-        declared = needs_of(lesson).commands(lesson)
-        section = readme(name).split(f"## {lesson} — ", 1)[1].split("\n## ", 1)[0]
-        run_block = code_blocks(section.split(heading, 1)[1], "bash")[0]
-        assert block_commands(run_block) == [*declared, f"python -m {lesson}.call_tasks"], lesson
+        declared = [*needs_of(lesson).commands(lesson), f"python -m {lesson}.call_tasks"]
+        for language, heading in enumerate(RUN_HEADINGS):
+            top = lesson_section(readme(README_FILES[language]), lesson)
+            assert _first_bash_block_under(top, f"### {heading}") == declared, (lesson, README_FILES[language])
+            own = lesson_readmes(lesson)[language]
+            assert _first_bash_block_under(readme(own), f"\n## {heading}\n") == declared, own
         docstring = importlib.import_module(f"{lesson}.tasks").__doc__
         in_docstring = re.findall(r"터미널 \d:\s+(.+)", docstring)
-        assert in_docstring[: len(declared) + 1] == [*declared, f"python -m {lesson}.call_tasks"], lesson
+        assert in_docstring[: len(declared)] == declared, lesson
 
 
-def test_a_changed_value_in_a_sample_block_is_caught(name):
+@pytest.mark.parametrize("language", [0, 1], ids=["ko", "en"])
+def test_a_changed_value_in_a_sample_block_is_caught(language):
     # 예시의 ‹…› 를 값으로 채운 출력과는 맞고, 예시에서 값 하나(숫자 하나)만 바꿔도 맞지 않는다.
     for lesson in available_lessons():
-        (sample,) = sample_outputs(readme(name), lesson)
+        (sample,) = sample_outputs(readme(lesson_readmes(lesson)[language]))
         output = "\n" + sample.replace(PLACEHOLDER, "7f3a") + "\n모든 호출이 README 에 적힌 대로 동작했습니다.\n"
         assert sample_mismatches(sample, output) == [], lesson
         digit = list(re.finditer(r"\d", sample))[-1]  # 예시의 마지막 숫자 하나
