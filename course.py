@@ -4,6 +4,8 @@
   README 의 워커 명령, 워커가 없을 때의 안내, 실행기, 테스트, 벤치마크가 모두 이 한 곳을 읽는다.
 - Scenario.step(): 단계 제목을 찍는다.
 - Scenario.expect(): 배운 대로 나왔는지 확인한다. 다르면 표시해 두었다가 종료 코드 1로 알린다.
+- Scenario.show(): 호출 하나를 한 줄로 — 무엇을 불렀는지, 무엇이 돌아왔는지 찍고, 배운 값이 주어졌으면 확인까지 한다.
+  `show("add.delay(2, 3).get()", add.delay(2, 3).get(timeout=10), 5)` → `    add.delay(2, 3).get() → 5`
 - Scenario.raises(): 블록이 그 예외를 내야 한다(`with scenario.raises(TypeError) as refused:`). 잡은 예외와 걸린 시간을
   넘겨주고, 예외가 나지 않으면 expect 처럼 예상과 다름으로 적는다.
 - Scenario.run(): 브로커와 결과 백엔드가 응답하는지 먼저 확인하고 시나리오를 돌린다. 워커나 서비스가
@@ -164,6 +166,9 @@ def service_for(url):
     return next(service for service in SERVICES if url.startswith(service.scheme))
 
 
+UNCHECKED = object()  # show() 에 배운 값을 주지 않았다는 표시: 찍기만 한다
+
+
 @dataclass
 class Raised:
     """Scenario.raises() 블록이 낸 예외와, 블록이 시작해서 끝나기까지 걸린 시간(초)."""
@@ -185,6 +190,13 @@ class Scenario:
         if actual != expected:
             self.surprises.append(what)
             print(f"    !! 예상과 다름: {what} = {actual!r} (예상: {expected!r})")
+
+    def show(self, call, value, expected=UNCHECKED, note=""):
+        """`    call → repr(value)   (note)` 를 찍고, expected 가 있으면 그 값인지 확인한다. value 를 돌려준다."""
+        print(f"    {call} → {value!r}" + (f"   ({note})" if note else ""))
+        if expected is not UNCHECKED:
+            self.expect(call, value, expected)
+        return value
 
     @contextmanager
     def raises(self, expected: type[BaseException]) -> Iterator[Raised]:

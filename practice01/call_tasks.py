@@ -25,7 +25,7 @@ from practice01.tasks import (
 )
 
 scenario = Scenario(app)
-step, expect = scenario.step, scenario.expect
+step, show, expect = scenario.step, scenario.show, scenario.expect
 
 
 def call(task, label, settle=0):
@@ -42,9 +42,8 @@ def call(task, label, settle=0):
 def calls():
     step("1. 제한 없는 작업")
     result = unlimited.delay()
-    pid = result.get(timeout=RESULT_TIMEOUT)
-    print(f"    unlimited.delay() → state={result.state}, 실행한 풀 프로세스 pid={pid}")
-    expect("제한 없는 작업의 state", result.state, "SUCCESS")
+    result.get(timeout=RESULT_TIMEOUT)  # 실행한 풀 프로세스의 pid
+    show("unlimited.delay() 의 state", result.state, "SUCCESS")
 
     step(f"2. 하드 제한만: hard_limited (time_limit={HARD_LIMIT}초, 4초짜리 일)")
     result, value, notes = call(hard_limited, "hard_limited.delay(run_id)", settle=KILL_SETTLE_SECONDS)
@@ -81,7 +80,7 @@ def calls():
     step("6. soft_time_limit 이 time_limit 보다 길면 호출할 때 거절된다")
     with scenario.raises(ValueError) as refused:
         misconfigured.delay()
-    print(f"    misconfigured.delay() → ValueError: {refused.exc}")
+    show("misconfigured.delay()", refused.exc, note="보내기 전에 거절된다")
 
 
 if __name__ == "__main__":

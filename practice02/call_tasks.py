@@ -14,7 +14,7 @@ from course import RESULT_TIMEOUT, Scenario
 from practice02.tasks import add, app, divide, multiply, subtract
 
 scenario = Scenario(app)
-step, expect = scenario.step, scenario.expect
+step, show, expect = scenario.step, scenario.show, scenario.expect
 
 
 def fresh_ids(n):
@@ -24,12 +24,9 @@ def fresh_ids(n):
 
 def calls():
     step("1. 서명: .s() 는 호출을 담아 둘 뿐 실행하지 않는다")
-    signature = add.s(1, 2)
-    print(f"    add.s(1, 2) → {signature!r}  ({type(signature).__name__}, 아직 아무것도 보내지 않았다)")
+    signature = show("add.s(1, 2)", add.s(1, 2), note="Signature, 아직 아무것도 보내지 않았다")
     expect("add.s(1, 2) 의 타입", isinstance(signature, Signature), True)
-    value = signature.delay().get(timeout=RESULT_TIMEOUT)
-    print(f"    add.s(1, 2).delay().get() → {value!r}")
-    expect("서명을 실행한 값", value, 3.0)
+    show("add.s(1, 2).delay().get()", signature.delay().get(timeout=RESULT_TIMEOUT), 3.0)
 
     step("2. chain: 앞 작업의 결과가 다음 작업의 첫 번째 인자가 된다")
     ids = fresh_ids(4)
@@ -40,8 +37,7 @@ def calls():
         subtract.s(2).set(task_id=ids[3]),  # subtract(<앞 결과>, 2)
     )
     result = workflow.apply_async()
-    final = result.get(timeout=RESULT_TIMEOUT)
-    print(f"    chain(...).apply_async().get() → {final!r}")
+    final = show("chain(...).apply_async().get()", result.get(timeout=RESULT_TIMEOUT))
     for name, task_id in zip(["add(1, 2)", "multiply(·, 3)", "divide(·, 7)", "subtract(·, 2)"], ids, strict=True):
         print(f"      {name:<15} id={task_id[:8]}…  → {app.AsyncResult(task_id).get(timeout=RESULT_TIMEOUT)!r}")
     expect("chain 의 최종값", round(final, 6), -0.714286)
@@ -56,8 +52,7 @@ def calls():
 
     step("3. .si(): 앞 결과를 무시하는 단계")
     value = chain(add.s(1, 2), multiply.si(10, 10)).apply_async().get(timeout=RESULT_TIMEOUT)
-    print(f"    chain(add.s(1, 2), multiply.si(10, 10)) → {value!r}  (3.0 은 넘겨받지 않았다)")
-    expect(".si() 단계의 값", value, 100.0)
+    show("chain(add.s(1, 2), multiply.si(10, 10)).apply_async().get()", value, 100.0, note="3.0 은 넘겨받지 않았다")
 
     step("4. 중간에 실패하는 chain: add(1, 2) → divide(·, 0) → subtract(·, 2)")
     ids = fresh_ids(3)
@@ -66,8 +61,7 @@ def calls():
         divide.s(0).set(task_id=ids[1]),
         subtract.s(2).set(task_id=ids[2]),
     ).apply_async()
-    error = result.get(timeout=RESULT_TIMEOUT, propagate=False)
-    print(f"    get(propagate=False) → {error!r}")
+    error = show("result.get(propagate=False)", result.get(timeout=RESULT_TIMEOUT, propagate=False))
     states = [app.AsyncResult(task_id).state for task_id in ids]
     for name, task_id, state in zip(["add(1, 2)", "divide(·, 0)", "subtract(·, 2)"], ids, states, strict=True):
         print(f"      {name:<15} state={state:<8} result={app.AsyncResult(task_id).result!r}")
@@ -78,12 +72,12 @@ def calls():
 
     step("5. 같은 id 를 다시 쓰면: 결과 백엔드는 처음 SUCCESS 를 지킨다")
     reused = str(uuid.uuid4())
-    first = add.apply_async((1, 1), task_id=reused).get(timeout=RESULT_TIMEOUT)
-    second = add.apply_async((5, 5), task_id=reused).get(timeout=RESULT_TIMEOUT)
-    print(f"    add.apply_async((1, 1), task_id=X).get() → {first!r}")
-    print(f"    add.apply_async((5, 5), task_id=X).get() → {second!r}  (10.0 이 아니다: 지난번 결과)")
+    show(
+        "add.apply_async((1, 1), task_id=X).get()", add.apply_async((1, 1), task_id=reused).get(timeout=RESULT_TIMEOUT)
+    )
+    value = add.apply_async((5, 5), task_id=reused).get(timeout=RESULT_TIMEOUT)
+    show("add.apply_async((5, 5), task_id=X).get()", value, 2.0, note="10.0 이 아니다: 지난번 결과")
     print("    → 그래서 이 실습은 실행할 때마다 id 를 새로 만든다.")
-    expect("같은 id 로 다시 보낸 작업의 결과", second, first)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ STATE_WAIT_SECONDS = 5
 INSPECT_TIMEOUT = 1.0
 
 scenario = Scenario(app)
-step, expect = scenario.step, scenario.expect
+step, show, expect = scenario.step, scenario.show, scenario.expect
 
 
 def show_attempts(run_id):
@@ -72,8 +72,7 @@ def calls():
     expect("재시도 대기 중 state", state, "RETRY")
 
     step(f"3. 일시적 실패 뒤 성공: flaky (두 번 실패, countdown={RETRY_COUNTDOWN}초)")
-    value = flaky_result.get(timeout=RESULT_TIMEOUT)
-    print(f"    get() → {value!r}, state={flaky_result.state}")
+    show("flaky_result.get()", flaky_result.get(timeout=RESULT_TIMEOUT), "성공: retries=2")
     retries, gaps = show_attempts(flaky_id)
     expect("flaky 의 retries 값들", retries, [0, 1, 2])
     expect("flaky 의 간격(초)", gaps, [RETRY_COUNTDOWN] * 2)
@@ -87,8 +86,7 @@ def calls():
     expect("always_fails 의 예외", type(error), ConnectionError)
 
     step("5. exc= 없이 retry() 하면: always_fails_without_exc")
-    error = failing_no_exc.get(timeout=RESULT_TIMEOUT, propagate=False)
-    print(f"    get(propagate=False) → {type(error).__name__}: {error}")
+    error = show("failing_no_exc.get(propagate=False)", failing_no_exc.get(timeout=RESULT_TIMEOUT, propagate=False))
     expect("exc 없는 재시도의 예외", type(error), MaxRetriesExceededError)
     expect("always_fails_without_exc 실행 횟수", len(attempts(failing_no_exc_id)), MAX_RETRIES + 1)
 

@@ -25,25 +25,19 @@ client.conf.update(
 INSPECT_SECONDS = 0.5
 
 scenario = Scenario(client, lesson="practice06")
-step, expect = scenario.step, scenario.expect
+step, show, expect = scenario.step, scenario.show, scenario.expect
 
 
 def calls():
     step("1. 이름으로 부르기: send_task")
-    result = client.send_task("email.send_welcome", args=[42])
-    value = result.get(timeout=RESULT_TIMEOUT)
-    print(f"    client.send_task('email.send_welcome', args=[42]).get() → {value!r}")
+    value = client.send_task("email.send_welcome", args=[42]).get(timeout=RESULT_TIMEOUT)
+    show("client.send_task('email.send_welcome', args=[42]).get()", value, "사용자 42 에게 환영 메일을 보냈습니다")
     tasks_modules = sorted(name for name in sys.modules if name.startswith("practice") and name.endswith(".tasks"))
-    print(f"    이 프로세스가 import 한 실습의 tasks 모듈: {tasks_modules}  (작업 코드 없이 이름만으로 불렀다)")
-    expect("send_task 의 결과", value, "사용자 42 에게 환영 메일을 보냈습니다")
-    expect("호출하는 쪽이 import 한 tasks 모듈", tasks_modules, [])
+    show("이 프로세스가 import 한 실습의 tasks 모듈", tasks_modules, [], note="작업 코드 없이 이름만으로 불렀다")
 
     step("2. 이름을 주지 않은 작업의 이름은 '모듈.함수'")
-    value = client.send_task("practice06.tasks.count_words", args=["이름 없는 작업도 이름은 있다"]).get(
-        timeout=RESULT_TIMEOUT
-    )
-    print(f"    client.send_task('practice06.tasks.count_words', args=[...]).get() → {value!r}")
-    expect("count_words 의 결과", value, 5)
+    value = client.send_task("practice06.tasks.count_words", args=["이름 없는 작업도 이름은 있다"])
+    show("client.send_task('practice06.tasks.count_words', args=[...]).get()", value.get(timeout=RESULT_TIMEOUT), 5)
 
     step("3. 틀린 이름: 워커가 거절하고 NotRegistered 가 돌아온다")
     started = time.monotonic()

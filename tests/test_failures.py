@@ -72,7 +72,7 @@ def test_a_task_sent_while_no_worker_runs_is_run_by_a_worker_started_later():
     purge("practice00")
     run = run_call_tasks("practice00", timeout=BOUND_SECONDS)
     assert run.returncode != 0
-    task_id = re.search(r"add\.delay\(2, 3\)\s+→ AsyncResult id=(\S+)", run.output).group(1)
+    task_id = re.search(r"add\.delay\(2, 3\) → <AsyncResult: (\S+)>", run.output).group(1)
     assert AsyncResult(task_id, app=app).state == "PENDING"
     with worker_on_empty_queue("practice00", purge_first=False):
         assert AsyncResult(task_id, app=app).get(timeout=BOUND_SECONDS) == 5

@@ -263,7 +263,7 @@ def test_call_tasks_runs_the_whole_scenario(worker):
     assert run.returncode == 0, run.output
     assert_samples_match("practice00", run.output)  # README 의 출력 예시가 곧 이 출력이다
     out = run.output
-    assert re.search(r"AsyncResult\('[0-9a-f-]{36}'\)\.state → PENDING", out)
+    assert re.search(r"AsyncResult\('[0-9a-f-]{36}'\)\.state → 'PENDING'", out)
     assert "!!" not in out
     assert out.rstrip().endswith("모든 호출이 README 에 적힌 대로 동작했습니다.")
 

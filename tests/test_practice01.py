@@ -186,6 +186,6 @@ def test_call_tasks_shows_every_outcome_from_the_callers_side(worker):
         r"unlimited\.delay\(\) 두 번 → 둘 다 SUCCESS, 실행한 pid \[[\d, ]+\], 하드 제한으로 죽은 pid \d+", out
     )
     assert re.search(r"'cleaned_up': True", out)
-    assert "misconfigured.delay() → ValueError: soft_time_limit must be less than or equal to time_limit" in out
+    assert "misconfigured.delay() → ValueError('soft_time_limit must be less than or equal to time_limit')" in out
     assert "!!" not in out
     assert out.rstrip().endswith("모든 호출이 README 에 적힌 대로 동작했습니다.")

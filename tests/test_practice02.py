@@ -97,9 +97,9 @@ def test_call_tasks_shows_every_step(worker):
     assert run.returncode == 0, run.output
     assert_samples_match("practice02", run.output)  # README 의 출력 예시가 곧 이 출력이다
     out = run.output
-    assert "add.s(1, 2) → practice02.tasks.add(1, 2)  (Signature" in out
+    assert "add.s(1, 2) → practice02.tasks.add(1, 2)   (Signature" in out
     assert re.search(r"multiply\(·, 3\)\s+id=[0-9a-f]{8}…  → 9\.0", out)
-    assert "→ 100.0  (3.0 은 넘겨받지 않았다)" in out
+    assert "→ 100.0   (3.0 은 넘겨받지 않았다)" in out
     assert re.search(r"subtract\(·, 2\)\s+state=FAILURE", out)
     assert "!!" not in out
     assert out.rstrip().endswith("모든 호출이 README 에 적힌 대로 동작했습니다.")
