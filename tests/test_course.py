@@ -1,4 +1,4 @@
-"""course.py: call_tasks 들이 함께 쓰는 틀(Scenario.raises, 실습 폴더의 모양)."""
+"""course.py: call_tasks 들이 함께 쓰는 틀(Scenario.show, Scenario.raises, 실습 폴더의 모양)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,17 @@ def test_raises_lets_any_other_exception_through():
     lesson = Scenario(app)
     with pytest.raises(KeyError), lesson.raises(TypeError):
         raise KeyError("other")
+
+
+def test_show_prints_one_line_and_checks_only_what_it_is_given(capsys):
+    lesson = Scenario(app)
+    assert lesson.show("add.delay(2, 3).get()", 5, 5) == 5
+    lesson.show("add.s(1, 2)", "anything", note="찍기만 한다")
+    assert lesson.surprises == []
+    assert capsys.readouterr().out == "    add.delay(2, 3).get() → 5\n    add.s(1, 2) → 'anything'   (찍기만 한다)\n"
+    lesson.show("result.get()", 4, 5)
+    assert lesson.surprises == ["result.get()"]
+    assert "!! 예상과 다름: result.get() = 4 (예상: 5)" in capsys.readouterr().out
 
 
 def test_lesson_files_need_no_formatter_escapes_and_no_sentinels():
