@@ -202,6 +202,15 @@ class Worker:
                 self._exit_code = self._stop()
             return self._exit_code
 
+    def kill(self) -> int | None:
+        """kill -9 로 워커째(메인 프로세스와 풀 자식 모두) 죽인다: 정리도, ack 도, 결과 기록도 없다."""
+        if self.proc is None:
+            return None
+        with suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        return self.stop()
+
     def _stop(self) -> int:
         assert self.proc is not None
         for sig, grace in (

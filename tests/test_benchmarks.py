@@ -73,3 +73,21 @@ def test_failure_messages_benchmark_runs_and_writes_json(tmp_path, capsys):
         assert row["code"] != 0
         assert 0 < row["message"] <= row["exit"]
     assert "first line of advice" in capsys.readouterr().out
+
+
+def test_crash_safety_benchmark_runs_and_writes_json(tmp_path, capsys):
+    # 워커째 kill -9 한 번: 안전한 설정(acks_late + reject_on_worker_lost, 멱등한 효과)은 잃지도, 두 번 남기지도 않는다.
+    from benchmarks import crash_safety
+
+    path = tmp_path / "crash.json"
+    assert crash_safety.main(["-n", "40", "--json", str(path)]) == 0
+    rows = json.loads(path.read_text())
+    assert [row["setting"] for row in rows] == list(crash_safety.SETTINGS)
+    for row in rows:
+        assert set(row) == {"setting", "n", "effects", "executions", "lost", "tasks_per_s"}
+        assert row["n"] == 40 and row["effects"] + row["lost"] == 40
+        assert row["executions"] >= row["effects"]  # 멱등한 표: 두 번 돈 작업도 효과는 한 행
+        assert row["tasks_per_s"] > 0
+    safe = rows[-1]
+    assert (safe["effects"], safe["lost"]) == (40, 0)
+    assert "worker killed" in capsys.readouterr().out

@@ -1,0 +1,76 @@
+"""practice08 의 작업들이 일하다가 자기 프로세스를 죽인다. 메시지가 어떻게 되는지 호출한 쪽에서 지켜본다.
+
+먼저 다른 터미널에서 워커를 띄운다:  celery -A practice08.tasks worker --loglevel=info
+그다음:                             python -m practice08.call_tasks
+"""
+
+import sys
+import uuid
+
+from billiard.exceptions import WorkerLostError
+
+from course import RESULT_TIMEOUT, Scenario
+from practice08.tasks import (
+    app,
+    charge,
+    create_tables,
+    early_ack,
+    effects,
+    executions,
+    late_ack,
+    late_ack_requeued,
+    retried_on_lost,
+)
+
+scenario = Scenario(app)
+step, show, expect = scenario.step, scenario.show, scenario.expect
+
+
+def crash(task):
+    """task 를 첫 실행에서 죽도록 보내고 (결과, 실행 기록)을 돌려준다. 결과는 예외도 값으로 받는다."""
+    run_id = str(uuid.uuid4())
+    value = task.delay(run_id).get(timeout=RESULT_TIMEOUT, propagate=False)
+    return value, executions(run_id)
+
+
+def redelivered(runs):
+    return [run["redelivered"] for run in runs]
+
+
+def calls():
+    step("1. 기본값(일찍 ack): 풀 프로세스가 받자마자 ack, 죽으면 FAILURE")
+    value, runs = crash(early_ack)
+    show("early_ack.delay(run_id).get(propagate=False)", value)
+    expect("early_ack 의 예외", type(value), WorkerLostError)
+    show("실행 횟수", len(runs), 1, note="메시지는 이미 ack 되어 다시 오지 않는다")
+
+    step("2. acks_late=True 만: 끝난 뒤 ack 하지만, 죽어도 ack 하고 FAILURE")
+    value, runs = crash(late_ack)
+    show("late_ack.delay(run_id).get(propagate=False)", value)
+    expect("late_ack 의 예외", type(value), WorkerLostError)
+    show("실행 횟수", len(runs), 1, note="acks_on_failure_or_timeout=True 라 ack 했다")
+
+    step("3. acks_late=True + reject_on_worker_lost=True: 큐로 돌아가 다시 실행")
+    value, runs = crash(late_ack_requeued)
+    show("late_ack_requeued.delay(run_id).get()", value, "끝남: 2번째 실행")
+    show("실행마다 delivery_info['redelivered']", redelivered(runs), [False, True])
+
+    step("4. retry_on_worker_lost=True (Celery 5.7): 죽으면 재시도로 다시 보낸다")
+    value, runs = crash(retried_on_lost)
+    show("retried_on_lost.delay(run_id).get()", value, "끝남: 2번째 실행")
+    show("실행마다 request.retries", [run["retries"] for run in runs], [0, 1], note="새 메시지: redelivered 가 아니다")
+
+    step("5. 다시 실행되는 작업의 효과: 커밋한 뒤, ack 하기 전에 죽으면")
+    create_tables()
+    run = str(uuid.uuid4())
+    guarded = charge.delay(run, 1, guarded=True, crash_after_commit=True)
+    unguarded = charge.delay(run, 2, guarded=False, crash_after_commit=True)
+    guarded.get(timeout=RESULT_TIMEOUT), unguarded.get(timeout=RESULT_TIMEOUT)
+    payments, charges, runs = effects(run)
+    show("INSERT … ON CONFLICT DO NOTHING (결제 1) 의 행 수", payments, 1, note="두 번 돌았어도 한 번")
+    show("키 없는 INSERT (결제 2) 의 행 수", charges, 2, note="두 번 돌아 두 번 결제")
+    show("두 작업의 실행 횟수", runs, 4)
+
+
+if __name__ == "__main__":
+    sys.exit(scenario.run(calls))

@@ -1,0 +1,181 @@
+"""practice08 — 워커가 죽으면: acks_late, reject_on_worker_lost, 멱등성
+
+무엇을 배우나: 브로커는 메시지를 언제 지우는가(ack). 작업을 돌리던 프로세스가 죽으면(OOM 킬러, kill -9, C 확장의
+충돌) 그 메시지가 어떻게 되는가. 기본값(일찍 ack)이면 작업은 FAILURE(WorkerLostError)로 끝나고 다시 돌지 않는다.
+acks_late=True 만으로는 바뀌지 않고, reject_on_worker_lost=True 를 더해야 메시지가 큐로 돌아가 다시 실행된다.
+다시 실행될 수 있는 작업은 두 번 돌아도 결과가 한 번인 것처럼(멱등하게) 써야 한다.
+
+작업은 스스로 자기 프로세스를 죽여(os.kill(os.getpid(), SIGKILL)) 충돌을 흉내 낸다. run_id 마다 첫 실행에서만
+죽으므로, 다시 배달된 실행은 끝까지 간다.
+
+실행 방법 (프로젝트 폴더에서, 터미널 두 개):
+    터미널 1:  celery -A practice08.tasks worker --loglevel=info
+    터미널 2:  python -m practice08.call_tasks
+"""
+
+import json
+import os
+import signal
+import time
+
+import psycopg2
+import redis
+from celery import Celery
+
+from course import Needs, WorkerSpec
+from global_config import POSTGRES_URL, RABBITMQ_URL, REDIS_URL
+
+WORK_SECONDS = 0.3  # 작업 하나가 일하는 시간. 죽는 작업은 이만큼 일한 뒤 죽는다.
+RETRY_DELAY_SECONDS = 1  # retry_on_worker_lost 의 재시도 간격 (default_retry_delay)
+
+NEEDS = Needs(
+    workers=(WorkerSpec(),),
+    waits={
+        "1. early_ack (죽음)": WORK_SECONDS,
+        "2. late_ack (죽음)": WORK_SECONDS,
+        "3. late_ack_requeued (죽음 + 다시 실행)": 2 * WORK_SECONDS,
+        "4. retried_on_lost (죽음 + 재시도)": 2 * WORK_SECONDS + RETRY_DELAY_SECONDS,
+        "5. charge 두 번 (나란히, 죽음 + 다시 실행)": 2 * WORK_SECONDS,
+    },
+)
+
+app = Celery("practice08", broker=RABBITMQ_URL, backend=REDIS_URL)
+app.conf.update(
+    task_default_queue="practice08",
+    # 실행을 시작한 작업은 STARTED 로 적는다. 워커째 죽으면 그 작업의 state 는 STARTED 에서 멈춘다.
+    task_track_started=True,
+)
+
+# 작업이 실행될 때마다 남기는 기록(Redis 목록)과, 첫 실행인지 세는 카운터.
+journal = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+JOURNAL_TTL_SECONDS = 3600
+
+
+def _executions_key(run_id):
+    return f"practice08:executions:{run_id}"
+
+
+def _record(task, run_id):
+    """이번 실행을 적고, 이 run_id 의 몇 번째 실행인지 돌려준다."""
+    entry = {
+        "pid": os.getpid(),
+        "redelivered": bool(task.request.delivery_info.get("redelivered")),
+        "retries": task.request.retries,
+    }
+    key = _executions_key(run_id)
+    count = journal.rpush(key, json.dumps(entry))
+    journal.expire(key, JOURNAL_TTL_SECONDS)
+    return count
+
+
+def executions(run_id):
+    """run_id 의 실행 기록들: [{"pid", "redelivered", "retries"}, ...] (실행한 순서)."""
+    return [json.loads(entry) for entry in journal.lrange(_executions_key(run_id), 0, -1)]
+
+
+def die():
+    """이 프로세스를 곧바로 죽인다: OOM 킬러나 kill -9 와 같다(정리 코드도 결과 기록도 없다)."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _work(task, run_id, crash, seconds):
+    count = _record(task, run_id)
+    time.sleep(seconds)
+    if crash and count == 1:
+        die()
+    return f"끝남: {count}번째 실행"
+
+
+# 같은 일을 하는 작업 넷. 다른 것은 메시지를 언제 ack 하는지와, 프로세스가 죽었을 때 무엇을 하는지뿐이다.
+
+
+@app.task(bind=True)
+def early_ack(self, run_id, crash=True, seconds=WORK_SECONDS):
+    # 기본값: 풀 프로세스가 메시지를 받는 순간 ack. 죽으면 FAILURE(WorkerLostError), 다시 돌지 않는다.
+    return _work(self, run_id, crash, seconds)
+
+
+@app.task(bind=True, acks_late=True)
+def late_ack(self, run_id, crash=True, seconds=WORK_SECONDS):
+    # 끝난 뒤에 ack. 그래도 프로세스가 죽으면(acks_on_failure_or_timeout=True) ack 하고 FAILURE 로 끝난다.
+    return _work(self, run_id, crash, seconds)
+
+
+@app.task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def late_ack_requeued(self, run_id, crash=True, seconds=WORK_SECONDS):
+    # 프로세스가 죽으면 메시지를 reject(requeue=True): 큐로 돌아가 다시 배달된다(redelivered=True).
+    return _work(self, run_id, crash, seconds)
+
+
+@app.task(bind=True, retry_on_worker_lost=True, default_retry_delay=RETRY_DELAY_SECONDS, max_retries=3)
+def retried_on_lost(self, run_id, crash=True, seconds=WORK_SECONDS):
+    # Celery 5.7: 프로세스가 죽으면 self.retry() 처럼 다시 보낸다(retries 가 1 늘고, max_retries 가 적용된다).
+    return _work(self, run_id, crash, seconds)
+
+
+# 결제처럼 두 번 일어나면 안 되는 효과. 효과는 PostgreSQL 에 남긴다.
+# - practice08_payments: (run, payment_id) 가 기본 키. INSERT … ON CONFLICT DO NOTHING 이면 두 번 돌아도 한 행.
+# - practice08_charges: 키가 없는 표. 두 번 돌면 두 행 — 멱등하지 않은 효과.
+# - practice08_executions: 실행마다 한 행 (실행 횟수를 세려고).
+DSN = POSTGRES_URL.removeprefix("db+").replace("+psycopg2", "")
+TABLES = """
+CREATE TABLE IF NOT EXISTS practice08_payments (run text, payment_id int, PRIMARY KEY (run, payment_id));
+CREATE TABLE IF NOT EXISTS practice08_charges (run text, payment_id int);
+CREATE TABLE IF NOT EXISTS practice08_executions (run text, payment_id int, pid int, redelivered boolean);
+"""
+
+
+def database():
+    return psycopg2.connect(DSN)
+
+
+def create_tables():
+    """효과를 남길 표를 만든다(이미 있으면 그대로). 여러 프로세스가 함께 불러도 된다."""
+    with database() as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(8)")  # CREATE TABLE IF NOT EXISTS 끼리의 경합을 막는다
+        cur.execute(TABLES)
+    conn.close()
+
+
+def _charge(task, run, payment_id, guarded, crash_after_commit, seconds):
+    redelivered = bool(task.request.delivery_info.get("redelivered"))
+    time.sleep(seconds)  # 결제 준비(외부 API 호출 같은 일). 여기서 죽으면 아무것도 남지 않는다.
+    with database() as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO practice08_executions VALUES (%s, %s, %s, %s)", (run, payment_id, os.getpid(), redelivered)
+        )
+        if guarded:
+            cur.execute("INSERT INTO practice08_payments VALUES (%s, %s) ON CONFLICT DO NOTHING", (run, payment_id))
+        else:
+            cur.execute("INSERT INTO practice08_charges VALUES (%s, %s)", (run, payment_id))
+    conn.close()  # with 블록을 나오며 커밋했다
+    if crash_after_commit and not redelivered:
+        die()  # 효과는 커밋했지만 ack 는 아직: 다시 배달되면 한 번 더 돈다
+    return payment_id
+
+
+@app.task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def charge(self, run, payment_id, guarded=True, crash_after_commit=False, seconds=WORK_SECONDS):
+    # 안전한 설정: 끝난 뒤 ack, 죽으면 큐로. 다시 돌 수 있으므로 효과는 guarded(멱등)여야 한다.
+    return _charge(self, run, payment_id, guarded, crash_after_commit, seconds)
+
+
+@app.task(bind=True)
+def charge_early_ack(self, run, payment_id, guarded=True, crash_after_commit=False, seconds=WORK_SECONDS):
+    return _charge(self, run, payment_id, guarded, crash_after_commit, seconds)
+
+
+@app.task(bind=True, acks_late=True)
+def charge_late_ack(self, run, payment_id, guarded=True, crash_after_commit=False, seconds=WORK_SECONDS):
+    return _charge(self, run, payment_id, guarded, crash_after_commit, seconds)
+
+
+def effects(run):
+    """run 의 (결제 행 수 — 멱등한 표, 결제 행 수 — 키 없는 표, 실행 횟수)."""
+    with database() as conn, conn.cursor() as cur:
+        counts = []
+        for table in ("practice08_payments", "practice08_charges", "practice08_executions"):
+            cur.execute(f"SELECT count(*) FROM {table} WHERE run = %s", (run,))  # 표 이름은 위의 셋 중 하나
+            counts.append(cur.fetchone()[0])
+    conn.close()
+    return tuple(counts)
