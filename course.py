@@ -1,6 +1,6 @@
 """모든 실습의 call_tasks.py 가 함께 쓰는 작은 틀. Celery를 배우는 데 이 파일을 읽을 필요는 없다.
 
-- WorkerSpec, Needs: 실습의 tasks.py 가 "이 실습을 돌리려면 무엇을 띄우고 얼마나 일부러 기다리는지"를 적는 틀.
+- WorkerSpec, BeatSpec, Needs: 실습의 tasks.py 가 "이 실습을 돌리려면 무엇을 띄우고 얼마나 일부러 기다리는지"를 적는 틀.
   README 의 워커 명령, 워커가 없을 때의 안내, 실행기, 테스트, 벤치마크가 모두 이 한 곳을 읽는다.
 - Scenario.step(): 단계 제목을 찍는다.
 - Scenario.expect(): 배운 대로 나왔는지 확인한다. 다르면 표시해 두었다가 종료 코드 1로 알린다.
@@ -15,6 +15,7 @@
 """
 
 import importlib
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -55,6 +56,15 @@ class WorkerSpec:
 
 
 @dataclass(frozen=True)
+class BeatSpec:
+    """실습이 띄우라고 하는 `celery beat` 하나: 일정(beat_schedule)에 맞춰 작업 메시지를 보내기만 하는 프로세스."""
+
+    def command(self, lesson: str) -> str:
+        """README 에 적는 그대로의 명령. 일정 파일은 기본값(현재 폴더의 celerybeat-schedule)."""
+        return f"celery -A {lesson}.tasks beat --loglevel=info"
+
+
+@dataclass(frozen=True)
 class Needs:
     """실습을 돌리는 데 필요한 것: 띄울 프로세스들과, 일부러 기다리는 시간(무엇 → 초).
 
@@ -64,13 +74,16 @@ class Needs:
 
     workers: tuple[WorkerSpec, ...] = (WorkerSpec(),)
     waits: Mapping[str, float] = field(default_factory=dict)
+    beat: BeatSpec | None = None  # 주기 작업을 보내는 celery beat 도 띄우는가
 
     @property
     def wait_seconds(self) -> float:
         return float(sum(self.waits.values()))
 
     def commands(self, lesson: str) -> list[str]:
-        return [worker.command(lesson) for worker in self.workers]
+        """띄울 프로세스의 명령들: 워커들, 그다음 beat."""
+        processes = [*self.workers, *([self.beat] if self.beat else [])]
+        return [process.command(lesson) for process in processes]
 
 
 def needs_of(lesson: str) -> Needs:
@@ -166,6 +179,10 @@ def service_for(url):
     return next(service for service in SERVICES if url.startswith(service.scheme))
 
 
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 UNCHECKED = object()  # show() 에 배운 값을 주지 않았다는 표시: 찍기만 한다
 
 
@@ -212,6 +229,8 @@ class Scenario:
 
     def run(self, scenario):
         """scenario() 를 돌리고 종료 코드를 돌려준다: 모두 배운 대로면 0, 아니면 1."""
+        # SIGTERM(실행기가 멈출 때)도 Ctrl-C 처럼 finally 를 거쳐 끝나게 한다: 시나리오가 띄운 프로세스를 정리하도록.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         for url in (self.app.conf.broker_url, self.app.conf.result_backend):
             problem = problem_with(service_for(url), url)
             if problem:
@@ -237,7 +256,7 @@ class Scenario:
             scenario()
         except CeleryTimeoutError:
             print(f"\n기다리던 결과가 오지 않았습니다(최대 {RESULT_TIMEOUT}초). {self.lesson} 워커가 돌고 있나요?")
-            print("다른 터미널에서 워커를 띄우세요:")
+            print("다른 터미널에서 띄우세요:")
             # tasks.py 는 여기서야 읽는다: practice06 의 call_tasks 는 작업 코드를 import 하지 않고 부르는 것을 보인다.
             for command in needs_of(self.lesson).commands(self.lesson):
                 print(f"    {command}")

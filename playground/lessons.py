@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 from course import Needs, Service, needs_of, service_for
 from playground import PROJECT_ROOT
-from playground.workers import Worker, running
+from playground.workers import Beat, Worker, running
 
 LESSON_PATTERN = re.compile(r"practice\d\d")
 CALL_TASKS_TIMEOUT_SECONDS = 180
+CALL_STOP_SECONDS = 15  # SIGTERM 을 받은 call_tasks 가 정리하고 끝나기를 기다리는 시간
 
 
 # 테스트와 실행기의 워커는 풀 프로세스 둘로 띄운다(손으로 띄우면 CPU 수만큼). 앱이 worker_concurrency 를 정해 둔
@@ -82,7 +83,10 @@ def worker_on_empty_queue(lesson: str, *, purge_first: bool = True, **options) -
 
 
 def lesson_workers(lesson: str, on_line: Callable[[Worker, str], None] | None = None) -> list[Worker]:
-    """그 실습의 tasks.py 가 NEEDS 에 적은 워커들 (아직 띄우지 않은 상태). 노드 이름은 매번 새로 만든다."""
+    """그 실습의 tasks.py 가 NEEDS 에 적은 워커들과, 적었다면 beat (아직 띄우지 않은 상태).
+
+    노드 이름은 매번 새로 만든다. beat 는 워커 뒤에 온다: 워커가 준비된 뒤에 보내기 시작하게.
+    """
     try:
         conf_changes, needs = lesson_app(lesson).conf.changes, needs_of(lesson)
     except ImportError:
@@ -98,10 +102,29 @@ def lesson_workers(lesson: str, on_line: Callable[[Worker, str], None] | None = 
             concurrency=concurrency,
             env=spec.env,
         )
-        if on_line is not None:
-            worker.on_line = lambda line, worker=worker: on_line(worker, line)
         workers.append(worker)
+    if needs.beat is not None:
+        workers.append(Beat(lesson))
+    if on_line is not None:
+        for worker in workers:
+            worker.on_line = lambda line, worker=worker: on_line(worker, line)
     return workers
+
+
+# 지금 돌고 있는 call_tasks 프로세스들: 실행기가 멈출 때 이것들도 멈춘다.
+RUNNING_CALLS: set[subprocess.Popen[str]] = set()
+
+
+def stop_running_calls() -> None:
+    """돌고 있는 call_tasks 에 SIGTERM 을 보내고 끝나기를 기다린다(시나리오가 띄운 프로세스를 스스로 정리한다)."""
+    for proc in list(RUNNING_CALLS):
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in list(RUNNING_CALLS):
+        try:
+            proc.wait(CALL_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 @dataclass(frozen=True)
@@ -134,6 +157,7 @@ def run_call_tasks(
     )
     lines: list[str] = []
     timer = _Deadline(proc, timeout)
+    RUNNING_CALLS.add(proc)
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -142,6 +166,7 @@ def run_call_tasks(
                 on_line(line.rstrip("\n"))
         returncode = proc.wait()
     finally:
+        RUNNING_CALLS.discard(proc)
         timer.cancel()
         if proc.poll() is None:
             proc.kill()

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 import time
@@ -21,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from playground.lessons import available_lessons, lesson_workers, run_call_tasks
+from playground.lessons import available_lessons, lesson_workers, run_call_tasks, stop_running_calls
 from playground.services import ensure_services
 from playground.workers import Worker, WorkerError, stop_all
 
@@ -187,6 +188,7 @@ def run_lessons(lessons: Sequence[str], console: Console, jobs: int = 1) -> list
         for thread in lanes:
             thread.join()
     finally:
+        stop_running_calls()  # 멈추라는 신호를 받았으면 아직 돌고 있다
         lineup.close()
     return [outcomes[lesson] for lesson in lessons]
 
@@ -213,6 +215,10 @@ def _run_turn(lesson: str, upcoming: str | None, lineup: Lineup, console: Consol
         else f"call_tasks 종료 코드 {result.returncode}"
     )
     return Outcome(lesson, ok, seconds, detail, ready_seconds=ready, call_seconds=result.seconds)
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         console.say("\n".join(problems))
         return EXIT_SERVICES_DOWN
 
+    # SIGTERM 도 Ctrl-C 처럼: 돌던 call_tasks 와 띄운 워커, beat 를 멈추고 끝낸다(남는 프로세스가 없게).
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     started = time.monotonic()
     outcomes = run_lessons(selected, console, jobs=args.jobs)
     total = time.monotonic() - started

@@ -5,9 +5,11 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -233,6 +235,37 @@ class Worker:
             self._reader.join(5)
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+        return code
+
+
+class Beat(Worker):
+    """`python -m celery -A <lesson>.tasks beat` 프로세스 하나: 일정에 맞춰 작업 메시지를 보내기만 한다.
+
+    워커와 같은 방법으로 띄우고 멈춘다. 일정 파일(-s)은 schedule 에 둔다: 손으로 띄우면 현재 폴더의
+    celerybeat-schedule 이지만, 실행기와 테스트는 beat 마다 자기 파일을 쓴다(함께 도는 beat 끼리 섞이지 않게).
+    beat 는 핑에 답하지 않으므로, 일정을 읽고 돌기 시작했다는 로그 줄을 준비로 본다.
+    """
+
+    def __init__(self, lesson: str, *, schedule: str | None = None, name: str | None = None, **options) -> None:
+        super().__init__(lesson, name=name or f"beat-{uuid.uuid4().hex[:6]}", **options)
+        # 일정 파일을 주지 않으면 이 beat 만의 임시 폴더에 두고, 멈출 때 폴더째 지운다.
+        self._own_dir = None if schedule else tempfile.mkdtemp(prefix="celery-playground-beat-")
+        self.schedule = schedule or os.path.join(self._own_dir, "celerybeat-schedule")
+
+    @property
+    def argv(self) -> list[str]:
+        argv = [sys.executable, "-m", "celery", "-A", f"{self.lesson}.tasks", "beat", "--loglevel=INFO"]
+        return [*argv, f"--schedule={self.schedule}", *self.extra_args]
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> float:
+        started = time.monotonic()
+        self.wait_for_log(r"beat: Starting\.\.\.", timeout)
+        return time.monotonic() - started
+
+    def stop(self) -> int | None:
+        code = super().stop()
+        if self._own_dir:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
         return code
 
 

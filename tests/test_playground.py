@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -85,9 +88,19 @@ def test_runner_all_shows_every_lesson_as_one_block_in_order_and_leaves_no_worke
             assert re.search(rf"^{re.escape(tag)}\s*│ .*{re.escape(tag)}@\S+ ready\.", block, re.MULTILINE)
             assert re.search(rf"^{re.escape(tag)}\s*│ worker: Warm shutdown", block, re.MULTILINE)
     assert len(nodes_seen) == sum(len(needs_of(lesson).workers) for lesson in available_lessons())
+    # beat 를 적어 둔 실습은 그 블록 안에서 beat 가 뜨고(일정을 읽고) 보낸다.
+    for lesson, block in zip(available_lessons(), blocks, strict=True):
+        beat_started = re.search(r"^beat-\w+\s*│ .*beat: Starting\.\.\.", block, re.MULTILINE)
+        assert bool(beat_started) == (needs_of(lesson).beat is not None), lesson
     assert "한 번에 2개씩" in run.stdout
     for tag in nodes_seen:
         assert live_processes_mentioning(f"--hostname={tag}@") == []
+    # beat 도 남지 않고, 실행기가 beat 마다 만든 일정 파일 폴더도 지워졌다(배너의 ". db -> …" 가 그 파일).
+    schedules = re.findall(r"^beat-\w+\s*│\s+\. db -> (\S+)", run.stdout, re.MULTILINE)
+    assert len(schedules) == sum(needs_of(lesson).beat is not None for lesson in available_lessons())
+    for schedule in schedules:
+        assert live_processes_mentioning(schedule) == []
+        assert not Path(schedule).parent.exists()
 
 
 def test_console_shows_lessons_in_order_whatever_order_their_lines_come_in():
@@ -243,3 +256,55 @@ def test_two_at_a_time_two_lessons_call_tasks_overlap():
     outcomes = run_lessons(["practice00", "practice03"], console, jobs=2)
     assert [o.ok for o in outcomes] == [True, True]
     assert console.first("practice03", r"^call_tasks") < console.last("practice00", r"^call_tasks")
+
+
+def _descendants(pid: int) -> set[int]:
+    """pid 의 자손 프로세스들(살아 있는 것). 워커는 새 세션으로 뜨지만 부모-자식 관계는 그대로다."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_sigterm_stops_the_runner_and_everything_it_started():
+    # practice07 의 2단계: 실행기의 워커와 beat, call_tasks, 그리고 call_tasks 가 띄운 두 번째 beat 가 모두 돈다.
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "playground", "practice07"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    output = []
+    for line in runner.stdout:
+        output.append(line)
+        if "beat 를 하나 더 띄웠다" in line:
+            break
+    started = _descendants(runner.pid)
+    assert len(started) >= 4, "".join(output)  # 워커(와 풀 자식), beat, call_tasks, 두 번째 beat
+    runner.terminate()
+    output.append(runner.stdout.read())
+    assert runner.wait(60) != 0
+    runner.stdout.close()
+    left = [pid for pid in started if _alive(pid)]
+    for pid in left:  # 실패해도 이 테스트가 띄운 것은 치운다
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert left == [], "".join(output)

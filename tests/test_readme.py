@@ -174,6 +174,7 @@ def test_the_runner_command_in_the_quick_start_is_the_one_the_tests_run(name):
 def test_every_app_conf_snippet_sets_what_the_lesson_app_really_has(language):
     # 실습 README 의 `app.conf.update(...)` 조각을 새 앱에 그대로 실행해, 그 실습 앱의 설정과 같은지 본다.
     from celery import Celery
+    from celery.schedules import crontab
     from kombu import Exchange, Queue
 
     checked = 0
@@ -185,7 +186,7 @@ def test_every_app_conf_snippet_sets_what_the_lesson_app_really_has(language):
                 continue
             app = Celery("readme", set_as_current=False)
             before = dict(app.conf.changes)
-            exec(block, {"app": app, "Queue": Queue, "Exchange": Exchange})
+            exec(block, {"app": app, "Queue": Queue, "Exchange": Exchange, "crontab": crontab})
             changed = {key for key, value in app.conf.changes.items() if before.get(key, object()) != value}
             assert changed
             for key in changed:

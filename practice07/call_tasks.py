@@ -1,0 +1,122 @@
+"""practice07: beat 가 보낸 작업을 세고, beat 를 하나 더 띄워 중복을 보고, 만료와 결과 정리를 지켜본다.
+
+먼저 다른 터미널에서 워커와 beat 를 띄운다:
+    celery -A practice07.tasks worker --loglevel=info
+    celery -A practice07.tasks beat --loglevel=info
+그다음:  python -m practice07.call_tasks
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+from celery.exceptions import TaskRevokedError
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+
+from course import RESULT_TIMEOUT, Scenario
+from practice07.tasks import (
+    EXPIRES_SECONDS,
+    LATE_SECONDS,
+    RESULT_EXPIRES_SECONDS,
+    TICK_SECONDS,
+    WATCH_SECONDS,
+    add,
+    app,
+    runs,
+    tick,
+)
+
+scenario = Scenario(app)
+step, show, expect = scenario.step, scenario.show, scenario.expect
+
+NOBODY = "practice07.nobody"  # 어떤 워커도 소비하지 않는 큐: 메시지가 워커에 닿지 못하는 상황
+
+
+def wait_for_beat():
+    """beat 가 보낸 tick 이 워커에서 실행될 때까지 기다린다. 오지 않으면 beat 나 워커가 없는 것이다."""
+    deadline = time.time() + RESULT_TIMEOUT
+    while not runs("tick", since=time.time() - 2 * TICK_SECONDS):
+        if time.time() > deadline:
+            raise CeleryTimeoutError("no tick from beat")
+        time.sleep(0.1)
+
+
+def per_second(task_name):
+    """지금부터 WATCH_SECONDS 초 동안 task_name 이 실행된 횟수를 초당으로 (창의 끝에서 어긋나는 하나는 반올림)."""
+    since = time.time()
+    time.sleep(WATCH_SECONDS)
+    return round(len(runs(task_name, since=since, until=since + WATCH_SECONDS)) / WATCH_SECONDS)
+
+
+def second_beat(folder):
+    """beat 를 하나 더 띄운다(자기 일정 파일과 로그 파일로)."""
+    log = f"{folder}/second-beat.log"
+    command = [
+        "celery",
+        "-A",
+        "practice07.tasks",
+        "beat",
+        f"--schedule={folder}/second",
+        f"--logfile={log}",
+        "--loglevel=info",
+    ]
+    beat = subprocess.Popen([sys.executable, "-m", *command], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    deadline = time.time() + RESULT_TIMEOUT
+    while time.time() < deadline and beat.poll() is None:
+        # 돌기 시작했고 첫 tick 을 보냈으면(새 일정 항목은 한 간격 뒤에 처음 보낸다) 돌려준다.
+        if os.path.exists(log) and "Sending due task tick-every-second" in Path(log).read_text():
+            return beat
+        time.sleep(0.1)
+    beat.kill()
+    raise RuntimeError(f"the second beat did not start (exit code {beat.wait()})")
+
+
+def calls():
+    step("1. beat 가 일정에 맞춰 보내고, 워커가 실행한다")
+    wait_for_beat()
+    show(f"{WATCH_SECONDS}초 동안 tick 이 실행된 횟수 ÷ {WATCH_SECONDS}", per_second("tick"), 1)
+    nightly = app.conf.beat_schedule["nightly-report"]["schedule"]
+    show("beat_schedule['nightly-report']['schedule']", nightly)
+    now = nightly.now()
+    next_run = datetime.fromtimestamp(round((now + nightly.remaining_estimate(now)).timestamp()), nightly.tz)
+    show("다음 실행", next_run.strftime("%H:%M %Z"), "04:00 KST", note=f"timezone={app.conf.timezone}")
+
+    step("2. beat 를 하나 더 띄우면: 모든 일정이 두 번씩 보내진다")
+    with tempfile.TemporaryDirectory() as schedule_dir:
+        beat = second_beat(schedule_dir)
+        print("    celery -A practice07.tasks beat 를 하나 더 띄웠다 (자기 일정 파일, 같은 beat_schedule)")
+        try:
+            show("beat 둘: tick 이 초당 실행된 횟수", per_second("tick"), 2, note="같은 일을 두 번 했다")
+            show("beat 둘: tick_once 가 초당 효과를 낸 횟수", per_second("tick_once"), 1, note="잠금으로 한 번만")
+        finally:
+            beat.terminate()
+            beat.wait(RESULT_TIMEOUT)
+
+    step(f"3. expires={EXPIRES_SECONDS}: 만료된 메시지는 어떻게 되나")
+    queued = tick.apply_async(("expired",), expires=EXPIRES_SECONDS, queue=NOBODY)
+    time.sleep(EXPIRES_SECONDS + 0.5)
+    with app.connection_for_write() as conn:
+        left = conn.default_channel.queue_declare(queue=NOBODY, passive=True).message_count
+        conn.default_channel.queue_delete(queue=NOBODY)
+    show("큐에서 만료: 큐에 남은 메시지", left, 0, note="RabbitMQ 가 조용히 버렸다: per-message TTL")
+    show("큐에서 만료: state", queued.state, "PENDING", note="누구도 기록하지 않아 영원히 PENDING")
+    late = add.apply_async((1, 1), countdown=LATE_SECONDS, expires=EXPIRES_SECONDS)
+    error = late.get(timeout=RESULT_TIMEOUT + LATE_SECONDS, propagate=False, interval=0.1)
+    show("워커에서 만료: get(propagate=False)", error, note="워커 로그: Discarding revoked task")
+    expect("워커에서 만료된 작업의 예외", type(error), TaskRevokedError)
+    show("워커에서 만료: state", late.state, "REVOKED")
+
+    step(f"4. 결과 정리: result_expires={RESULT_EXPIRES_SECONDS} 초가 지난 행을 celery.backend_cleanup 이 지운다")
+    done = add.delay(2, 3)
+    show("add.delay(2, 3).get()", done.get(timeout=RESULT_TIMEOUT, interval=0.1), 5)
+    time.sleep(RESULT_EXPIRES_SECONDS + 0.5)
+    app.tasks["celery.backend_cleanup"].delay().get(timeout=RESULT_TIMEOUT, interval=0.1)
+    show("정리한 뒤 AsyncResult(그 id).state", app.AsyncResult(done.id).state, "PENDING", note="행이 지워졌다")
+
+
+if __name__ == "__main__":
+    sys.exit(scenario.run(calls))

@@ -1,0 +1,98 @@
+"""practice07 — 주기 작업: celery beat
+
+무엇을 배우나: beat_schedule 에 주기(초)와 crontab 으로 일정을 적는 법. celery beat 는 따로 도는 프로세스이고 일정에
+맞춰 작업 메시지를 보내기만 한다: 실행은 워커가 한다. 그리고 무엇이 잘못되는지: beat 가 둘이면 모든 일정이 두 번씩
+실행된다(고치는 법: beat 는 하나만, 그리고 두 번 와도 한 번만 효과를 내는 작업). 큐에서 만료된(expires) 메시지는
+조용히 사라진다. 결과 행은 result_expires 가 지나면 celery.backend_cleanup 이 지운다.
+
+실행 방법 (프로젝트 폴더에서, 터미널 세 개):
+    터미널 1:  celery -A practice07.tasks worker --loglevel=info
+    터미널 2:  celery -A practice07.tasks beat --loglevel=info
+    터미널 3:  python -m practice07.call_tasks
+"""
+
+import time
+
+import redis
+from celery import Celery
+from celery.schedules import crontab
+
+from course import BeatSpec, Needs, WorkerSpec
+from global_config import POSTGRES_URL, RABBITMQ_URL, REDIS_URL
+
+TICK_SECONDS = 1  # 주기 일정의 간격
+WATCH_SECONDS = 3  # call_tasks 가 tick 을 세는 시간
+EXPIRES_SECONDS = 1  # call_tasks 가 보내는 작업의 expires
+LATE_SECONDS = 2  # expires 보다 늦게 실행되도록 주는 countdown
+RESULT_EXPIRES_SECONDS = 2  # 이보다 오래된 결과 행은 backend_cleanup 이 지운다 (기본값은 1일)
+ONCE_LOCK_FRACTION = 0.8  # tick_once 의 잠금은 간격의 80% 동안: 그 안에 다시 온 것은 중복으로 본다
+
+NEEDS = Needs(
+    workers=(WorkerSpec(),),
+    beat=BeatSpec(),
+    waits={
+        "1. beat 하나: tick 세기": WATCH_SECONDS,
+        "2. beat 둘: tick 세기": WATCH_SECONDS,
+        "3. 큐에서 만료": EXPIRES_SECONDS,
+        "3. 워커에서 만료": LATE_SECONDS,
+        "4. result_expires 지나기": RESULT_EXPIRES_SECONDS,
+    },
+)
+
+app = Celery("practice07", broker=RABBITMQ_URL, backend=POSTGRES_URL)
+app.conf.update(
+    task_default_queue="practice07",
+    timezone="Asia/Seoul",  # crontab 의 시각은 이 시간대로 읽는다 (기본값 UTC)
+    result_expires=RESULT_EXPIRES_SECONDS,
+    beat_schedule={
+        # 주기: TICK_SECONDS 초마다. beat 가 시작하자마자 한 번, 그 뒤로 간격마다.
+        "tick-every-second": {"task": "practice07.tasks.tick", "schedule": TICK_SECONDS, "args": ("beat",)},
+        # 같은 일정의 멱등한 작업: 두 번 보내져도 한 간격에 한 번만 효과를 낸다.
+        "tick-once-every-second": {"task": "practice07.tasks.tick_once", "schedule": TICK_SECONDS, "args": ("beat",)},
+        # crontab: 매일 04:00 (Asia/Seoul).
+        "nightly-report": {"task": "practice07.tasks.nightly_report", "schedule": crontab(hour=4, minute=0)},
+    },
+)
+
+# 작업이 실행될 때마다 Redis 목록에 시각을 적는다. call_tasks 와 테스트가 이것으로 실행 횟수를 센다.
+journal = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+JOURNAL_TTL_SECONDS = 3600
+
+
+def _journal_key(task_name, label):
+    return f"practice07:{task_name}:{label}"
+
+
+def _note(task_name, label):
+    key = _journal_key(task_name, label)
+    journal.rpush(key, time.time())
+    journal.expire(key, JOURNAL_TTL_SECONDS)
+
+
+@app.task(ignore_result=True)
+def tick(label):
+    _note("tick", label)
+
+
+@app.task(ignore_result=True)
+def tick_once(label):
+    # 중복을 막는 잠금: 간격보다 조금 짧게 잡는다. 같은 간격 안에 다시 온 메시지는 아무 일도 하지 않는다.
+    lock = journal.set(f"practice07:lock:{label}", 1, nx=True, px=int(TICK_SECONDS * ONCE_LOCK_FRACTION * 1000))
+    if lock:
+        _note("tick_once", label)
+
+
+@app.task(ignore_result=True)
+def nightly_report():
+    _note("nightly_report", "beat")
+
+
+@app.task
+def add(x, y):
+    return x + y
+
+
+def runs(task_name, label="beat", since=0.0, until=float("inf")):
+    """task_name 이 label 로 실행된 시각들 가운데 [since, until) 안의 것 (time.time() 기준)."""
+    stamps = (float(stamp) for stamp in journal.lrange(_journal_key(task_name, label), 0, -1))
+    return [stamp for stamp in stamps if since <= stamp < until]
