@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 import uuid
 
@@ -12,7 +13,7 @@ import pytest
 
 from playground.lessons import lesson_workers, purge, worker_on_empty_queue
 from playground.workers import running
-from practice08.tasks import early_ack, executions, late_ack
+from practice08.tasks import early_ack, executions, late_ack, late_ack_requeued
 from tests.test_practice08 import REDELIVERY_WINDOW_SECONDS, WAIT
 
 LONG_SECONDS = 3  # 워커째 죽일 때 실행 중이어야 하는 작업의 길이
@@ -66,3 +67,20 @@ def test_max_tasks_per_child_replaces_the_pool_process_after_each_task():
             early_ack.delay(run_id, crash=False, seconds=0).get(timeout=WAIT)
         pids = [executions(run_id)[0]["pid"] for run_id in run_ids]
     assert len(set(pids)) == 3
+
+
+def test_a_cold_shutdown_sends_the_running_acks_late_task_back_to_the_queue():
+    purge("practice08")
+    run_id = str(uuid.uuid4())
+    (first,) = lesson_workers("practice08")
+    with running(first):
+        result = late_ack_requeued.delay(run_id, crash=False, seconds=LONG_SECONDS)
+        deadline = time.monotonic() + WAIT
+        while not executions(run_id):
+            assert time.monotonic() < deadline, first.log_tail()
+            time.sleep(0.05)
+        first.proc.send_signal(signal.SIGQUIT)  # cold shutdown: 실행 중인 작업을 끝까지 기다리지 않는다
+        first.proc.wait(WAIT)
+    with running(*lesson_workers("practice08")):
+        assert result.get(timeout=WAIT + LONG_SECONDS) == "끝남: 2번째 실행"
+    assert [run["redelivered"] for run in executions(run_id)] == [False, True]
