@@ -15,7 +15,7 @@ from global_config import RABBITMQ_URL
 from practice03.tasks import BACKEND, LONG_SECONDS, SHORT_SECONDS, app, fetch, merge
 
 scenario = Scenario(app)
-step, expect = scenario.step, scenario.expect
+step, show, expect = scenario.step, scenario.show, scenario.expect
 
 # 첫 번째 조각만 길고 나머지는 짧다: 끝나는 순서는 2, 3, 4, 1 이 된다.
 HEADER = [(1, LONG_SECONDS), (2, SHORT_SECONDS), (3, SHORT_SECONDS), (4, SHORT_SECONDS)]
@@ -32,23 +32,21 @@ def calls():
     started = time.time()
     pieces = group(signatures()).apply_async().get(timeout=RESULT_TIMEOUT)
     finished_order = [piece["part"] for piece in sorted(pieces, key=lambda piece: piece["finished_at"])]
-    print(f"    group(...).apply_async().get() → {[piece['part'] for piece in pieces]}  (부른 순서)")
+    show("group(...).apply_async().get() 의 part", [piece["part"] for piece in pieces], [1, 2, 3, 4], note="부른 순서")
     for piece in pieces:
         print(f"      {piece['part']}번째 조각: 보낸 뒤 {piece['finished_at'] - started:.2f}초에 끝남")
     print(f"    끝난 순서는 {finished_order}: 결과 목록은 끝난 순서가 아니라 부른 순서다")
-    expect("group 결과의 순서", [piece["part"] for piece in pieces], [1, 2, 3, 4])
     expect("가장 늦게 끝난 조각", finished_order[-1], 1)
 
     step("2. chord: 다 끝나면 콜백 merge 가 결과 목록을 받는다")
     merged = chord(signatures())(merge.s()).get(timeout=RESULT_TIMEOUT)
     delay = merged["started_at"] - merged["last_header_finished_at"]
-    print(f"    chord(header)(merge.s()).get()['parts'] → {merged['parts']}  (header 순서)")
+    show("chord(header)(merge.s()).get()['parts']", merged["parts"], [1, 2, 3, 4], note="header 순서")
     print(f"    마지막 header 작업이 끝나고 콜백이 시작하기까지: {delay * 1000:.1f} ms")
     if BACKEND == "redis":
         print("    → Redis: 마지막 결과를 저장한 워커가 곧바로 콜백을 보낸다")
     else:
         print("    → PostgreSQL: celery.chord_unlock 이 1초마다 확인한다 (워커 로그에서 chord_unlock 을 찾아보세요)")
-    expect("콜백이 받은 순서", merged["parts"], [1, 2, 3, 4])
     expect("콜백은 가장 느린 작업 뒤에 시작", delay >= 0, True)
 
     step("3. rpc:// 결과 백엔드는 chord 를 돌리지 못한다")

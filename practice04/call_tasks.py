@@ -67,9 +67,8 @@ def calls():
     print("    flaky, always_fails, always_fails_without_exc, auto_retrying, auto_retrying_with_jitter")
 
     step("2. 재시도를 기다리는 동안의 상태")
-    state = state_after_waiting(flaky_result, "RETRY")
-    print(f"    flaky: state={state}, info={flaky_result.info!r}")
-    expect("재시도 대기 중 state", state, "RETRY")
+    show("flaky_result.state", state_after_waiting(flaky_result, "RETRY"), "RETRY")
+    show("flaky_result.info", flaky_result.info, note="이번 실패의 예외")
 
     step(f"3. 일시적 실패 뒤 성공: flaky (두 번 실패, countdown={RETRY_COUNTDOWN}초)")
     show("flaky_result.get()", flaky_result.get(timeout=RESULT_TIMEOUT), "성공: retries=2")
@@ -78,12 +77,12 @@ def calls():
     expect("flaky 의 간격(초)", gaps, [RETRY_COUNTDOWN] * 2)
 
     step(f"4. 끝내 실패: always_fails (max_retries={MAX_RETRIES}, retry(exc=exc))")
-    error = failing.get(timeout=RESULT_TIMEOUT, propagate=False)
-    print(f"    get(propagate=False) → {error!r}, state={failing.state}")
+    error = show("failing.get(propagate=False)", failing.get(timeout=RESULT_TIMEOUT, propagate=False))
     retries, gaps = show_attempts(failing_id)
     print(f"    → 처음 1번 + 재시도 {MAX_RETRIES}번 = {len(retries)}번 실행. 호출한 쪽은 원래 예외를 받는다.")
     expect("always_fails 실행 횟수", len(retries), MAX_RETRIES + 1)
     expect("always_fails 의 예외", type(error), ConnectionError)
+    show("failing.state", failing.state, "FAILURE")
 
     step("5. exc= 없이 retry() 하면: always_fails_without_exc")
     error = show("failing_no_exc.get(propagate=False)", failing_no_exc.get(timeout=RESULT_TIMEOUT, propagate=False))
@@ -91,8 +90,7 @@ def calls():
     expect("always_fails_without_exc 실행 횟수", len(attempts(failing_no_exc_id)), MAX_RETRIES + 1)
 
     step(f"6. 선언으로: auto_retrying (autoretry_for, retry_backoff=True, retry_backoff_max={BACKOFF_MAX})")
-    error = auto.get(timeout=RESULT_TIMEOUT, propagate=False)
-    print(f"    get(propagate=False) → {error!r}")
+    error = show("auto.get(propagate=False)", auto.get(timeout=RESULT_TIMEOUT, propagate=False))
     retries, gaps = show_attempts(auto_id)
     print(f"    → 시도 사이 간격 {gaps}초: 1, 2, 4 … 로 늘다가 {BACKOFF_MAX}초에서 멈춘다.")
     expect("auto_retrying 의 간격(초)", gaps, [1, 2, 2])
@@ -109,15 +107,14 @@ def calls():
 
     step("7. 함정: autoretry_for 만 있고 retry_backoff 도 countdown 도 없으면")
     trap, trap_id = send(auto_retrying_slowly, expires=TRAP_EXPIRES_SECONDS)
-    state = state_after_waiting(trap, "RETRY")
-    print(f"    auto_retrying_slowly: state={state}, info={trap.info!r}")
+    show("trap.state", state_after_waiting(trap, "RETRY"), "RETRY")
+    show("trap.info", trap.info)
     eta = scheduled_eta(trap.id, worker=first_attempt_worker(trap_id))
     delay = (datetime.fromisoformat(eta) - datetime.now().astimezone()).total_seconds() if eta else None
     inspected = "inspect(destination=[첫 시도를 실행한 워커]).scheduled()"
     print(f"    {inspected} → 다음 시도 eta={eta} (지금부터 약 {delay or 0:.0f}초 뒤)")
     print(f"    → default_retry_delay = {auto_retrying_slowly.default_retry_delay}초. ", end="")
     print(f"이 작업은 expires={TRAP_EXPIRES_SECONDS}초로 보냈으므로 다시 실행되지 않고 버려진다.")
-    expect("함정 작업의 state", state, "RETRY")
     expect("함정 작업의 다음 시도까지(초, 반올림)", round(delay, -1) if delay else None, 180)
 
 

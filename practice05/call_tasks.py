@@ -25,23 +25,15 @@ from practice05.tasks import (
 )
 
 scenario = Scenario(app)
-step, expect = scenario.step, scenario.expect
+step, show, expect = scenario.step, scenario.show, scenario.expect
 
 
 def calls():
     step("1. 작업마다 어느 큐로, 어느 워커로 가나")
-    cases = [
-        ("send_alert.delay(...)              task_routes → high", send_alert.delay("디스크 90%"), "high"),
-        ("build_report.delay()               task_routes → low", build_report.delay(), "low"),
-        ("build_report.apply_async(queue='high')  부를 때 바꿈", build_report.apply_async(queue="high"), "high"),
-        ("cleanup.delay()                    경로 없음 → 기본 큐 low", cleanup.delay(), "low"),
-    ]
-    for label, result, queue in cases:
-        place = result.get(timeout=RESULT_TIMEOUT)
-        print(f"    {label}")
-        print(f"      → 큐 {place['routing_key']}, 워커 {place['worker']}")
-        expect(f"{label.split()[0]} 의 큐", place["routing_key"], queue)
-        expect(f"{label.split()[0]} 의 워커", worker_kind(place), f"worker-{queue}")
+    show("send_alert.delay(...) 의 (큐, 워커)", where(send_alert.delay("디스크 90%")), HIGH, note="task_routes")
+    show("build_report.delay() 의 (큐, 워커)", where(build_report.delay()), LOW, note="task_routes")
+    show("build_report.apply_async(queue='high') 의 (큐, 워커)", where(build_report.apply_async(queue="high")), HIGH)
+    show("cleanup.delay() 의 (큐, 워커)", where(cleanup.delay()), LOW, note="경로 없음 → 기본 큐")
 
     step(f"2. 큐를 나누는 이유: low 에 {SLOW_SECONDS}초짜리 보고서 {BACKLOG}개가 밀려 있을 때")
     backlog = [build_report.delay(SLOW_SECONDS) for _ in range(BACKLOG)]
@@ -61,14 +53,21 @@ def calls():
     lost = cleanup.apply_async(queue=UNWATCHED_QUEUE)
     with scenario.raises(CeleryTimeoutError):
         lost.get(timeout=UNWATCHED_WAIT_SECONDS)
-    print(f"    cleanup.apply_async(queue='{UNWATCHED_QUEUE}') → {UNWATCHED_WAIT_SECONDS}초 뒤에도 {lost.state}")
-    messages, consumers = queue_depth(UNWATCHED_QUEUE)
+    show(f"{UNWATCHED_WAIT_SECONDS}초 뒤 cleanup.apply_async(queue='{UNWATCHED_QUEUE}').state", lost.state, "PENDING")
     seen_by = "rabbitmqctl list_queues name messages consumers 로도 보인다"
-    print(f"    큐 {UNWATCHED_QUEUE}: 메시지 {messages}개, 소비자 {consumers}명  ({seen_by})")
-    expect("아무도 보지 않는 큐의 (메시지, 소비자)", (messages, consumers), (1, 0))
+    show(f"큐 {UNWATCHED_QUEUE} 의 (메시지, 소비자)", queue_depth(UNWATCHED_QUEUE), (1, 0), note=seen_by)
     delete_queue(UNWATCHED_QUEUE)
     print("    → task_create_missing_queues(기본 True)가 큐를 만들어 주었지만 가져갈 워커가 없다.")
     print("      이 실습은 보여 준 뒤 큐를 지운다. 그렇지 않으면 이 메시지는 영원히 기다린다.")
+
+
+HIGH, LOW = ("high", "worker-high"), ("low", "worker-low")
+
+
+def where(result):
+    """작업이 어느 큐로 가서 어느 워커(노드 이름의 앞부분)가 실행했나."""
+    place = result.get(timeout=RESULT_TIMEOUT)
+    return place["routing_key"], worker_kind(place)
 
 
 def queue_depth(name):

@@ -164,7 +164,7 @@ def test_call_tasks_shows_attempts_spacing_and_outcomes(worker):
     assert run.returncode == 0, run.output
     assert_samples_match("practice04", run.output)  # README 의 출력 예시가 곧 이 출력이다
     out = run.output
-    assert "flaky: state=RETRY, info=ConnectionError('일시적 오류 (retries=0)')" in out
+    assert "flaky_result.state → 'RETRY'\n    flaky_result.info → ConnectionError('일시적 오류 (retries=0)')" in out
     assert re.search(r"auto_retrying_with_jitter 의 간격: \[[0-2], [0-2], [0-2]\]초", out)
     assert re.search(r"다음 시도 eta=\S+ \(지금부터 약 1[78]\d초 뒤\)", out)
     assert "!!" not in out
