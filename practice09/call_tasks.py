@@ -1,0 +1,172 @@
+"""practice09: 콜백과 errback, 실패하는 chain 과 chord, 진행률, chunks 를 호출한 쪽에서 지켜본다.
+
+먼저 다른 터미널에서 워커를 띄운다:  celery -A practice09.tasks worker --loglevel=info
+그다음:                             python -m practice09.call_tasks
+"""
+
+import sys
+import time
+import uuid
+
+from celery import chain, chord
+
+from course import RESULT_TIMEOUT, Scenario
+from practice09.tasks import (
+    BACKEND,
+    add,
+    app,
+    fail,
+    merge,
+    notes,
+    on_error,
+    on_error_bound,
+    on_error_id,
+    overrun,
+    progress,
+    record,
+)
+
+scenario = Scenario(app)
+step, show, expect = scenario.step, scenario.show, scenario.expect
+
+SETTLE_SECONDS = 0.5  # 콜백 메시지가 실행되기를 기다리는 시간 (작업이 끝난 뒤)
+
+
+def notes_after(run, what, count=1):
+    """run 의 기록 가운데 what 이 count 개 모이기를 (길어야 RESULT_TIMEOUT 초) 기다렸다가 돌려준다.
+
+    count=0 이면 "오지 않는다"를 보이려는 것이다: SETTLE_SECONDS 만큼 기다려 본 뒤 돌려준다.
+    """
+    deadline = time.time() + (RESULT_TIMEOUT if count else SETTLE_SECONDS)
+    while len([n for n in notes(run) if n["what"] == what]) < max(count, 1) and time.time() < deadline:
+        time.sleep(0.05)
+    return [n for n in notes(run) if n["what"] == what]
+
+
+def calls():
+    print(f"결과 백엔드: {BACKEND}")
+
+    step("1. link: 성공하면 반환값을 받는 새 작업")
+    run = str(uuid.uuid4())
+    show(
+        "add.apply_async((2, 3), link=record.s(run=run)).get()",
+        add.apply_async((2, 3), link=record.s(run=run)).get(timeout=RESULT_TIMEOUT),
+        5,
+    )
+    show("record 가 받은 값", [n["value"] for n in notes_after(run, "record")], [5])
+
+    step("2. link_error, 인자 셋 (request, exc, traceback): 실패한 그 프로세스 안에서 곧바로")
+    run = str(uuid.uuid4())
+    failed = fail.apply_async((7,), {"run": run}, link_error=on_error.s(run=run))
+    show("fail(7) 의 get(propagate=False)", failed.get(timeout=RESULT_TIMEOUT, propagate=False))
+    (seen,) = notes_after(run, "on_error")
+    show(
+        "errback 이 받은 (request.id == 실패한 id, request.task, request.args)",
+        (seen["id"] == failed.id, seen["task"], seen["args"]),
+        (True, "practice09.tasks.fail", [7]),
+    )
+    show("errback 이 받은 exc", seen["exc"], "ValueError('나쁜 값: 7')")
+    show("errback 이 받은 traceback 의 마지막 줄", seen["last_line"], "ValueError: 나쁜 값: 7")
+    show(
+        "실패한 작업과 errback 의 pid 가 같다",
+        seen["pid"] == notes_after(run, "fail")[0]["pid"],
+        True,
+        note="메시지 없이 불렸다",
+    )
+
+    step("3. link_error, 인자 하나 (task_id): 새 메시지로")
+    run = str(uuid.uuid4())
+    failed = fail.apply_async((8,), {"run": run}, link_error=on_error_id.s(run=run))
+    failed.get(timeout=RESULT_TIMEOUT, propagate=False)
+    (seen,) = notes_after(run, "on_error_id")
+    show(
+        "errback 이 받은 task_id == 실패한 id", seen["id"] == failed.id, True, note="워커 로그: on_error_id[…] received"
+    )
+
+    step("4. 함정: bind=True 인 errback 은 인자 하나짜리로 취급되어 불리지 못한다")
+    run = str(uuid.uuid4())
+    fail.apply_async((9,), {"run": run}, link_error=on_error_bound.s(run=run)).get(
+        timeout=RESULT_TIMEOUT, propagate=False
+    )
+    show(
+        "on_error_bound 가 남긴 기록",
+        notes_after(run, "on_error_bound", count=0),
+        [],
+        note="워커 로그: TypeError … missing 2 required positional arguments",
+    )
+
+    step("5. 함정: 하드 시간 제한에 걸리면 인자 셋 errback 이 두 번, 워커의 메인 프로세스에서, traceback 없이")
+    run = str(uuid.uuid4())
+    show(
+        "overrun 의 get(propagate=False)",
+        overrun.apply_async((run,), link_error=on_error.s(run=run)).get(timeout=RESULT_TIMEOUT, propagate=False),
+    )
+    errbacks = notes_after(run, "on_error", count=2)
+    started_in = notes_after(run, "overrun")[0]["pid"]
+    show("errback 이 불린 횟수", len(errbacks), 2)
+    show(
+        "errback 의 pid 가 작업의 pid 와 다르다",
+        all(n["pid"] != started_in for n in errbacks),
+        True,
+        note="죽은 풀 프로세스 대신 메인 프로세스",
+    )
+    show("errback 이 받은 traceback", [n["last_line"] for n in errbacks], [None, None])
+
+    step("6. 실패하는 chain 과 chord")
+    run = str(uuid.uuid4())
+    result = chain(add.s(1, 2), fail.s(), add.s(10), add.s(100)).apply_async(link_error=on_error.s(run=run))
+    show("chain(add(1, 2), fail, add, add).get(propagate=False)", result.get(timeout=RESULT_TIMEOUT, propagate=False))
+    show(
+        "errback 이 불린 단계",
+        [n["task"] for n in notes_after(run, "on_error")],
+        ["practice09.tasks.fail"],
+        note="단계마다 붙지만 한 번만",
+    )
+    states, node = [], result
+    while node is not None:
+        states.insert(0, node.state)
+        node = node.parent
+    show(
+        "단계별 state",
+        states,
+        ["SUCCESS", "FAILURE", "FAILURE", "FAILURE"],
+        note="뒤 단계는 실행되지 않고 FAILURE 로 적힌다",
+    )
+    run = str(uuid.uuid4())
+    header = [add.s(1, 1), fail.s(5), add.s(2, 2)]
+    result = chord(header)(merge.s().on_error(on_error.s(run=run)))
+    with scenario.raises(ValueError) as raised:
+        result.get(timeout=RESULT_TIMEOUT)
+    show("chord(...).get()", raised.exc, note="header 의 원래 예외")
+    error = show("chord(...).get(propagate=False)", result.get(timeout=RESULT_TIMEOUT, propagate=False))
+    expect("chord 실패의 예외 이름", type(error).__name__, "ChordError")
+    show("header 의 state", [child.state for child in result.parent.results], ["SUCCESS", "FAILURE", "SUCCESS"])
+    (seen,) = notes_after(run, "on_error")
+    show(
+        "body 의 errback 이 받은 (exc 이름, traceback)",
+        (seen["exc"].split("(")[0], seen["last_line"]),
+        ("ChordError", None),
+    )
+
+    step("7. 진행률: update_state(state='PROGRESS', meta=...)")
+    result = progress.delay()
+    seen = []
+    while not result.ready():
+        if not seen or seen[-1] != (result.state, result.info):
+            seen.append((result.state, result.info))
+        time.sleep(0.05)
+    seen.append((result.state, result.info))
+    for state, info in seen:
+        print(f"    {state:<8} {info}")
+    expect("진행률의 차례", [state for state, _ in seen], ["PENDING"] + ["PROGRESS"] * 4 + ["SUCCESS"])
+
+    step("8. chunks: 작은 작업 100개를 메시지 10개로")
+    result = add.chunks(zip(range(100), range(100), strict=True), 10).apply_async()
+    values = result.get(timeout=RESULT_TIMEOUT)
+    show("len(result.results)", len(result.results), 10, note="celery.starmap 메시지 10개")
+    show("[len(part) for part in get()]", [len(part) for part in values], [10] * 10)
+    show("get()[0]", values[0], [0, 2, 4, 6, 8, 10, 12, 14, 16, 18])
+
+
+if __name__ == "__main__":
+    sys.exit(scenario.run(calls))

@@ -1,0 +1,119 @@
+"""practice09 — 워크플로가 실패할 때, 진행률 알리기
+
+무엇을 배우나: 작업이 끝나면 부를 작업(link)과 실패하면 부를 작업(link_error, errback). errback 의 두 모양 — 인자
+셋(request, exc, traceback)이면 실패한 작업을 돌린 그 프로세스 안에서 곧바로 불리고, 인자 하나(task_id)면 새 메시지로
+간다 — 과 그 함정들. chain 과 chord 의 한 단계가 실패하면 나머지는 어떻게 되나. 오래 걸리는 작업이 update_state 로
+진행률을 알리는 법. 작은 작업 여럿을 메시지 몇 개로 묶는 chunks, map, starmap.
+
+실행 방법 (프로젝트 폴더에서, 터미널 두 개):
+    터미널 1:  celery -A practice09.tasks worker --loglevel=info
+    터미널 2:  python -m practice09.call_tasks
+
+결과 백엔드를 PostgreSQL 로 바꿔 chord 실패를 비교하려면 두 명령 앞에 PRACTICE09_BACKEND=postgres 를 붙인다.
+"""
+
+import json
+import os
+import time
+
+import redis
+from celery import Celery
+
+from course import Needs, WorkerSpec
+from global_config import POSTGRES_URL, RABBITMQ_URL, REDIS_URL
+
+STEP_SECONDS = 0.3  # 진행률을 알리는 작업의 한 단계
+STEPS = 4  # 진행률을 알리는 작업의 단계 수
+HARD_LIMIT_SECONDS = 1  # 하드 시간 제한에 걸리는 작업의 제한
+OVERRUN_SECONDS = 3  # 그 작업이 하려던 길이
+
+BACKENDS = {"redis": REDIS_URL, "postgres": POSTGRES_URL}
+BACKEND = os.environ.get("PRACTICE09_BACKEND", "redis")
+if BACKEND not in BACKENDS:
+    raise SystemExit(f"PRACTICE09_BACKEND 는 {' 또는 '.join(BACKENDS)} 이어야 합니다 (지금: {BACKEND!r})")
+
+NEEDS = Needs(
+    workers=(WorkerSpec(env={} if BACKEND == "redis" else {"PRACTICE09_BACKEND": BACKEND}),),
+    waits={
+        "5. 하드 시간 제한": HARD_LIMIT_SECONDS,
+        "7. 진행률": (STEPS + 1) * STEP_SECONDS,
+    },
+)
+
+app = Celery("practice09", broker=RABBITMQ_URL, backend=BACKENDS[BACKEND])
+app.conf.update(
+    # 백엔드마다 큐를 따로: 다른 백엔드로 뜬 워커가 이 작업을 가져가 엉뚱한 곳에 결과를 쓰지 않게.
+    task_default_queue="practice09" if BACKEND == "redis" else "practice09_postgres",
+)
+
+# 콜백과 errback 이 불릴 때마다 Redis 목록에 남기는 기록. call_tasks 와 테스트가 읽는다.
+journal = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+JOURNAL_TTL_SECONDS = 3600
+
+
+def note(run, **entry):
+    key = f"practice09:{run}"
+    journal.rpush(key, json.dumps({"pid": os.getpid(), **entry}))
+    journal.expire(key, JOURNAL_TTL_SECONDS)
+
+
+def notes(run):
+    """run 의 기록들 (남긴 순서)."""
+    return [json.loads(entry) for entry in journal.lrange(f"practice09:{run}", 0, -1)]
+
+
+@app.task
+def add(x, y):
+    return x + y
+
+
+@app.task
+def fail(x, run=None):
+    if run:
+        note(run, what="fail", x=x)
+    raise ValueError(f"나쁜 값: {x}")
+
+
+@app.task(time_limit=HARD_LIMIT_SECONDS)
+def overrun(run):
+    note(run, what="overrun")
+    time.sleep(OVERRUN_SECONDS)
+
+
+@app.task
+def record(value, run):
+    # link 콜백: 앞 작업의 반환값을 첫 인자로 받는다(새 메시지).
+    note(run, what="record", value=value)
+
+
+@app.task
+def on_error(request, exc, traceback, run):
+    # 인자 셋(+ 미리 준 run)의 errback: 실패한 작업을 돌린 프로세스 안에서 곧바로 불린다(메시지 없음).
+    last_line = traceback.strip().splitlines()[-1] if traceback else None
+    note(run, what="on_error", id=request.id, task=request.task, args=request.args, exc=repr(exc), last_line=last_line)
+
+
+@app.task
+def on_error_id(task_id, run):
+    # 인자 하나(+ 미리 준 run)의 errback: 실패한 작업의 id 만 받는 새 메시지로 간다.
+    note(run, what="on_error_id", id=task_id)
+
+
+@app.task(bind=True)
+def on_error_bound(self, request, exc, traceback, run):
+    # 함정: bind=True 인 errback 은 인자 하나짜리로 취급되어 (task_id,) 만 받고 TypeError 로 실패한다.
+    note(run, what="on_error_bound", id=request.id)
+
+
+@app.task
+def merge(parts):
+    return sum(parts)
+
+
+@app.task(bind=True)
+def progress(self, steps=STEPS):
+    time.sleep(STEP_SECONDS)  # 준비 (이 동안은 아직 PENDING)
+    for done in range(steps):
+        self.update_state(state="PROGRESS", meta={"done": done, "total": steps})
+        time.sleep(STEP_SECONDS)
+    return {"done": steps, "total": steps}
