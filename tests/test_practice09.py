@@ -95,3 +95,22 @@ def test_chunks_map_and_starmap_publish_few_messages():
     assert _published(lambda q: add.chunks(pairs, 10).apply_async(queue=q)) == ["celery.starmap"] * 10
     assert _published(lambda q: add.starmap(pairs).apply_async(queue=q)) == ["celery.starmap"]
     assert _published(lambda q: add.map([1, 2, 3]).apply_async(queue=q)) == ["celery.map"]
+
+
+def test_allowing_errbacks_on_the_chord_header_calls_the_errback_twice(worker):
+    # task_allow_error_cb_on_chord_header=True (보내는 쪽 설정): chord.on_error 의 errback 이 header 의 실패에도 붙는다.
+    from celery import chord
+
+    from practice09.tasks import app, merge
+
+    run = str(uuid.uuid4())
+    app.conf.task_allow_error_cb_on_chord_header = True
+    try:
+        workflow = chord([add.s(1, 1), fail.s(5), add.s(2, 2)], merge.s())
+        workflow.on_error(on_error.s(run=run))
+        result = workflow.apply_async()
+    finally:
+        app.conf.task_allow_error_cb_on_chord_header = False
+    result.get(timeout=WAIT, propagate=False)
+    errbacks = _wait_for(run, "on_error", 2)
+    assert sorted(n["task"] for n in errbacks) == ["practice09.tasks.fail", "practice09.tasks.merge"]
