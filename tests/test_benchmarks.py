@@ -91,3 +91,31 @@ def test_crash_safety_benchmark_runs_and_writes_json(tmp_path, capsys):
     safe = rows[-1]
     assert (safe["effects"], safe["lost"]) == (40, 0)
     assert "worker killed" in capsys.readouterr().out
+
+
+def test_rate_limit_benchmark_runs_and_writes_json(tmp_path, capsys):
+    from benchmarks import rate_limit
+
+    path = tmp_path / "rate.json"
+    assert rate_limit.main(["--rates", "5/s", "--workers", "1", "2", "--seconds", "1", "--json", str(path)]) == 0
+    rows = json.loads(path.read_text())
+    assert [(row["rate"], row["workers"], row["requested_per_s"]) for row in rows] == [
+        ("5/s", 1, 5.0),
+        ("5/s", 2, 10.0),
+    ]
+    for row in rows:
+        assert row["achieved_per_s"] > 0 and 0 < row["done"] <= row["sent"]
+    assert "requested/s" in capsys.readouterr().out
+    assert rate_limit.per_second("60/m") == 1.0
+
+
+def test_pools_benchmark_runs_and_writes_json(tmp_path, capsys):
+    from benchmarks import pools
+
+    path = tmp_path / "pools.json"
+    assert pools.main(["-n", "2", "--work", "1000", "--wait", "0.01", "--json", str(path)]) == 0
+    rows = json.loads(path.read_text())
+    assert [row["pool"] for row in rows] == ["prefork", "threads", "solo"]
+    assert [row["concurrency"] for row in rows] == [4, 4, 1]
+    assert all(row["cpu_s"] > 0 and row["io_s"] > 0 for row in rows)
+    assert "cpu s" in capsys.readouterr().out

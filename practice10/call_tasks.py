@@ -1,0 +1,93 @@
+"""practice10: 보낸 작업을 취소하고(revoke), 실행 속도를 제한하고(rate_limit), 워커의 풀을 들여다본다.
+
+먼저 다른 터미널에서 워커를 띄운다:  celery -A practice10.tasks worker --loglevel=info
+그다음:                             python -m practice10.call_tasks
+"""
+
+import sys
+import time
+import uuid
+
+from celery.exceptions import TaskRevokedError
+
+from course import RESULT_TIMEOUT, Scenario
+from practice10.tasks import (
+    COUNTDOWN_SECONDS,
+    LONG_SECONDS,
+    RATE,
+    RATE_PER_SECOND,
+    RATE_TASKS,
+    SETTLE_SECONDS,
+    app,
+    limited,
+    notes,
+    work,
+)
+
+scenario = Scenario(app)
+step, show, expect = scenario.step, scenario.show, scenario.expect
+
+INSPECT_SECONDS = 1.0  # inspect 가 그 워커의 답을 기다리는 상한
+
+
+def started(run):
+    """run 의 작업이 시작했다는 기록이 남을 때까지 기다린다. 오지 않으면 워커가 없는 것이다."""
+    deadline = time.time() + RESULT_TIMEOUT
+    while not notes(run):
+        if time.time() > deadline:
+            from celery.exceptions import TimeoutError as CeleryTimeoutError
+
+            raise CeleryTimeoutError(f"{run} never started")
+        time.sleep(0.05)
+
+
+def calls():
+    step(f"1. 아직 실행하지 않은 작업 취소: countdown={COUNTDOWN_SECONDS} 으로 미뤄 둔 작업")
+    hostname = work.delay(str(uuid.uuid4())).get(timeout=RESULT_TIMEOUT)  # 워커가 있는지, 누구인지
+    run = str(uuid.uuid4())
+    held = work.apply_async((run,), countdown=COUNTDOWN_SECONDS)
+    time.sleep(SETTLE_SECONDS)  # 워커가 메시지를 받아 countdown 동안 쥐고 있게
+    app.control.revoke(held.id)
+    time.sleep(SETTLE_SECONDS)
+    show("revoke 직후 state", held.state, "REVOKED", note="워커 로그: Tasks flagged as revoked")
+    time.sleep(COUNTDOWN_SECONDS)
+    show("countdown 이 지난 뒤 작업이 남긴 기록", [n["what"] for n in notes(run)], [], note="Discarding revoked task")
+    show("get(propagate=False)", held.get(timeout=RESULT_TIMEOUT, propagate=False))
+
+    step("2. 실행 중인 작업 멈추기: revoke(id, terminate=True)")
+    run = str(uuid.uuid4())
+    running = work.delay(run, LONG_SECONDS)
+    started(run)
+    app.control.revoke(running.id, terminate=True)
+    error = show("get(propagate=False)", running.get(timeout=RESULT_TIMEOUT, propagate=False), note="SIGTERM")
+    expect("terminate 된 작업의 예외", type(error), TaskRevokedError)
+    show("state", running.state, "REVOKED")
+    time.sleep(SETTLE_SECONDS)
+    show(
+        "작업이 남긴 기록",
+        [n["what"] for n in notes(run)],
+        ["시작", "finally"],
+        note="SystemExit 로 멈추어 finally 는 돌았다",
+    )
+
+    step(f"3. rate_limit='{RATE}': 워커 하나가 1초에 시작하는 수")
+    run = str(uuid.uuid4())
+    for result in [limited.delay(run) for _ in range(RATE_TASKS)]:
+        result.get(timeout=RESULT_TIMEOUT)
+    stamps = [n["at"] for n in notes(run)]
+    rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    show(f"{RATE_TASKS}개를 한꺼번에 보냈을 때 초당 실행", f"{rate:.1f}", note=f"워커 하나에 {RATE} 까지")
+    expect(f"초당 {RATE_PER_SECOND}번을 넘지 않음", rate <= RATE_PER_SECOND * 1.05, True)
+
+    step("4. 이 워커의 풀: inspect().stats()")
+    stats = app.control.inspect(destination=[hostname], timeout=INSPECT_SECONDS).stats() or {}
+    pool = stats.get(hostname, {}).get("pool", {})
+    show("pool['implementation']", pool.get("implementation"), "celery.concurrency.prefork:TaskPool")
+    show("pool['max-concurrency']", pool.get("max-concurrency"), note="--concurrency, 주지 않으면 CPU 수")
+    show(
+        "len(pool['processes']) == max-concurrency", len(pool.get("processes", [])) == pool.get("max-concurrency"), True
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(scenario.run(calls))

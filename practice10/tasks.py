@@ -1,0 +1,86 @@
+"""practice10 — 실행 중인 일 다루기: revoke, rate_limit, 풀과 동시성
+
+무엇을 배우나: 보낸 작업을 취소하는 revoke — 아직 실행하지 않은 것은 버리게 하고, 실행 중인 것은 terminate=True 로
+멈춘다 — 와 그 한계(취소 목록은 워커의 메모리에만 있다). 작업마다 실행 속도를 제한하는 rate_limit 이 워커마다의
+제한이라는 것. 워커의 풀(prefork, threads, solo)과 --concurrency, --autoscale.
+
+실행 방법 (프로젝트 폴더에서, 터미널 두 개):
+    터미널 1:  celery -A practice10.tasks worker --loglevel=info
+    터미널 2:  python -m practice10.call_tasks
+"""
+
+import json
+import os
+import time
+
+import redis
+from celery import Celery
+
+from course import Needs, WorkerSpec
+from global_config import RABBITMQ_URL, REDIS_URL
+
+COUNTDOWN_SECONDS = 2  # 취소할 작업을 미뤄 두는 시간
+LONG_SECONDS = 30  # terminate 로 멈출 작업이 하려던 길이 (끝까지 기다리지 않는다)
+SETTLE_SECONDS = 0.5  # revoke 가 워커들에게 닿기를 기다리는 시간
+RATE = "5/s"  # limited 의 rate_limit
+RATE_PER_SECOND = 5
+RATE_TASKS = 10  # rate_limit 을 재려고 보내는 작업 수: 5/s 면 약 2초
+
+NEEDS = Needs(
+    workers=(WorkerSpec(),),
+    waits={
+        "1. countdown 이 지나기까지": COUNTDOWN_SECONDS + SETTLE_SECONDS,
+        "2. terminate 가 닿기까지": SETTLE_SECONDS,
+        "3. rate_limit": RATE_TASKS / RATE_PER_SECOND,
+    },
+)
+
+app = Celery("practice10", broker=RABBITMQ_URL, backend=REDIS_URL)
+app.conf.update(
+    task_default_queue="practice10",
+)
+
+# 작업이 시작하고 끝날 때 Redis 목록에 남기는 기록. call_tasks 와 테스트가 읽는다.
+journal = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+JOURNAL_TTL_SECONDS = 3600
+
+
+def note(run, what):
+    key = f"practice10:{run}"
+    journal.rpush(key, json.dumps({"what": what, "at": time.time(), "pid": os.getpid()}))
+    journal.expire(key, JOURNAL_TTL_SECONDS)
+
+
+def notes(run):
+    """run 의 기록들: [{"what", "at", "pid"}, ...] (남긴 순서)."""
+    return [json.loads(entry) for entry in journal.lrange(f"practice10:{run}", 0, -1)]
+
+
+@app.task(bind=True)
+def work(self, run, seconds=0):
+    note(run, "시작")
+    try:
+        time.sleep(seconds)
+        note(run, "끝")
+    finally:
+        # revoke(terminate=True) 의 SIGTERM 은 작업 안에서 SystemExit 로 나타나므로 finally 는 돈다.
+        note(run, "finally")
+    return self.request.hostname  # 이 작업을 실행한 워커의 노드 이름
+
+
+@app.task(rate_limit=RATE)
+def limited(run):
+    note(run, "실행")
+
+
+@app.task
+def crunch(n):
+    # CPU 를 쓰는 일: 풀 프로세스 하나가 코어 하나를 차지한다.
+    return sum(i * i for i in range(n))
+
+
+@app.task
+def wait_io(seconds):
+    # 기다리기만 하는 일(네트워크, 디스크): 기다리는 동안 CPU 를 쓰지 않는다.
+    time.sleep(seconds)
+    return seconds
