@@ -1,0 +1,163 @@
+"""practice11 — 트랜잭션 경계: 커밋 전에 보낸 작업
+
+무엇을 배우나: 웹 앱에서 가장 흔하고 조용한 버그. 트랜잭션 안에서 행을 넣고 커밋하기 전에 작업을 보내면, 워커가 그
+행을 찾을 때 아직 커밋되지 않아 보이지 않는다. 작업은 "없음"을 보고 그래도 SUCCESS 로 끝난다. 고치는 법: 커밋한 뒤에
+보낸다(SQLAlchemy 의 after_commit 이벤트; Django 에는 Celery 의 delay_on_commit). 더 튼튼하게는 아웃박스: 행과 "보낼
+작업" 행을 한 트랜잭션에 쓰고, 릴레이가 나중에 보낸다. 행이 없을 때 작업이 할 일(짧게 재시도)도 본다.
+
+실행 방법 (프로젝트 폴더에서, 터미널 두 개):
+    터미널 1:  celery -A practice11.tasks worker --loglevel=info
+    터미널 2:  python -m practice11.call_tasks
+"""
+
+import time
+
+import sqlalchemy
+from celery import Celery
+from celery.utils.log import get_task_logger
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from course import Needs, WorkerSpec
+from global_config import POSTGRES_URL, RABBITMQ_URL, REDIS_URL
+
+COMMIT_DELAY_SECONDS = 1  # 작업을 보낸 뒤 커밋하기까지 요청이 하는 나머지 일
+RETRY_SECONDS = 1  # 행이 아직 없을 때 다시 해 보기까지
+MAX_RETRIES = 3
+
+NEEDS = Needs(
+    workers=(WorkerSpec(),),
+    waits={
+        "1. 커밋 전에 보내고 커밋하기까지": COMMIT_DELAY_SECONDS,
+        "4. 커밋을 기다리는 재시도": COMMIT_DELAY_SECONDS + RETRY_SECONDS,
+    },
+)
+
+app = Celery("practice11", broker=RABBITMQ_URL, backend=REDIS_URL)
+app.conf.update(
+    task_default_queue="practice11",
+)
+logger = get_task_logger(__name__)
+
+# 앱의 데이터: 주문, 배송(주문마다 한 번: 기본 키), 아웃박스(보낼 작업들).
+engine = sqlalchemy.create_engine(POSTGRES_URL.removeprefix("db+"), pool_pre_ping=True)
+TABLES = """
+CREATE TABLE IF NOT EXISTS practice11_orders (id serial PRIMARY KEY, item text NOT NULL);
+CREATE TABLE IF NOT EXISTS practice11_shipments (order_id int PRIMARY KEY, shipped_at timestamptz DEFAULT now());
+CREATE TABLE IF NOT EXISTS practice11_outbox (
+    id serial PRIMARY KEY, task text NOT NULL, order_id int NOT NULL, sent_at timestamptz
+);
+"""
+
+
+def create_tables():
+    """표를 만든다(이미 있으면 그대로). 여러 프로세스가 함께 불러도 된다."""
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("SELECT pg_advisory_xact_lock(11)"))
+        conn.execute(sqlalchemy.text(TABLES))
+
+
+def order_exists(order_id):
+    with engine.connect() as conn:
+        found = conn.execute(sqlalchemy.text("SELECT 1 FROM practice11_orders WHERE id = :id"), {"id": order_id})
+        return found.first() is not None
+
+
+def insert_order(session, item):
+    """session 의 (아직 커밋하지 않은) 트랜잭션 안에서 주문 한 행을 넣고 id 를 돌려준다."""
+    return session.execute(
+        sqlalchemy.text("INSERT INTO practice11_orders (item) VALUES (:item) RETURNING id"), {"item": item}
+    ).scalar_one()
+
+
+@app.task
+def ship(order_id):
+    # 주문을 찾아 배송한다. 찾지 못해도 예외 없이 끝나므로 작업은 SUCCESS 다: 그래서 조용한 버그다.
+    found = order_exists(order_id)
+    if not found:
+        logger.warning("주문 %s 이 없습니다. 커밋하기 전에 보낸 작업인가요?", order_id)
+    return {"order_id": order_id, "found": found, "checked_at": time.time()}
+
+
+@app.task(bind=True, max_retries=MAX_RETRIES)
+def ship_or_retry(self, order_id):
+    # 행이 아직 없으면(커밋 전일 수 있다) 짧게 기다렸다가 다시 해 본다. 끝내 없으면 실패로 끝난다.
+    if not order_exists(order_id):
+        raise self.retry(countdown=RETRY_SECONDS, exc=LookupError(f"주문 {order_id} 이 없습니다"))
+    return {"order_id": order_id, "found": True, "retries": self.request.retries}
+
+
+@app.task
+def ship_once(order_id):
+    # 멱등한 배송: 같은 주문을 두 번 받아도 배송 행은 하나다(practice08).
+    with engine.begin() as conn:
+        conn.execute(
+            sqlalchemy.text("INSERT INTO practice11_shipments (order_id) VALUES (:id) ON CONFLICT DO NOTHING"),
+            {"id": order_id},
+        )
+    return order_id
+
+
+def send_after_commit(session, task, *args):
+    """session 이 커밋된 뒤에 task.delay(*args) 를 보낸다. 롤백되면 보내지 않는다. 보낸 결과는 session.info["sent"]."""
+    pending = session.info.setdefault("send_after_commit", [])
+    pending.append((task, args))
+    if not event.contains(session, "after_commit", _send_pending):
+        event.listen(session, "after_commit", _send_pending)
+        event.listen(session, "after_rollback", _drop_pending)
+
+
+def _send_pending(session):
+    sent = session.info.setdefault("sent", [])
+    for task, args in session.info.pop("send_after_commit", []):
+        sent.append(task.delay(*args))
+
+
+def _drop_pending(session):
+    session.info.pop("send_after_commit", None)
+
+
+def add_to_outbox(session, task, order_id):
+    """보낼 작업을 아웃박스에 적는다: 주문과 같은 트랜잭션이므로 둘 다 남거나 둘 다 없다."""
+    session.execute(
+        sqlalchemy.text("INSERT INTO practice11_outbox (task, order_id) VALUES (:task, :order_id)"),
+        {"task": task.name, "order_id": order_id},
+    )
+
+
+@app.task
+def relay_outbox(crash_before_mark=False):
+    # 아직 보내지 않은 아웃박스 행을 보내고 보냈다고 적는다. 운영에서는 beat 가 몇 초마다 부른다(practice07).
+    # 보낸 뒤 적기 전에 죽으면 다음 릴레이가 한 번 더 보낸다: 그래서 받는 작업은 멱등해야 한다.
+    with Session(engine) as session, session.begin():
+        rows = session.execute(
+            sqlalchemy.text(
+                "SELECT id, task, order_id FROM practice11_outbox WHERE sent_at IS NULL "
+                "ORDER BY id FOR UPDATE SKIP LOCKED"
+            )
+        ).all()
+        for row in rows:
+            app.send_task(row.task, args=(row.order_id,))
+        if crash_before_mark:
+            raise RuntimeError("릴레이가 보낸 뒤, 보냈다고 적기 전에 죽었다")
+        session.execute(
+            sqlalchemy.text("UPDATE practice11_outbox SET sent_at = now() WHERE id = ANY(:ids)"),
+            {"ids": [row.id for row in rows]},
+        )
+    return len(rows)
+
+
+def unsent(order_id):
+    """order_id 의 아웃박스 행 가운데 아직 보내지 않은 수."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sqlalchemy.text("SELECT count(*) FROM practice11_outbox WHERE order_id = :id AND sent_at IS NULL"),
+            {"id": order_id},
+        ).scalar_one()
+
+
+def shipments(order_id):
+    with engine.connect() as conn:
+        return conn.execute(
+            sqlalchemy.text("SELECT count(*) FROM practice11_shipments WHERE order_id = :id"), {"id": order_id}
+        ).scalar_one()

@@ -1,0 +1,113 @@
+"""practice11 README: 커밋 전에 보낸 작업, after_commit 으로 보내기, 아웃박스와 릴레이, 행이 없을 때의 재시도."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import re
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from sqlalchemy.orm import Session
+
+from playground.lessons import run_call_tasks, worker_on_empty_queue
+from practice11.tasks import (
+    MAX_RETRIES,
+    add_to_outbox,
+    create_tables,
+    engine,
+    insert_order,
+    relay_outbox,
+    ship,
+    ship_once,
+    ship_or_retry,
+    shipments,
+    unsent,
+)
+from tests.readme import assert_samples_match, readme
+
+WAIT = 20
+
+
+@pytest.fixture(scope="module")
+def worker():
+    create_tables()
+    with worker_on_empty_queue("practice11") as worker:
+        yield worker
+
+
+def test_call_tasks_runs_the_whole_scenario(worker):
+    run = run_call_tasks("practice11", timeout=120)
+    assert run.returncode == 0, run.output
+    assert_samples_match("practice11", run.output)  # README 의 출력 예시가 곧 이 출력이다
+    assert "!!" not in run.output
+    assert "이 없습니다. 커밋하기 전에 보낸 작업인가요?" in worker.log
+    assert "Retry in 1s: LookupError(" in worker.log
+
+
+def test_a_task_sent_before_the_commit_runs_before_it_and_still_succeeds(worker):
+    with Session(engine) as session, session.begin():
+        order_id = insert_order(session, "test")
+        sent = ship.delay(order_id)
+        seen = sent.get(timeout=WAIT)  # 커밋을 기다리지 않고 끝난다
+    assert (sent.state, seen["found"]) == ("SUCCESS", False)
+    assert ship.delay(order_id).get(timeout=WAIT)["found"] is True  # 커밋한 뒤에는 보인다
+
+
+def test_a_relay_that_dies_after_publishing_publishes_again_and_the_idempotent_task_ships_once(worker):
+    with Session(engine) as session, session.begin():
+        order_id = insert_order(session, f"relay-{uuid.uuid4().hex[:6]}")
+        add_to_outbox(session, ship_once, order_id)
+    with pytest.raises(RuntimeError):
+        relay_outbox.delay(crash_before_mark=True).get(timeout=WAIT)
+    assert unsent(order_id) == 1  # 보냈다고 적지 못했다
+    relay_outbox.delay().get(timeout=WAIT)  # 다음 릴레이가 한 번 더 보낸다
+    assert unsent(order_id) == 0
+    ran = re.compile(rf"ship_once\[[^\]]+\] succeeded in \S+: {order_id}$", re.MULTILINE)
+    deadline = time.monotonic() + WAIT
+    while len(ran.findall(worker.log)) < 2:
+        assert time.monotonic() < deadline, worker.log_tail()
+        time.sleep(0.05)
+    assert shipments(order_id) == 1  # 두 번 실행됐지만 배송은 한 번
+
+
+def test_ship_or_retry_fails_when_the_row_never_comes(worker):
+    result = ship_or_retry.delay(-1)
+    with pytest.raises(LookupError):
+        result.get(timeout=WAIT + MAX_RETRIES)
+    assert result.state == "FAILURE"
+
+
+def test_the_outbox_row_and_the_order_stay_or_go_together():
+    create_tables()
+    with Session(engine) as session:
+        session.begin()
+        order_id = insert_order(session, "rolled back")
+        add_to_outbox(session, ship_once, order_id)
+        session.rollback()
+    with engine.connect() as conn:
+        orders = conn.execute(
+            sqlalchemy.text("SELECT count(*) FROM practice11_orders WHERE id = :id"), {"id": order_id}
+        )
+        assert orders.scalar_one() == 0
+    assert unsent(order_id) == 0
+
+
+def test_celery_gives_django_tasks_delay_on_commit():
+    # Django 는 이 강좌의 의존성이 아니다: 설치된 Celery 의 소스에서 DjangoTask 가 delay_on_commit 을 정의하는지 본다.
+    source = Path(importlib.util.find_spec("celery.contrib.django.task").origin).read_text()
+    django_task = next(
+        node for node in ast.parse(source).body if isinstance(node, ast.ClassDef) and node.name == "DjangoTask"
+    )
+    methods = {node.name for node in django_task.body if isinstance(node, ast.FunctionDef)}
+    assert {"delay_on_commit", "apply_async_on_commit"} <= methods
+
+
+def test_the_readme_outbox_query_runs():
+    query = re.search(r'-c "(SELECT [^"]+ FROM practice11_outbox[^"]*)"', readme("practice11/README.md")).group(1)
+    create_tables()
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(query)).all()
