@@ -22,7 +22,8 @@ import uuid
 from pathlib import Path
 
 from benchmarks import EXIT_SERVICES_DOWN, services_down
-from playground.lessons import lesson_app, lesson_workers, purge
+from playground.broker import queue_counts
+from playground.lessons import lesson_workers, purge
 from playground.workers import running
 
 LESSON = "practice08"
@@ -33,12 +34,6 @@ SETTINGS = {  # 이름 → practice08.tasks 의 작업 이름
 }
 SETTLE_SECONDS = 1.5  # 큐가 비고 실행 기록이 이만큼 늘지 않으면 끝
 DEADLINE_SECONDS = 300
-
-
-def ready_messages() -> int:
-    """practice08 큐에서 배달을 기다리는 메시지 수 (워커가 쥐고 ack 하지 않은 것은 빼고)."""
-    with lesson_app(LESSON).connection_for_write() as conn:
-        return conn.default_channel.queue_declare(queue=LESSON, passive=True).message_count
 
 
 def one_setting(name: str, task_name: str, n: int, seconds: float) -> dict:
@@ -63,7 +58,7 @@ def one_setting(name: str, task_name: str, n: int, seconds: float) -> dict:
             counts = lesson.effects(run)
             if counts != last:
                 last, changed_at = counts, time.monotonic()
-            elif time.monotonic() - changed_at >= SETTLE_SECONDS and ready_messages() == 0:
+            elif time.monotonic() - changed_at >= SETTLE_SECONDS and queue_counts(LESSON)[0] == 0:  # 배달 대기 0
                 break
             time.sleep(0.1)
     effects, _, executions = last

@@ -8,9 +8,9 @@ import uuid
 import pytest
 from billiard.exceptions import WorkerLostError
 
+from playground.broker import queue_counts
 from playground.lessons import run_call_tasks, worker_on_empty_queue
 from practice08.tasks import (
-    app,
     charge,
     create_tables,
     early_ack,
@@ -40,11 +40,6 @@ def crashed(task):
     return result, value, run_id
 
 
-def ready_messages() -> int:
-    with app.connection_for_write() as conn:
-        return conn.default_channel.queue_declare(queue="practice08", passive=True).message_count
-
-
 @pytest.mark.parametrize("task", [early_ack, late_ack], ids=["early_ack", "late_ack"])
 def test_a_killed_pool_process_fails_the_task_and_the_message_never_comes_back(worker, task):
     result, value, run_id = crashed(task)
@@ -53,7 +48,7 @@ def test_a_killed_pool_process_fails_the_task_and_the_message_never_comes_back(w
     assert str(value).startswith("Worker exited prematurely: signal 9 (SIGKILL) Job: ")
     time.sleep(REDELIVERY_WINDOW_SECONDS)
     assert len(executions(run_id)) == 1
-    assert ready_messages() == 0
+    assert queue_counts("practice08")[0] == 0  # 큐에서 배달을 기다리는 메시지가 없다
     assert "Process 'ForkPoolWorker-" in worker.log and "exited with 'signal 9 (SIGKILL)'" in worker.log
 
 
