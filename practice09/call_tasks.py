@@ -155,7 +155,8 @@ def calls():
         if not seen or seen[-1] != (result.state, result.info):
             seen.append((result.state, result.info))
         time.sleep(0.05)
-    seen.append((result.state, result.info))
+    if seen[-1] != (result.state, result.info):  # 마지막으로 읽은 것이 이미 SUCCESS 일 수 있다
+        seen.append((result.state, result.info))
     for state, info in seen:
         print(f"    {state:<8} {info}")
     expect("진행률의 차례", [state for state, _ in seen], ["PENDING"] + ["PROGRESS"] * 4 + ["SUCCESS"])

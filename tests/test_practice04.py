@@ -70,7 +70,9 @@ def test_the_state_is_retry_while_waiting_for_the_next_attempt(worker):
 
 
 def test_a_task_waiting_to_retry_is_held_by_the_worker_not_by_a_pool_process(worker):
-    waiting = [send(always_fails)[0] for _ in range(worker.concurrency + 1)]
+    # 풀 프로세스보다 많은 작업이 한꺼번에 다음 시도를 기다린다. 기다림이 길어야(180초) 들여다보는 동안 다음 시도가
+    # 시작하지 않는다(1초 간격이면 바쁜 기계에서는 들여다보는 사이에 다음 시도가 실행 중일 수 있다).
+    waiting = [send(auto_retrying_slowly)[0] for _ in range(worker.concurrency + 1)]
     assert all(wait_for_state(r, "RETRY", STATE_WAIT) == "RETRY" for r in waiting)
     inspect = app.control.inspect(destination=[worker.node], timeout=1.0)
     active = {entry["id"] for entry in inspect.active()[worker.node]}
@@ -79,7 +81,7 @@ def test_a_task_waiting_to_retry_is_held_by_the_worker_not_by_a_pool_process(wor
     assert not ids & active  # 풀 프로세스는 아무도 이 작업들을 돌리고 있지 않다
     assert ids <= scheduled  # 워커의 메인 프로세스가 eta 까지 쥐고 있다
     for r in waiting:
-        r.get(timeout=WAIT, propagate=False)
+        r.revoke()  # 이 워커가 180초 뒤 다시 실행하지 않게
 
 
 def test_inspect_with_a_destination_returns_on_the_answer_without_one_it_waits_the_whole_timeout(worker):
