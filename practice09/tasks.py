@@ -90,7 +90,16 @@ def record(value, run):
 def on_error(request, exc, traceback, run):
     # 인자 셋(+ 미리 준 run)의 errback: 실패한 작업을 돌린 프로세스 안에서 곧바로 불린다(메시지 없음).
     last_line = traceback.strip().splitlines()[-1] if traceback else None
-    note(run, what="on_error", id=request.id, task=request.task, args=request.args, exc=repr(exc), last_line=last_line)
+    note(
+        run,
+        what="on_error",
+        id=request.id,
+        task=request.task,
+        args=request.args,
+        hostname=request.hostname,
+        exc=repr(exc),
+        last_line=last_line,
+    )
 
 
 @app.task

@@ -53,6 +53,7 @@ def test_a_three_parameter_errback_gets_the_request_and_runs_in_the_failing_pool
     (seen,) = _wait_for(run, "on_error", 1)
     (ran,) = _wait_for(run, "fail", 1)
     assert (seen["id"], seen["task"], seen["args"]) == (failed.id, "practice09.tasks.fail", [7])
+    assert seen["hostname"] == worker.node
     assert seen["pid"] == ran["pid"] != worker.proc.pid
 
 

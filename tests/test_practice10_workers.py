@@ -136,3 +136,14 @@ def test_terminate_needs_a_pool_that_can_signal_the_task():
         app.control.revoke(result.id, terminate=True)
         result.get(timeout=WAIT, propagate=False)
     assert [n["what"] for n in notes(run)] == ["시작", "끝", "finally"]
+
+
+def test_rate_limit_can_be_changed_at_run_time_with_a_control_command():
+    purge("practice10")
+    with running(Worker("practice10")) as (limited_worker,):
+        app.control.rate_limit(limited.name, "1/s", destination=[limited_worker.node], reply=True, timeout=2)
+        run = str(uuid.uuid4())
+        for result in [limited.delay(run) for _ in range(3)]:
+            result.get(timeout=WAIT)
+    stamps = sorted(n["at"] for n in notes(run))
+    assert stamps[-1] - stamps[0] >= 1.5  # 1초에 하나: 셋이면 약 2초 (기본값 5/s 라면 0.4초)
