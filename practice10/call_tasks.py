@@ -9,6 +9,7 @@ import time
 import uuid
 
 from celery.exceptions import TaskRevokedError
+from celery.exceptions import TimeoutError as CeleryTimeoutError
 
 from course import RESULT_TIMEOUT, Scenario
 from practice10.tasks import (
@@ -35,8 +36,6 @@ def started(run):
     deadline = time.time() + RESULT_TIMEOUT
     while not notes(run):
         if time.time() > deadline:
-            from celery.exceptions import TimeoutError as CeleryTimeoutError
-
             raise CeleryTimeoutError(f"{run} never started")
         time.sleep(0.05)
 
