@@ -18,7 +18,6 @@ from practice10.tasks import (
     RATE,
     RATE_PER_SECOND,
     RATE_TASKS,
-    SETTLE_SECONDS,
     app,
     limited,
     notes,
@@ -31,13 +30,19 @@ step, show, expect = scenario.step, scenario.show, scenario.expect
 INSPECT_SECONDS = 1.0  # inspect 가 그 워커의 답을 기다리는 상한
 
 
-def started(run):
-    """run 의 작업이 시작했다는 기록이 남을 때까지 기다린다. 오지 않으면 워커가 없는 것이다."""
+def until(happened, what):
+    """happened() 가 참이 될 때까지 (길어야 RESULT_TIMEOUT 초) 기다린다. 끝내 거짓이면 워커가 없는 것으로 본다."""
     deadline = time.time() + RESULT_TIMEOUT
-    while not notes(run):
+    while not happened():
         if time.time() > deadline:
-            raise CeleryTimeoutError(f"{run} never started")
+            raise CeleryTimeoutError(f"{what} did not happen")
         time.sleep(0.05)
+
+
+def held_by(hostname, task_id):
+    """hostname 워커가 task_id 를 eta 까지 쥐고 있나 (inspect().scheduled())."""
+    replies = app.control.inspect(destination=[hostname], timeout=INSPECT_SECONDS).scheduled() or {}
+    return any(entry["request"]["id"] == task_id for entry in replies.get(hostname, []))
 
 
 def calls():
@@ -45,10 +50,10 @@ def calls():
     hostname = work.delay(str(uuid.uuid4())).get(timeout=RESULT_TIMEOUT)  # 워커가 있는지, 누구인지
     run = str(uuid.uuid4())
     held = work.apply_async((run,), countdown=COUNTDOWN_SECONDS)
-    time.sleep(SETTLE_SECONDS)  # 워커가 메시지를 받아 countdown 동안 쥐고 있게
+    until(lambda: held_by(hostname, held.id), "the worker holding the countdown task")
     app.control.revoke(held.id)
-    time.sleep(SETTLE_SECONDS)
-    show("revoke 직후 state", held.state, "REVOKED", note="워커 로그: Tasks flagged as revoked")
+    until(lambda: app.AsyncResult(held.id).state != "PENDING", "the revoke reaching the worker")
+    show("revoke 뒤 state", held.state, "REVOKED", note="워커 로그: Tasks flagged as revoked")
     time.sleep(COUNTDOWN_SECONDS)
     show("countdown 이 지난 뒤 작업이 남긴 기록", [n["what"] for n in notes(run)], [], note="Discarding revoked task")
     show("get(propagate=False)", held.get(timeout=RESULT_TIMEOUT, propagate=False))
@@ -56,12 +61,13 @@ def calls():
     step("2. 실행 중인 작업 멈추기: revoke(id, terminate=True)")
     run = str(uuid.uuid4())
     running = work.delay(run, LONG_SECONDS)
-    started(run)
+    until(lambda: notes(run), "the long task starting")
     app.control.revoke(running.id, terminate=True)
     error = show("get(propagate=False)", running.get(timeout=RESULT_TIMEOUT, propagate=False), note="SIGTERM")
     expect("terminate 된 작업의 예외", type(error), TaskRevokedError)
     show("state", running.state, "REVOKED")
-    time.sleep(SETTLE_SECONDS)
+    # REVOKED 는 워커의 메인 프로세스가 적는다. 풀 프로세스의 finally 는 그 뒤에 끝날 수 있으므로 끝날 때까지 기다린다.
+    until(lambda: len(notes(run)) >= 2, "the terminated task's finally")
     show(
         "작업이 남긴 기록",
         [n["what"] for n in notes(run)],

@@ -21,7 +21,6 @@ from global_config import RABBITMQ_URL, REDIS_URL
 
 COUNTDOWN_SECONDS = 2  # 취소할 작업을 미뤄 두는 시간
 LONG_SECONDS = 30  # terminate 로 멈출 작업이 하려던 길이 (끝까지 기다리지 않는다)
-SETTLE_SECONDS = 0.5  # revoke 가 워커들에게 닿기를 기다리는 시간
 RATE = "5/s"  # limited 의 rate_limit
 RATE_PER_SECOND = 5
 RATE_TASKS = 10  # rate_limit 을 재려고 보내는 작업 수: 5/s 면 약 2초
@@ -29,8 +28,7 @@ RATE_TASKS = 10  # rate_limit 을 재려고 보내는 작업 수: 5/s 면 약 2�
 NEEDS = Needs(
     workers=(WorkerSpec(),),
     waits={
-        "1. countdown 이 지나기까지": COUNTDOWN_SECONDS + SETTLE_SECONDS,
-        "2. terminate 가 닿기까지": SETTLE_SECONDS,
+        "1. countdown 이 지나기까지": COUNTDOWN_SECONDS,
         "3. rate_limit": RATE_TASKS / RATE_PER_SECOND,
     },
 )

@@ -15,8 +15,11 @@ from celery.result import AsyncResult
 
 from playground.lessons import lesson_workers, purge
 from playground.workers import Worker, running
-from practice10.tasks import COUNTDOWN_SECONDS, SETTLE_SECONDS, app, limited, notes, work
+from practice10.tasks import COUNTDOWN_SECONDS, app, limited, notes, work
 from tests.test_practice10 import WAIT
+
+# 아무 워커도 없을 때 보낸 revoke 가 (누군가에게 닿는다면) 닿을 시간. 지나도 닿을 곳이 없다는 것을 보인다.
+REVOKE_SETTLE_SECONDS = 0.5
 
 
 def _wait_started(run: str) -> None:
@@ -68,7 +71,7 @@ def test_a_revoke_sent_while_no_worker_runs_is_lost():
     run = str(uuid.uuid4())
     queued = work.delay(run)
     app.control.revoke(queued.id)  # 듣는 워커가 없다
-    time.sleep(SETTLE_SECONDS)
+    time.sleep(REVOKE_SETTLE_SECONDS)
     with running(*lesson_workers("practice10")):
         assert queued.get(timeout=WAIT)  # 나중에 뜬 워커는 그 취소를 모른다
     assert [n["what"] for n in notes(run)] == ["시작", "끝", "finally"]
