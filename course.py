@@ -42,11 +42,12 @@ class WorkerSpec:
     hostname: str | None = None  # 노드 이름의 앞부분: "worker-high" → --hostname=worker-high@%h
     queues: tuple[str, ...] = ()  # 소비할 큐(없으면 앱의 기본 큐)
     env: Mapping[str, str] = field(default_factory=dict)  # 명령 앞에 붙일 환경 변수
+    module: str = "tasks"  # 앱이 있는 모듈: 실습 폴더 안의 tasks.py 말고 다른 앱(다른 브로커)을 띄울 때
 
     def command(self, lesson: str) -> str:
         """README 에 적는 그대로의 명령."""
         words = [f"{name}={value}" for name, value in self.env.items()]
-        words += ["celery", "-A", f"{lesson}.tasks", "worker"]
+        words += ["celery", "-A", f"{lesson}.{self.module}", "worker"]
         if self.queues:
             words.append(f"--queues={','.join(self.queues)}")
         if self.hostname:

@@ -82,24 +82,33 @@ def worker_on_empty_queue(lesson: str, *, purge_first: bool = True, **options) -
         yield worker
 
 
+def _concurrency(lesson: str, module: str) -> int | None:
+    """테스트와 실행기의 워커가 쓸 풀 크기: 앱이 worker_concurrency 를 정해 두었으면 None(앱을 따른다)."""
+    try:
+        app = importlib.import_module(f"{lesson}.{module}").app
+    except ImportError:
+        return DEFAULT_CONCURRENCY
+    return None if "worker_concurrency" in app.conf.changes else DEFAULT_CONCURRENCY
+
+
 def lesson_workers(lesson: str, on_line: Callable[[Worker, str], None] | None = None) -> list[Worker]:
     """그 실습의 tasks.py 가 NEEDS 에 적은 워커들과, 적었다면 beat (아직 띄우지 않은 상태).
 
     노드 이름은 매번 새로 만든다. beat 는 워커 뒤에 온다: 워커가 준비된 뒤에 보내기 시작하게.
     """
     try:
-        conf_changes, needs = lesson_app(lesson).conf.changes, needs_of(lesson)
+        needs = needs_of(lesson)
     except ImportError:
         # 실습 모듈을 불러올 수 없으면 기본 워커 하나를 띄워, 워커가 그 이유를 자기 로그로 말하게 한다.
-        conf_changes, needs = {}, Needs()
-    concurrency = None if "worker_concurrency" in conf_changes else DEFAULT_CONCURRENCY
+        needs = Needs()
     workers = []
     for spec in needs.workers:
         worker = Worker(
             lesson,
+            module=spec.module,
             name=f"{spec.hostname or 'worker'}-{uuid.uuid4().hex[:6]}",
             queues=spec.queues,
-            concurrency=concurrency,
+            concurrency=_concurrency(lesson, spec.module),
             env=spec.env,
         )
         workers.append(worker)

@@ -31,7 +31,7 @@ class WorkerError(RuntimeError):
 
 
 class Worker:
-    """`python -m celery -A <lesson>.tasks worker` 프로세스 하나.
+    """`python -m celery -A <lesson>.<module> worker` 프로세스 하나 (module 은 보통 tasks).
 
     출력(stdout과 stderr)은 스레드가 계속 읽어 `log` 에 모으고, `on_line` 이 있으면 줄마다 넘긴다.
     노드 이름은 매번 새로 만들어 같은 기계의 다른 워커와 겹치지 않는다.
@@ -49,8 +49,10 @@ class Worker:
         extra_args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         on_line: Callable[[str], None] | None = None,
+        module: str = "tasks",
     ) -> None:
         self.lesson = lesson
+        self.module = module
         self.name = name or f"{lesson}-{uuid.uuid4().hex[:8]}"
         self.queues = tuple(queues)
         self.pool = pool
@@ -70,7 +72,7 @@ class Worker:
     @property
     def argv(self) -> list[str]:
         argv = [
-            sys.executable, "-m", "celery", "-A", f"{self.lesson}.tasks", "worker",
+            sys.executable, "-m", "celery", "-A", f"{self.lesson}.{self.module}", "worker",
             "--loglevel=INFO", f"--pool={self.pool}", f"--hostname={self.name}@%h",
         ]  # fmt: skip
         if self.concurrency is not None:
@@ -159,7 +161,7 @@ class Worker:
         return time.monotonic() - started
 
     def _app(self):
-        return importlib.import_module(f"{self.lesson}.tasks").app
+        return importlib.import_module(f"{self.lesson}.{self.module}").app
 
     def _wake(self) -> None:
         """쉬고 있는 워커의 이벤트 루프를 깨운다.
@@ -254,7 +256,7 @@ class Beat(Worker):
 
     @property
     def argv(self) -> list[str]:
-        argv = [sys.executable, "-m", "celery", "-A", f"{self.lesson}.tasks", "beat", "--loglevel=INFO"]
+        argv = [sys.executable, "-m", "celery", "-A", f"{self.lesson}.{self.module}", "beat", "--loglevel=INFO"]
         return [*argv, f"--schedule={self.schedule}", *self.extra_args]
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> float:

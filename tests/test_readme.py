@@ -173,6 +173,7 @@ def test_the_runner_command_in_the_quick_start_is_the_one_the_tests_run(name):
 @pytest.mark.parametrize("language", [0, 1], ids=["ko", "en"])
 def test_every_app_conf_snippet_sets_what_the_lesson_app_really_has(language):
     # 실습 README 의 `app.conf.update(...)` 조각을 새 앱에 그대로 실행해, 그 실습 앱의 설정과 같은지 본다.
+    # 조각의 첫 줄이 `# practiceNN/모듈.py` 이면 그 모듈의 앱과 비교한다(practice12 의 Redis 브로커 앱).
     from celery import Celery
     from celery.schedules import crontab
     from kombu import Exchange, Queue
@@ -180,10 +181,11 @@ def test_every_app_conf_snippet_sets_what_the_lesson_app_really_has(language):
     checked = 0
     for lesson in available_lessons():
         text = readme(lesson_readmes(lesson)[language])
-        lesson_conf = importlib.import_module(f"{lesson}.tasks").app.conf
         for block in code_blocks(text, "python"):
             if "app.conf.update(" not in block:
                 continue
+            named = re.match(rf"# {lesson}/(\w+)\.py\n", block)
+            lesson_conf = importlib.import_module(f"{lesson}.{named.group(1) if named else 'tasks'}").app.conf
             app = Celery("readme", set_as_current=False)
             before = dict(app.conf.changes)
             exec(block, {"app": app, "Queue": Queue, "Exchange": Exchange, "crontab": crontab})

@@ -1,0 +1,79 @@
+"""practice12 의 세 번째 앱 (손으로 해 보기): RabbitMQ 의 consumer_timeout — ack 를 너무 오래 미루면 소비자가 끊긴다.
+
+RabbitMQ 는 소비자가 메시지를 받고 consumer_timeout 안에 ack 하지 않으면 그 소비자를 끊는다(quorum 큐: basic.cancel).
+Celery 는 다시 연결하고, ack 되지 않은 메시지는 다시 배달된다 — 첫 실행이 아직 도는 동안에. acks_late 작업이 이
+시간보다 길면 같은 작업이 끝없이 다시 돈다. 규칙: consumer_timeout 은 가장 긴 작업보다 길게(RabbitMQ 기본값 30분),
+긴 일은 잘게 나눈다. 이 스크립트는 그 되풀이를 보이고 revoke 로 멈춘다.
+큐마다 x-consumer-timeout 인자로 정할 수 있는 것은 quorum 큐뿐이다: PRACTICE12_QUEUE_TYPE=classic 으로 워커를 띄우면
+RabbitMQ 4.3 이 큐 선언을 거부하고(PRECONDITION_FAILED) 워커가 끝난다.
+
+실행 방법 (프로젝트 폴더에서, 터미널 두 개):
+    터미널 1:  celery -A practice12.consumer_timeout worker --loglevel=info
+    터미널 2:  python -m practice12.consumer_timeout
+"""
+
+import os
+import sys
+import time
+import uuid
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from global_config import RABBITMQ_URL, REDIS_URL
+from practice12.journal import note_start, wait_for_starts
+
+CONSUMER_TIMEOUT_SECONDS = 5  # ack 없이 이만큼 지나면 브로커가 소비자를 끊는다 (RabbitMQ 가 몇 초마다 확인한다)
+LONG_TASK_SECONDS = 12  # consumer_timeout 보다 긴 acks_late 작업
+QUEUE_TYPES = ("quorum", "classic")
+
+QUEUE_TYPE = os.environ.get("PRACTICE12_QUEUE_TYPE", "quorum")
+if QUEUE_TYPE not in QUEUE_TYPES:
+    raise SystemExit(f"PRACTICE12_QUEUE_TYPE 는 {' 또는 '.join(QUEUE_TYPES)} 이어야 합니다 (지금: {QUEUE_TYPE!r})")
+
+app = Celery("practice12.consumer_timeout", broker=RABBITMQ_URL, backend=REDIS_URL)
+TIMEOUT_QUEUE = Queue(
+    f"practice12.timeout-{QUEUE_TYPE}",
+    Exchange("practice12.timeout", type="topic"),
+    routing_key=f"practice12.timeout-{QUEUE_TYPE}",
+    queue_arguments={"x-queue-type": QUEUE_TYPE, "x-consumer-timeout": CONSUMER_TIMEOUT_SECONDS * 1000},
+)
+app.conf.update(
+    task_queues=[TIMEOUT_QUEUE],
+    task_default_queue=TIMEOUT_QUEUE.name,
+    task_acks_late=True,  # 작업이 끝난 뒤에 ack: 그때까지 브로커는 이 소비자가 메시지를 붙잡고 있다고 본다
+)
+
+
+@app.task(ignore_result=True)
+def long_job(key):
+    note_start(key, "실행")
+    time.sleep(LONG_TASK_SECONDS)
+
+
+def main():
+    key = f"practice12:timeout:{uuid.uuid4().hex}"
+    sent = long_job.delay(key)
+    print(f"long_job({LONG_TASK_SECONDS}초, acks_late) 을 보냈다. x-consumer-timeout = {CONSUMER_TIMEOUT_SECONDS}초")
+    runs = wait_for_starts(key, 1, 10)
+    if not runs:
+        print("10초 안에 시작하지 않았습니다. 다른 터미널에서 띄우세요:")
+        print("    celery -A practice12.consumer_timeout worker --loglevel=info")
+        return 1
+    runs = wait_for_starts(key, 2, LONG_TASK_SECONDS)
+    if len(runs) < 2:
+        print(f"    {LONG_TASK_SECONDS}초 안에 다시 배달되지 않았다 → 예상과 다름")
+        return 1
+    second = runs[1][1] - runs[0][1]
+    print(f"    첫 실행이 도는 중에 같은 메시지가 다시 배달되어 또 돌았다 → {second:.0f}초 뒤")
+    print("    (워커 로그: Connection to broker lost … ConsumerCancelled … 'Basic.cancel')")
+    # 멈추기: revoke 된 id 는 다시 배달되어도 워커가 실행하지 않고 버린다(ack). 이미 도는 두 실행은 끝까지 간다.
+    app.control.revoke(sent.id)
+    time.sleep(LONG_TASK_SECONDS)
+    count = len(wait_for_starts(key, 0, 0))
+    print(f"    revoke 한 뒤 {LONG_TASK_SECONDS}초 동안 새로 시작한 실행 → {count - 2}번 (모두 {count}번)")
+    return 0 if count == 2 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""practice12 의 두 앱(tasks.py 의 RabbitMQ, redis_tasks.py 의 Redis)이 함께 쓰는 일지.
+
+작업이 시작할 때마다 Redis 목록에 (이름표, 시각)을 적는다. call_tasks 와 테스트는 이것으로 순서와 때, 횟수를 읽는다.
+"""
+
+import time
+
+import redis
+
+from global_config import REDIS_URL
+
+TTL_SECONDS = 3600
+_redis = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+
+
+def note_start(key, label):
+    _redis.rpush(key, f"{label} {time.time()}")
+    _redis.expire(key, TTL_SECONDS)
+
+
+def started(key):
+    """key 의 일지: 시작한 순서대로 (이름표, 시각)."""
+    return [(label, float(at)) for label, at in (entry.rsplit(" ", 1) for entry in _redis.lrange(key, 0, -1))]
+
+
+def wait_for_starts(key, count, timeout):
+    """일지에 count 개가 적힐 때까지 (최대 timeout 초) 기다리고 일지를 돌려준다."""
+    deadline = time.monotonic() + timeout
+    while _redis.llen(key) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return started(key)

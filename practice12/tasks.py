@@ -1,0 +1,78 @@
+"""practice12 — 브로커가 약속하는 것: RabbitMQ 4.3 과 Redis
+
+무엇을 배우나: 같은 Celery 코드라도 브로커가 무엇을 약속하느냐에 따라 다르게 돈다. RabbitMQ 의 우선순위 큐
+(x-max-priority)는 숫자가 클수록 먼저지만, 워커가 이미 받아 둔(prefetch) 메시지는 우선순위와 상관없이 먼저 돈다:
+acks_late 면 자리가 비지 않아 받아 두지 않는다. RabbitMQ 4.3 은 global QoS 를 거부하므로 워커가 붙잡고 있는
+countdown 작업은 prefetch 자리 하나를 기다리는 내내 차지한다: 고치는 법은 quorum 큐 + topic 교환기(브로커가 대신
+기다리는 native delayed delivery). Redis 브로커는 redis_tasks.py 에: visibility_timeout 과 거꾸로 된 우선순위.
+
+실행 방법 (프로젝트 폴더에서, 터미널 세 개):
+    터미널 1:  celery -A practice12.tasks worker --loglevel=info
+    터미널 2:  celery -A practice12.redis_tasks worker --loglevel=info
+    터미널 3:  python -m practice12.call_tasks
+"""
+
+import time
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from course import Needs, WorkerSpec
+from global_config import RABBITMQ_URL, REDIS_URL
+from practice12.journal import note_start
+
+HOLD_SECONDS = 1  # 앞선 작업이 풀 프로세스 하나를 붙잡고 있는 시간
+COUNTDOWN_SECONDS = 3  # 기다렸다 도는 작업의 countdown
+SETTLE_SECONDS = 1  # 결과를 세기 전에 더 기다려 보는 시간 (늦게 오는 중복이 없는지)
+LONG_COUNTDOWN_SECONDS = 5  # Redis 브로커의 visibility_timeout(redis_tasks.py)보다 긴 countdown
+
+NEEDS = Needs(
+    workers=(WorkerSpec(), WorkerSpec(module="redis_tasks")),
+    waits={
+        "1. 우선순위: 먼저 보낸 작업 (acks_late 없이)": HOLD_SECONDS,
+        "1. 우선순위: 먼저 보낸 작업 (acks_late)": HOLD_SECONDS,
+        "2. Redis 우선순위: 먼저 보낸 작업": HOLD_SECONDS,
+        "3. classic 큐의 countdown": COUNTDOWN_SECONDS,
+        "3. quorum 큐의 countdown": COUNTDOWN_SECONDS,
+        "4. visibility_timeout 보다 긴 countdown": LONG_COUNTDOWN_SECONDS + SETTLE_SECONDS,
+    },
+)
+
+app = Celery("practice12", broker=RABBITMQ_URL, backend=REDIS_URL)
+# classic 큐: 우선순위 0~10 (x-max-priority). 교환기는 direct.
+PRIORITY_QUEUE = Queue(
+    "practice12", Exchange("practice12"), routing_key="practice12", queue_arguments={"x-max-priority": 10}
+)
+# quorum 큐: 복제되는 큐(RabbitMQ 4 에서 권하는 종류). topic 교환기에 묶어야 countdown 을 브로커가 대신 기다린다.
+QUORUM_QUEUE = Queue(
+    "practice12.quorum",
+    Exchange("practice12.topic", type="topic"),
+    routing_key="practice12.quorum",
+    queue_arguments={"x-queue-type": "quorum"},
+)
+app.conf.update(
+    task_queues=[PRIORITY_QUEUE, QUORUM_QUEUE],
+    task_default_queue="practice12",
+    # 풀 프로세스 하나, 받아 두는 메시지도 하나: 무엇이 먼저 도는지가 눈에 보이게.
+    worker_concurrency=1,
+    worker_prefetch_multiplier=1,
+)
+
+
+@app.task(ignore_result=True)
+def note(key, label):
+    note_start(key, label)
+
+
+@app.task(ignore_result=True)
+def hold(key, label, seconds):
+    # 시작하자마자 ack 된다(기본값): 워커의 prefetch 자리가 비어 다음 메시지를 받아 둔다.
+    note_start(key, label)
+    time.sleep(seconds)
+
+
+@app.task(ignore_result=True, acks_late=True)
+def hold_acks_late(key, label, seconds):
+    # 끝난 뒤에 ack 된다: 도는 동안 prefetch 자리를 차지하므로 다음 메시지는 브로커의 큐에서 우선순위대로 기다린다.
+    note_start(key, label)
+    time.sleep(seconds)

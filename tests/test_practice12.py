@@ -1,0 +1,124 @@
+"""practice12 README: RabbitMQ 우선순위와 prefetch, 붙잡힌 countdown 과 native delayed delivery, Redis 브로커의
+거꾸로 된 우선순위와 visibility_timeout. 두 워커(RabbitMQ 앱, Redis 앱)를 모듈 내내 함께 쓴다."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import pytest
+from kombu.transport import redis as kombu_redis
+
+from playground import broker
+from playground.lessons import lesson_workers, purge, run_call_tasks
+from playground.workers import running
+from practice12 import redis_tasks, tasks
+from practice12.journal import started, wait_for_starts
+from tests.readme import assert_samples_match
+
+WAIT = 20
+
+
+@pytest.fixture(scope="module")
+def workers():
+    purge("practice12")
+    redis_tasks.app.control.purge()
+    with running(*lesson_workers("practice12")) as (rabbit, redis_worker):
+        yield rabbit, redis_worker
+
+
+def test_call_tasks_runs_the_whole_scenario(workers):
+    _, redis_worker = workers
+    run = run_call_tasks("practice12", timeout=120)
+    assert run.returncode == 0, run.output
+    assert_samples_match("practice12", run.output)  # README 의 출력 예시가 곧 이 출력이다
+    assert "!!" not in run.output
+    # visibility_timeout 보다 긴 countdown 작업: Redis 워커 로그에 같은 id 의 received 가 여러 번.
+    received = re.findall(r"practice12\.redis_tasks\.note\[([0-9a-f-]+)\] received", redis_worker.log)
+    assert max(received.count(task_id) for task_id in received) >= 2
+
+
+def test_a_quorum_queue_makes_the_worker_drop_global_qos_and_warn_about_direct_exchanges(workers):
+    rabbit, _ = workers
+    assert "Global QoS is disabled. Prefetch count is now static." in rabbit.log
+    assert (
+        "Exchange practice12 is a direct exchange and native delayed delivery do not support direct exchanges."
+        in rabbit.log
+    )
+    assert "Exchange practice12.topic" not in rabbit.log  # topic 교환기에 묶인 quorum 큐는 경고하지 않는다
+
+
+def _key():
+    return f"practice12:test:{uuid.uuid4().hex}"
+
+
+def test_rabbitmq_runs_higher_priorities_first_once_nothing_is_prefetched(workers):
+    key = _key()
+    tasks.hold_acks_late.delay(key, "hold", tasks.HOLD_SECONDS)
+    wait_for_starts(key, 1, WAIT)
+    for priority in (0, 3, 9, 1, 7):
+        tasks.note.apply_async((key, str(priority)), priority=priority)
+    order = [label for label, _ in wait_for_starts(key, 6, WAIT)]
+    assert order == ["hold", "9", "7", "3", "1", "0"]
+
+
+def test_redis_runs_lower_numbers_first_and_no_priority_counts_as_zero(workers):
+    key = _key()
+    redis_tasks.hold_acks_late.delay(key, "hold", tasks.HOLD_SECONDS)
+    wait_for_starts(key, 1, WAIT)
+    redis_tasks.note.apply_async((key, "0"), priority=0)
+    redis_tasks.note.apply_async((key, "none"))
+    for priority in (9, 1, 5):
+        redis_tasks.note.apply_async((key, str(priority)), priority=priority)
+    order = [label for label, _ in wait_for_starts(key, 6, WAIT)]
+    # 0 과 '없음'은 같은 목록: 보낸 차례대로.
+    assert order == ["hold", "0", "none", "1", "5", "9"]
+
+
+def test_the_held_countdown_task_blocks_only_its_own_queues_consumer(workers):
+    # quorum 큐로 보낸 작업은 classic 큐의 countdown 작업이 자리를 차지한 동안에도 곧바로 돈다: 소비자마다 prefetch.
+    key = _key()
+    tasks.note.apply_async((key, "countdown"), countdown=tasks.COUNTDOWN_SECONDS)
+    tasks.note.apply_async((key, "quorum"), queue=tasks.QUORUM_QUEUE.name)
+    tasks.note.apply_async((key, "classic"))
+    order = [label for label, _ in wait_for_starts(key, 3, WAIT)]
+    assert order == ["quorum", "countdown", "classic"]
+
+
+def test_redis_defaults_look_for_expired_messages_about_every_100_seconds():
+    # README 의 "기본값으로는 약 100초마다, visibility_timeout 은 1시간" 이 설치된 kombu 의 값이다.
+    channel = kombu_redis.Channel
+    assert channel.unacked_restore_interval * channel.unacked_restore_throttle == 100
+    assert channel.visibility_timeout == 3600
+    assert channel.priority_steps == [0, 3, 6, 9]  # 그래서 이 실습은 priority_steps 를 0~9 로 넓힌다
+
+
+def test_the_redis_app_restores_within_its_timeout_and_the_countdown_is_longer():
+    options = redis_tasks.app.conf.broker_transport_options
+    assert options["visibility_timeout"] == redis_tasks.VISIBILITY_TIMEOUT_SECONDS
+    assert tasks.LONG_COUNTDOWN_SECONDS > redis_tasks.VISIBILITY_TIMEOUT_SECONDS > 1
+
+
+def test_the_journal_reads_back_what_tasks_wrote():
+    key = _key()
+    tasks.note.run(key, "직접")
+    ((label, at),) = started(key)
+    assert label == "직접" and at > 0
+
+
+def test_the_broker_holds_a_countdown_sent_to_the_quorum_queue_and_the_worker_holds_the_classic_one(workers):
+    rabbit, _ = workers
+    key = _key()
+    received = {}
+    for queue in (tasks.QUORUM_QUEUE.name, tasks.PRIORITY_QUEUE.name):
+        sent_at = time.monotonic()
+        result = tasks.note.apply_async((key, queue), countdown=tasks.COUNTDOWN_SECONDS, queue=queue)
+        rabbit.wait_for_log(rf"practice12\.tasks\.note\[{result.id}\] received", WAIT)
+        received[queue] = time.monotonic() - sent_at
+        wait_for_starts(key, len(received), WAIT)
+    # native delayed delivery: 브로커가 countdown 만큼 갖고 있다가 넘긴다. classic 큐의 것은 곧바로 워커에게 온다.
+    assert received[tasks.QUORUM_QUEUE.name] >= tasks.COUNTDOWN_SECONDS - 0.5
+    assert received[tasks.PRIORITY_QUEUE.name] < tasks.COUNTDOWN_SECONDS - 0.5
+    names = {queue["name"] for queue in broker.queues()}
+    assert {"celery_delayed_0", "celery_delayed_27"} <= names  # 워커가 만든 지연 단계들 (28개)

@@ -1,0 +1,126 @@
+"""practice12 README: 워커를 스스로 띄우는 테스트 — 오래 도는 acks_late 작업의 중복(Redis), consumer_timeout
+(classic 큐는 거부, quorum 큐는 되풀이), 브로커 재시작.
+
+test_practice12 의 모듈 워커가 같은 큐를 소비하면 결과가 섞이므로 모듈을 나눴다.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections import Counter
+
+import pytest
+import redis
+from kombu.exceptions import OperationalError
+
+from global_config import REDIS_URL
+from playground import PROJECT_ROOT
+from playground.broker import queue_counts
+from playground.workers import Worker, running
+from practice12 import consumer_timeout, redis_tasks, tasks
+from practice12.journal import wait_for_starts
+
+WAIT = 20
+SERVICES = PROJECT_ROOT / ".ci" / "services"
+
+
+def _key():
+    return f"practice12:test:{uuid.uuid4().hex}"
+
+
+def test_a_redis_task_longer_than_the_visibility_timeout_runs_again_while_the_first_run_goes_on():
+    redis_tasks.app.control.purge()
+    key = _key()
+    worker = Worker("practice12", module="redis_tasks", concurrency=2)
+    try:
+        with running(worker):
+            redis_tasks.hold_acks_late.delay(key, "long", tasks.LONG_COUNTDOWN_SECONDS)
+            runs = wait_for_starts(key, 2, WAIT)
+            assert [label for label, _ in runs] == ["long", "long"]
+            assert runs[1][1] - runs[0][1] < tasks.LONG_COUNTDOWN_SECONDS  # 첫 실행이 끝나기 전에
+    finally:
+        # 되풀이를 끊는다: 워커가 멈춘 뒤 큐와 'unacked' 기록을 지운다.
+        redis_tasks.app.control.purge()
+        redis.Redis.from_url(REDIS_URL).delete("unacked", "unacked_index")
+
+
+def test_x_consumer_timeout_on_a_classic_queue_is_refused_and_the_worker_exits():
+    worker = Worker("practice12", module="consumer_timeout", env={"PRACTICE12_QUEUE_TYPE": "classic"}, fast_start=True)
+    worker.start()
+    try:
+        worker.wait_for_log(r"PRECONDITION_FAILED", WAIT)
+        assert "invalid arg 'x-consumer-timeout'" in worker.log
+        assert worker.proc.wait(WAIT) != 0
+    finally:
+        worker.stop()
+
+
+def test_a_quorum_queue_consumer_timeout_redelivers_a_long_task_until_it_is_revoked():
+    worker = Worker("practice12", module="consumer_timeout", concurrency=2)
+    with running(worker):
+        run = subprocess.run(
+            [sys.executable, "-m", "practice12.consumer_timeout"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "revoke 한 뒤 12초 동안 새로 시작한 실행 → 0번 (모두 2번)" in run.stdout
+        assert "Connection to broker lost" in worker.log
+        assert "ConsumerCancelled" in worker.log and "'Basic.cancel'" in worker.log
+        assert worker.log.count("Connected to amqp://") >= 2  # 다시 연결했다
+        assert "Discarding revoked task: practice12.consumer_timeout.long_job" in worker.log
+        assert "Couldn't ack" in worker.log  # 첫 실행의 ack 는 끊긴 연결로 갈 수 없다
+    # 워커가 멈춘 뒤에도 큐는 비어 있다: ack 되지 않은 채 돌아올 메시지가 없었다.
+    assert queue_counts(consumer_timeout.TIMEOUT_QUEUE.name) == (0, 0)
+
+
+def _spare(*args: str) -> str:
+    done = subprocess.run(["bash", str(SERVICES), "spare", *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (
+        "the broker restart test needs the second RabbitMQ node of .ci/services "
+        f"(bash .ci/services start): {done.stderr}"
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def spare_broker():
+    """멈췄다 다시 띄워도 되는, 이 테스트만의 RabbitMQ 4.3 노드 (.ci/services 가 띄운 것)."""
+    url = _spare("url")
+    _spare("start")
+    try:
+        yield url
+    finally:
+        _spare("stop")
+
+
+def test_the_worker_keeps_consuming_after_the_broker_restarts(spare_broker):
+    app = tasks.app
+    key = _key()
+    worker = Worker("practice12", env={"RABBITMQ_URL": spare_broker})
+    worker.start()
+    try:
+        # 준비는 로그로 본다: ping 은 이 테스트 프로세스의 브로커로 가므로 이 워커에 닿지 않는다.
+        worker.wait_for_log(r"ready\.", WAIT)
+        with app.connection_for_write(spare_broker) as conn:
+            tasks.hold_acks_late.apply_async((key, "busy", tasks.LONG_COUNTDOWN_SECONDS), connection=conn)
+        wait_for_starts(key, 1, WAIT)
+        _spare("stop")  # acks_late 작업이 도는 중에
+        worker.wait_for_log(r"Connection to broker lost", WAIT)
+        worker.wait_for_log(r"Cannot connect to amqp://\S+:5674//.*\n.*Trying again in 2\.00 seconds", WAIT)
+        with app.connection_for_write(spare_broker) as conn, pytest.raises(OperationalError):
+            tasks.note.apply_async((key, "during"), connection=conn)  # 브로커가 없는 동안 보내면: 몇 번 해 보고 예외
+        _spare("start")
+        worker.wait_for_log(r"Connected to amqp://guest:\*\*@127\.0\.0\.1:5674//(.|\n)*Connected to amqp", WAIT * 2)
+        with app.connection_for_write(spare_broker) as conn:
+            tasks.note.apply_async((key, "after"), connection=conn)
+        runs = Counter(label for label, _ in wait_for_starts(key, 3, WAIT))
+        # 다시 연결한 워커가 새 작업을 받고, ack 하지 못한 acks_late 작업은 다시 배달되어 한 번 더 돈다.
+        assert runs == {"busy": 2, "after": 1}
+        worker.wait_for_log(r"Couldn't ack", WAIT)
+    finally:
+        worker.stop()
