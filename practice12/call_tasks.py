@@ -12,7 +12,7 @@ import uuid
 
 from course import RESULT_TIMEOUT, Scenario
 from practice12 import redis_tasks, tasks
-from practice12.journal import wait_for_starts
+from practice12.journal import started, wait_for_starts
 from practice12.tasks import COUNTDOWN_SECONDS, HOLD_SECONDS, LONG_COUNTDOWN_SECONDS, QUORUM_QUEUE, SETTLE_SECONDS
 
 scenario = Scenario(tasks.app)
@@ -91,7 +91,7 @@ def calls():
     redis_tasks.note.apply_async((key, "짧은"), countdown=SHORT_COUNTDOWN_SECONDS)
     redis_tasks.note.apply_async((key, "긴"), countdown=LONG_COUNTDOWN_SECONDS)
     time.sleep(LONG_COUNTDOWN_SECONDS + SETTLE_SECONDS)
-    labels = [label for label, _ in wait_for_starts(key, 0, 0)]
+    labels = [label for label, _ in started(key)]
     show(f"countdown={SHORT_COUNTDOWN_SECONDS} 작업이 돈 횟수", labels.count("짧은"), 1)
     runs = labels.count("긴")
     show(f"countdown={LONG_COUNTDOWN_SECONDS} 작업이 두 번 이상 돌았다", runs >= 2, True, note=f"{runs}번")

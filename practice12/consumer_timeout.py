@@ -18,13 +18,15 @@ import time
 import uuid
 
 from celery import Celery
+from celery.exceptions import TimeoutError
 from kombu import Exchange, Queue
 
 from global_config import RABBITMQ_URL, REDIS_URL
-from practice12.journal import note_start, wait_for_starts
+from practice12.journal import note_start, started, wait_for_starts
 
 CONSUMER_TIMEOUT_SECONDS = 5  # ack 없이 이만큼 지나면 브로커가 소비자를 끊는다 (RabbitMQ 가 몇 초마다 확인한다)
 LONG_TASK_SECONDS = 12  # consumer_timeout 보다 긴 acks_late 작업
+START_TIMEOUT_SECONDS = 10  # 워커가 없다고 보기까지
 QUEUE_TYPES = ("quorum", "classic")
 
 QUEUE_TYPE = os.environ.get("PRACTICE12_QUEUE_TYPE", "quorum")
@@ -55,22 +57,27 @@ def main():
     key = f"practice12:timeout:{uuid.uuid4().hex}"
     sent = long_job.delay(key)
     print(f"long_job({LONG_TASK_SECONDS}초, acks_late) 을 보냈다. x-consumer-timeout = {CONSUMER_TIMEOUT_SECONDS}초")
-    runs = wait_for_starts(key, 1, 10)
-    if not runs:
-        print("10초 안에 시작하지 않았습니다. 다른 터미널에서 띄우세요:")
+    try:
+        wait_for_starts(key, 1, START_TIMEOUT_SECONDS)
+    except TimeoutError:
+        app.control.purge()  # 보낸 메시지를 거둔다: 나중에 뜬 워커가 끝없는 되풀이를 시작하지 않게
+        print(f"{START_TIMEOUT_SECONDS}초 안에 시작하지 않았습니다. 다른 터미널에서 띄우세요:")
         print("    celery -A practice12.consumer_timeout worker --loglevel=info")
         return 1
-    runs = wait_for_starts(key, 2, LONG_TASK_SECONDS)
-    if len(runs) < 2:
-        print(f"    {LONG_TASK_SECONDS}초 안에 다시 배달되지 않았다 → 예상과 다름")
+    try:
+        runs = wait_for_starts(key, 2, LONG_TASK_SECONDS)
+        second = runs[1][1] - runs[0][1]
+        print(f"    첫 실행이 도는 중에 같은 메시지가 다시 배달되어 또 돌았다 → {second:.0f}초 뒤")
+        print("    (워커 로그: Connection to broker lost … ConsumerCancelled … 'Basic.cancel')")
+    except TimeoutError:
+        print(f"    !! 예상과 다름: {LONG_TASK_SECONDS}초 안에 다시 배달되지 않았다")
         return 1
-    second = runs[1][1] - runs[0][1]
-    print(f"    첫 실행이 도는 중에 같은 메시지가 다시 배달되어 또 돌았다 → {second:.0f}초 뒤")
-    print("    (워커 로그: Connection to broker lost … ConsumerCancelled … 'Basic.cancel')")
-    # 멈추기: revoke 된 id 는 다시 배달되어도 워커가 실행하지 않고 버린다(ack). 이미 도는 두 실행은 끝까지 간다.
-    app.control.revoke(sent.id)
+    finally:
+        # 멈추기: revoke 된 id 는 다시 배달되어도 워커가 실행하지 않고 버린다(ack). 이미 도는 실행은 끝까지 간다.
+        # 어떻게 끝나든(Ctrl-C 도) 되풀이를 남겨 두지 않는다.
+        app.control.revoke(sent.id)
     time.sleep(LONG_TASK_SECONDS)
-    count = len(wait_for_starts(key, 0, 0))
+    count = len(started(key))
     print(f"    revoke 한 뒤 {LONG_TASK_SECONDS}초 동안 새로 시작한 실행 → {count - 2}번 (모두 {count}번)")
     return 0 if count == 2 else 1
 

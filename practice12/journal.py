@@ -6,6 +6,7 @@
 import time
 
 import redis
+from celery.exceptions import TimeoutError
 
 from global_config import REDIS_URL
 
@@ -24,8 +25,15 @@ def started(key):
 
 
 def wait_for_starts(key, count, timeout):
-    """일지에 count 개가 적힐 때까지 (최대 timeout 초) 기다리고 일지를 돌려준다."""
+    """일지에 count 개가 적힐 때까지 (최대 timeout 초) 기다리고 일지를 돌려준다.
+
+    제때 적히지 않으면 결과를 기다리는 get() 처럼 celery.exceptions.TimeoutError: 워커가 없다는 뜻이다.
+    """
     deadline = time.monotonic() + timeout
-    while _redis.llen(key) < count and time.monotonic() < deadline:
+    while _redis.llen(key) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"{timeout}초 안에 작업 {count}개가 시작하지 않았습니다 (시작한 것: {_redis.llen(key)}개)"
+            )
         time.sleep(0.05)
     return started(key)

@@ -8,6 +8,7 @@ import time
 import uuid
 
 import pytest
+from celery.exceptions import TimeoutError as CeleryTimeoutError
 from kombu.transport import redis as kombu_redis
 
 from playground import broker
@@ -100,11 +101,13 @@ def test_the_redis_app_restores_within_its_timeout_and_the_countdown_is_longer()
     assert tasks.LONG_COUNTDOWN_SECONDS > redis_tasks.VISIBILITY_TIMEOUT_SECONDS > 1
 
 
-def test_the_journal_reads_back_what_tasks_wrote():
+def test_the_journal_reads_back_what_tasks_wrote_and_a_missing_start_is_a_timeout():
     key = _key()
     tasks.note.run(key, "직접")
     ((label, at),) = started(key)
     assert label == "직접" and at > 0
+    with pytest.raises(CeleryTimeoutError):  # call_tasks 는 이것을 "워커가 없다"로 읽고 띄울 명령을 말한다
+        wait_for_starts(key, 2, 0.2)
 
 
 def test_the_broker_holds_a_countdown_sent_to_the_quorum_queue_and_the_worker_holds_the_classic_one(workers):

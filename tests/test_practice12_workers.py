@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter
 
@@ -16,7 +17,7 @@ import redis
 from kombu.exceptions import OperationalError
 
 from global_config import REDIS_URL
-from playground import PROJECT_ROOT
+from playground import PROJECT_ROOT, broker
 from playground.broker import queue_counts
 from playground.workers import Worker, running
 from practice12 import consumer_timeout, redis_tasks, tasks
@@ -46,6 +47,12 @@ def test_a_redis_task_longer_than_the_visibility_timeout_runs_again_while_the_fi
         redis.Redis.from_url(REDIS_URL).delete("unacked", "unacked_index")
 
 
+def _run_consumer_timeout_script() -> subprocess.CompletedProcess[str]:
+    """학습자가 하듯 `python -m practice12.consumer_timeout` 을 돌린다."""
+    command = [sys.executable, "-m", "practice12.consumer_timeout"]
+    return subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+
+
 def test_x_consumer_timeout_on_a_classic_queue_is_refused_and_the_worker_exits():
     worker = Worker("practice12", module="consumer_timeout", env={"PRACTICE12_QUEUE_TYPE": "classic"}, fast_start=True)
     worker.start()
@@ -60,13 +67,7 @@ def test_x_consumer_timeout_on_a_classic_queue_is_refused_and_the_worker_exits()
 def test_a_quorum_queue_consumer_timeout_redelivers_a_long_task_until_it_is_revoked():
     worker = Worker("practice12", module="consumer_timeout", concurrency=2)
     with running(worker):
-        run = subprocess.run(
-            [sys.executable, "-m", "practice12.consumer_timeout"],
-            cwd=PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        run = _run_consumer_timeout_script()
         assert run.returncode == 0, run.stdout + run.stderr
         assert "revoke 한 뒤 12초 동안 새로 시작한 실행 → 0번 (모두 2번)" in run.stdout
         assert "Connection to broker lost" in worker.log
@@ -75,6 +76,22 @@ def test_a_quorum_queue_consumer_timeout_redelivers_a_long_task_until_it_is_revo
         assert "Discarding revoked task: practice12.consumer_timeout.long_job" in worker.log
         assert "Couldn't ack" in worker.log  # 첫 실행의 ack 는 끊긴 연결로 갈 수 없다
     # 워커가 멈춘 뒤에도 큐는 비어 있다: ack 되지 않은 채 돌아올 메시지가 없었다.
+    assert queue_counts(consumer_timeout.TIMEOUT_QUEUE.name) == (0, 0)
+
+
+def test_the_consumer_timeout_script_without_a_worker_says_what_to_start_and_takes_its_message_back():
+    consumer_timeout.app.control.purge()
+    run = subprocess.run(
+        [sys.executable, "-m", "practice12.consumer_timeout"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert "10초 안에 시작하지 않았습니다. 다른 터미널에서 띄우세요:" in run.stdout
+    assert "    celery -A practice12.consumer_timeout worker --loglevel=info" in run.stdout
+    # 나중에 뜬 워커가 아무도 끊어 주지 않는 되풀이를 시작하지 않도록 보낸 메시지를 거두었다.
     assert queue_counts(consumer_timeout.TIMEOUT_QUEUE.name) == (0, 0)
 
 
@@ -124,3 +141,18 @@ def test_the_worker_keeps_consuming_after_the_broker_restarts(spare_broker):
         worker.wait_for_log(r"Couldn't ack", WAIT)
     finally:
         worker.stop()
+
+
+def test_on_rabbitmq_4_a_held_countdown_takes_the_slot_even_without_quorum_queues():
+    # practice02 의 앱에는 quorum 큐가 없다. RabbitMQ 4.3 이 global QoS 를 거부하므로 그래도 prefetch 는 고정이다.
+    from practice02.tasks import add
+
+    assert broker.server_major() >= 4
+    add.app.control.purge()
+    worker = Worker("practice02", concurrency=1, extra_args=["--prefetch-multiplier=1"])
+    with running(worker):
+        add.apply_async((1, 1), countdown=tasks.COUNTDOWN_SECONDS)
+        sent_at = time.monotonic()
+        assert add.delay(2, 2).get(timeout=WAIT) == 4
+        assert time.monotonic() - sent_at >= tasks.COUNTDOWN_SECONDS - 0.5
+    assert "Global QoS is disabled" not in worker.log  # Celery 가 끈 것이 아니라 브로커가 받지 않는다
