@@ -81,13 +81,7 @@ def test_a_quorum_queue_consumer_timeout_redelivers_a_long_task_until_it_is_revo
 
 def test_the_consumer_timeout_script_without_a_worker_says_what_to_start_and_takes_its_message_back():
     consumer_timeout.app.control.purge()
-    run = subprocess.run(
-        [sys.executable, "-m", "practice12.consumer_timeout"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    run = _run_consumer_timeout_script()
     assert run.returncode == 1
     assert "10초 안에 시작하지 않았습니다. 다른 터미널에서 띄우세요:" in run.stdout
     assert "    celery -A practice12.consumer_timeout worker --loglevel=info" in run.stdout
