@@ -8,7 +8,7 @@ Celery 는 다시 연결하고, ack 되지 않은 메시지는 다시 배달된�
 RabbitMQ 4.3 이 큐 선언을 거부하고(PRECONDITION_FAILED) 워커가 끝난다.
 
 실행 방법 (프로젝트 폴더에서, 터미널 두 개):
-    터미널 1:  celery -A practice12.consumer_timeout worker --loglevel=info
+    터미널 1:  celery -A practice12.consumer_timeout worker --hostname=timeout@%h --loglevel=info
     터미널 2:  python -m practice12.consumer_timeout
 """
 
@@ -27,6 +27,8 @@ from practice12.journal import note_start, started, wait_for_starts
 CONSUMER_TIMEOUT_SECONDS = 5  # ack 없이 이만큼 지나면 브로커가 소비자를 끊는다 (RabbitMQ 가 몇 초마다 확인한다)
 LONG_TASK_SECONDS = 12  # consumer_timeout 보다 긴 acks_late 작업
 START_TIMEOUT_SECONDS = 10  # 워커가 없다고 보기까지
+# 노드 이름을 따로 준다: practice12.tasks 워커(celery@호스트)와 같은 이름이면 RabbitMQ 4.3 이 둘째를 거부한다.
+WORKER_COMMAND = "celery -A practice12.consumer_timeout worker --hostname=timeout@%h --loglevel=info"
 QUEUE_TYPES = ("quorum", "classic")
 
 QUEUE_TYPE = os.environ.get("PRACTICE12_QUEUE_TYPE", "quorum")
@@ -62,7 +64,7 @@ def main():
     except TimeoutError:
         app.control.purge()  # 보낸 메시지를 거둔다: 나중에 뜬 워커가 끝없는 되풀이를 시작하지 않게
         print(f"{START_TIMEOUT_SECONDS}초 안에 시작하지 않았습니다. 다른 터미널에서 띄우세요:")
-        print("    celery -A practice12.consumer_timeout worker --loglevel=info")
+        print(f"    {WORKER_COMMAND}")
         return 1
     try:
         runs = wait_for_starts(key, 2, LONG_TASK_SECONDS)

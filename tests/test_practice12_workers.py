@@ -22,6 +22,7 @@ from playground.broker import queue_counts
 from playground.workers import Worker, running
 from practice12 import consumer_timeout, redis_tasks, tasks
 from practice12.journal import wait_for_starts
+from tests.readme import readme
 
 WAIT = 20
 SERVICES = PROJECT_ROOT / ".ci" / "services"
@@ -84,7 +85,8 @@ def test_the_consumer_timeout_script_without_a_worker_says_what_to_start_and_tak
     run = _run_consumer_timeout_script()
     assert run.returncode == 1
     assert "10초 안에 시작하지 않았습니다. 다른 터미널에서 띄우세요:" in run.stdout
-    assert "    celery -A practice12.consumer_timeout worker --loglevel=info" in run.stdout
+    assert f"    {consumer_timeout.WORKER_COMMAND}\n" in run.stdout
+    assert consumer_timeout.WORKER_COMMAND in readme("practice12/README.md")
     # 나중에 뜬 워커가 아무도 끊어 주지 않는 되풀이를 시작하지 않도록 보낸 메시지를 거두었다.
     assert queue_counts(consumer_timeout.TIMEOUT_QUEUE.name) == (0, 0)
 
