@@ -46,6 +46,7 @@ app.conf.update(
     task_queues=[TIMEOUT_QUEUE],
     task_default_queue=TIMEOUT_QUEUE.name,
     task_acks_late=True,  # 작업이 끝난 뒤에 ack: 그때까지 브로커는 이 소비자가 메시지를 붙잡고 있다고 본다
+    worker_concurrency=2,  # 다시 배달된 메시지가 첫 실행과 나란히 돈다 (CPU 가 하나인 기계에서도)
 )
 
 

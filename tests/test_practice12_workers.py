@@ -66,7 +66,7 @@ def test_x_consumer_timeout_on_a_classic_queue_is_refused_and_the_worker_exits()
 
 
 def test_a_quorum_queue_consumer_timeout_redelivers_a_long_task_until_it_is_revoked():
-    worker = Worker("practice12", module="consumer_timeout", concurrency=2)
+    worker = Worker("practice12", module="consumer_timeout", concurrency=None)  # 앱의 worker_concurrency=2
     with running(worker):
         run = _run_consumer_timeout_script()
         assert run.returncode == 0, run.stdout + run.stderr
