@@ -27,6 +27,7 @@ from practice12.journal import note_start, started, wait_for_starts
 CONSUMER_TIMEOUT_SECONDS = 5  # ack 없이 이만큼 지나면 브로커가 소비자를 끊는다 (RabbitMQ 가 몇 초마다 확인한다)
 LONG_TASK_SECONDS = 12  # consumer_timeout 보다 긴 acks_late 작업
 START_TIMEOUT_SECONDS = 10  # 워커가 없다고 보기까지
+REPLY_SECONDS = 0.5  # revoke 에 워커가 답하기를 기다리는 시간
 # 노드 이름을 따로 준다: practice12.tasks 워커(celery@호스트)와 같은 이름이면 RabbitMQ 4.3 이 둘째를 거부한다.
 WORKER_COMMAND = "celery -A practice12.consumer_timeout worker --hostname=timeout@%h --loglevel=info"
 QUEUE_TYPES = ("quorum", "classic")
@@ -56,6 +57,17 @@ def long_job(key):
     time.sleep(LONG_TASK_SECONDS)
 
 
+def stop_redelivering(task_id):
+    """revoke 된 id 는 다시 배달되어도 워커가 실행하지 않고 버린다(ack). 이미 도는 실행은 끝까지 간다.
+
+    revoke 는 워커마다 있는 제어 큐로 가는데, 이 큐는 연결에 딸려 있어 워커가 다시 연결하는 동안에는 없다. 그때 보낸
+    revoke 는 아무도 받지 못하므로, 워커가 받았다고 답할 때까지 다시 보낸다.
+    """
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while not app.control.revoke(task_id, reply=True, timeout=REPLY_SECONDS) and time.monotonic() < deadline:
+        pass
+
+
 def main():
     key = f"practice12:timeout:{uuid.uuid4().hex}"
     sent = long_job.delay(key)
@@ -76,9 +88,8 @@ def main():
         print(f"    !! 예상과 다름: {LONG_TASK_SECONDS}초 안에 다시 배달되지 않았다")
         return 1
     finally:
-        # 멈추기: revoke 된 id 는 다시 배달되어도 워커가 실행하지 않고 버린다(ack). 이미 도는 실행은 끝까지 간다.
         # 어떻게 끝나든(Ctrl-C 도) 되풀이를 남겨 두지 않는다.
-        app.control.revoke(sent.id)
+        stop_redelivering(sent.id)
     time.sleep(LONG_TASK_SECONDS)
     count = len(started(key))
     print(f"    revoke 한 뒤 {LONG_TASK_SECONDS}초 동안 새로 시작한 실행 → {count - 2}번 (모두 {count}번)")

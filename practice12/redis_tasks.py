@@ -33,7 +33,6 @@ app.conf.update(
         "unacked_restore_throttle": 1,
         # 우선순위 0~9 를 하나하나 따로 다룬다(기본값은 0, 3, 6, 9 네 단계로 묶는다).
         "priority_steps": list(range(10)),
-        "queue_order_strategy": "priority",
     },
     worker_concurrency=1,
     worker_prefetch_multiplier=1,
