@@ -18,6 +18,7 @@ from playground import PROJECT_ROOT
 from playground.lessons import lesson_workers, purge, run_call_tasks
 from playground.workers import Beat, Worker, running
 from practice07.tasks import TICK_SECONDS, app, runs, tick
+from tests import CALL_TIMEOUT_SECONDS
 from tests.readme import assert_samples_match
 
 WAIT = 20
@@ -38,7 +39,7 @@ def test_the_lesson_declares_a_worker_and_a_beat():
 
 
 def test_call_tasks_runs_the_whole_scenario(worker_and_beat):
-    run = run_call_tasks("practice07", timeout=120)
+    run = run_call_tasks("practice07", timeout=CALL_TIMEOUT_SECONDS)
     assert run.returncode == 0, run.output
     assert_samples_match("practice07", run.output)  # README 의 출력 예시가 곧 이 출력이다
     assert "!!" not in run.output

@@ -20,6 +20,7 @@ from practice08.tasks import (
     late_ack_requeued,
     retried_on_lost,
 )
+from tests import CALL_TIMEOUT_SECONDS
 from tests.readme import assert_samples_match
 
 WAIT = 20
@@ -79,7 +80,7 @@ def test_a_redelivered_charge_runs_twice_and_only_the_guarded_effect_stays_singl
 
 
 def test_call_tasks_runs_the_whole_scenario(worker):
-    run = run_call_tasks("practice08", timeout=120)
+    run = run_call_tasks("practice08", timeout=CALL_TIMEOUT_SECONDS)
     assert run.returncode == 0, run.output
     assert_samples_match("practice08", run.output)  # README 의 출력 예시가 곧 이 출력이다
     assert "!!" not in run.output

@@ -10,6 +10,7 @@ import pytest
 from playground.lessons import run_call_tasks, worker_on_empty_queue
 from playground.workers import Worker, running
 from practice09.tasks import add, fail, notes, on_error, overrun, record
+from tests import CALL_TIMEOUT_SECONDS
 from tests.readme import assert_samples_match
 
 WAIT = 20
@@ -22,7 +23,7 @@ def worker():
 
 
 def test_call_tasks_runs_the_whole_scenario(worker):
-    run = run_call_tasks("practice09", timeout=120)
+    run = run_call_tasks("practice09", timeout=CALL_TIMEOUT_SECONDS)
     assert run.returncode == 0, run.output
     assert_samples_match("practice09", run.output)  # README 의 출력 예시가 곧 이 출력이다
     assert "!!" not in run.output
@@ -70,7 +71,7 @@ def test_a_failing_chord_reads_differently_on_postgresql():
     # 같은 시나리오를 PostgreSQL 결과 백엔드로: ChordError 의 글이 짧다(Dependency … raised 가 없다).
     env = {"PRACTICE09_BACKEND": "postgres"}
     with running(Worker("practice09", env=env)):
-        run = run_call_tasks("practice09", env=env, timeout=120)
+        run = run_call_tasks("practice09", env=env, timeout=CALL_TIMEOUT_SECONDS)
     assert run.returncode == 0, run.output
     assert "결과 백엔드: postgres" in run.output
     assert "chord(...).get(propagate=False) → ChordError(\"ValueError('나쁜 값: 5')\")" in run.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from playground.lessons import run_call_tasks, worker_on_empty_queue
+from tests import CALL_TIMEOUT_SECONDS
 from tests.readme import assert_samples_match
 
 WAIT = 20
@@ -17,7 +18,7 @@ def worker():
 
 
 def test_call_tasks_runs_the_whole_scenario(worker):
-    run = run_call_tasks("practice10", timeout=120)
+    run = run_call_tasks("practice10", timeout=CALL_TIMEOUT_SECONDS)
     assert run.returncode == 0, run.output
     assert_samples_match("practice10", run.output)  # README 의 출력 예시가 곧 이 출력이다
     assert "!!" not in run.output

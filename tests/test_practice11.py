@@ -27,6 +27,7 @@ from practice11.tasks import (
     shipments,
     unsent,
 )
+from tests import CALL_TIMEOUT_SECONDS
 from tests.readme import assert_samples_match, readme
 
 WAIT = 20
@@ -40,7 +41,7 @@ def worker():
 
 
 def test_call_tasks_runs_the_whole_scenario(worker):
-    run = run_call_tasks("practice11", timeout=120)
+    run = run_call_tasks("practice11", timeout=CALL_TIMEOUT_SECONDS)
     assert run.returncode == 0, run.output
     assert_samples_match("practice11", run.output)  # README 의 출력 예시가 곧 이 출력이다
     assert "!!" not in run.output

@@ -16,6 +16,7 @@ from playground.lessons import lesson_workers, purge, run_call_tasks
 from playground.workers import running
 from practice12 import redis_tasks, tasks
 from practice12.journal import started, wait_for_starts
+from tests import CALL_TIMEOUT_SECONDS
 from tests.readme import assert_samples_match
 
 WAIT = 20
@@ -31,7 +32,7 @@ def workers():
 
 def test_call_tasks_runs_the_whole_scenario(workers):
     _, redis_worker = workers
-    run = run_call_tasks("practice12", timeout=120)
+    run = run_call_tasks("practice12", timeout=CALL_TIMEOUT_SECONDS)
     assert run.returncode == 0, run.output
     assert_samples_match("practice12", run.output)  # README 의 출력 예시가 곧 이 출력이다
     assert "!!" not in run.output
