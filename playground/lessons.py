@@ -65,8 +65,9 @@ def service_down_env(service: Service) -> dict[str, str]:
 
 
 def purge(lesson: str) -> int:
-    """이 실습 앱의 큐에 쌓인 메시지를 비우고, 지운 개수를 돌려준다."""
-    return lesson_app(lesson).control.purge()
+    """이 실습의 앱들(NEEDS 의 워커가 띄우는 앱: practice12 는 Redis 브로커 앱도)의 큐를 비우고 지운 수를 돌려준다."""
+    modules = {spec.module for spec in needs_of(lesson).workers} | {"tasks"}
+    return sum(importlib.import_module(f"{lesson}.{module}").app.control.purge() for module in sorted(modules))
 
 
 @contextmanager

@@ -24,8 +24,7 @@ WAIT = 20
 
 @pytest.fixture(scope="module")
 def workers():
-    purge("practice12")
-    redis_tasks.app.control.purge()
+    purge("practice12")  # 두 앱의 큐 모두: RabbitMQ 의 practice12, practice12.quorum 과 Redis 의 practice12.redis
     with running(*lesson_workers("practice12")) as (rabbit, redis_worker):
         yield rabbit, redis_worker
 

@@ -19,6 +19,7 @@ from kombu.exceptions import OperationalError
 from global_config import REDIS_URL
 from playground import PROJECT_ROOT, broker
 from playground.broker import queue_counts
+from playground.lessons import purge
 from playground.workers import Worker, running
 from practice12 import consumer_timeout, redis_tasks, tasks
 from practice12.journal import wait_for_starts
@@ -152,3 +153,10 @@ def test_on_rabbitmq_4_a_held_countdown_takes_the_slot_even_without_quorum_queue
         assert add.delay(2, 2).get(timeout=WAIT) == 4
         assert time.monotonic() - sent_at >= tasks.COUNTDOWN_SECONDS - 0.5
     assert "Global QoS is disabled" not in worker.log  # Celery 가 끈 것이 아니라 브로커가 받지 않는다
+
+
+def test_purging_the_lesson_empties_the_redis_broker_queue_too():
+    # 이 모듈에는 모듈 내내 도는 워커가 없다: 보낸 메시지는 워커가 가져가지 않고 큐에 있다.
+    redis_tasks.note.apply_async((_key(), "left"), countdown=60)
+    assert purge("practice12") >= 1
+    assert redis_tasks.app.control.purge() == 0
