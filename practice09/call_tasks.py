@@ -9,6 +9,8 @@ import time
 import uuid
 
 from celery import chain, chord
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+from celery.states import READY_STATES
 
 from course import RESULT_TIMEOUT, Scenario
 from practice09.tasks import (
@@ -151,12 +153,15 @@ def calls():
     step("7. 진행률: update_state(state='PROGRESS', meta=...)")
     result = progress.delay()
     seen = []
-    while not result.ready():
-        if not seen or seen[-1] != (result.state, result.info):
-            seen.append((result.state, result.info))
+    deadline = time.monotonic() + RESULT_TIMEOUT
+    while not seen or seen[-1][0] not in READY_STATES:
+        if time.monotonic() > deadline:
+            raise CeleryTimeoutError("progress did not finish")
+        # state 와 info 를 한 번에 읽는다: 결과 백엔드에 한 번만 묻고, 둘이 서로 다른 순간의 것이 되지 않는다.
+        meta = result.backend.get_task_meta(result.id)
+        if not seen or seen[-1] != (meta["status"], meta["result"]):
+            seen.append((meta["status"], meta["result"]))
         time.sleep(0.05)
-    if seen[-1] != (result.state, result.info):  # 마지막으로 읽은 것이 이미 SUCCESS 일 수 있다
-        seen.append((result.state, result.info))
     for state, info in seen:
         print(f"    {state:<8} {info}")
     expect("진행률의 차례", [state for state, _ in seen], ["PENDING"] + ["PROGRESS"] * 4 + ["SUCCESS"])
