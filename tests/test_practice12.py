@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
 
 import pytest
+import redis
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from kombu.transport import redis as kombu_redis
 
+from global_config import REDIS_URL
 from playground import broker
 from playground.lessons import lesson_workers, purge, run_call_tasks
 from playground.workers import running
@@ -125,3 +128,23 @@ def test_the_broker_holds_a_countdown_sent_to_the_quorum_queue_and_the_worker_ho
     assert received[tasks.PRIORITY_QUEUE.name] < tasks.COUNTDOWN_SECONDS - 0.5
     names = {queue["name"] for queue in broker.queues()}
     assert {"celery_delayed_0", "celery_delayed_27"} <= names  # 워커가 만든 지연 단계들 (28개)
+
+
+def test_a_message_the_redis_worker_holds_sits_in_the_unacked_hash_until_it_is_acked(workers):
+    _, redis_worker = workers
+    client = redis.Redis.from_url(REDIS_URL)
+    key = _key()
+    held = redis_tasks.note.apply_async((key, "held"), countdown=tasks.COUNTDOWN_SECONDS)
+    redis_worker.wait_for_log(rf"practice12\.redis_tasks\.note\[{held.id}\] received", WAIT)
+    assert held.id in _unacked_task_ids(client)  # 워커가 countdown 을 기다리며 쥐고 있는 동안
+    assert client.zcard("unacked_index") >= 1  # 언제 받아 갔는지: visibility_timeout 은 이것으로 잰다
+    wait_for_starts(key, 1, WAIT)
+    deadline = time.monotonic() + WAIT
+    while held.id in _unacked_task_ids(client):  # 돈 뒤에 ack: 되돌아간 사본들까지 모두 돌고 나면 없다
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def _unacked_task_ids(client):
+    """kombu 의 unacked 해시에 있는 메시지들의 작업 id. 값은 [메시지, 교환기, 라우팅 키] 의 JSON 이다."""
+    return {json.loads(value)[0]["headers"]["id"] for value in client.hvals("unacked")}

@@ -158,5 +158,7 @@ def test_on_rabbitmq_4_a_held_countdown_takes_the_slot_even_without_quorum_queue
 def test_purging_the_lesson_empties_the_redis_broker_queue_too():
     # 이 모듈에는 모듈 내내 도는 워커가 없다: 보낸 메시지는 워커가 가져가지 않고 큐에 있다.
     redis_tasks.note.apply_async((_key(), "left"), countdown=60)
+    client = redis.Redis.from_url(REDIS_URL)
+    assert client.type("practice12.redis") == b"list" and client.llen("practice12.redis") >= 1  # README: 큐는 목록
     assert purge("practice12") >= 1
     assert redis_tasks.app.control.purge() == 0
