@@ -53,6 +53,15 @@ def problems_of(lesson: str) -> Iterator[str]:
             yield f"{lesson}/tasks.py: task_default_queue is {queue!r}; each lesson uses its own queue ({lesson!r})"
     if not needs.workers:
         yield f"{lesson}/tasks.py: NEEDS names no worker"
+    for module in sorted({spec.module for spec in needs.workers} - {"tasks"}):
+        # 다른 모듈의 앱을 띄우는 워커(practice12 의 redis_tasks): celery -A {lesson}.{module} 이 찾을 앱이 있어야 한다.
+        try:
+            other = importlib.import_module(f"{lesson}.{module}")
+        except Exception as exc:  # 어떤 실패든 이름을 붙여 보고한다
+            yield f"{lesson}/{module}.py (a worker in NEEDS runs it) does not import: {type(exc).__name__}: {exc}"
+            continue
+        if getattr(other, "app", None) is None:
+            yield f"{lesson}/{module}.py (a worker in NEEDS runs it) has no Celery app named `app`"
     commands = [*needs.commands(lesson), f"python -m {lesson}.call_tasks"]
     in_docstring = re.findall(r"터미널 \d:\s+(.+)", tasks.__doc__ or "")
     if in_docstring[: len(commands)] != commands:

@@ -17,6 +17,17 @@ def run_check(root) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+def copy_of_the_repository(tmp_path):
+    """저장소의 복사본 (.venv 와 캐시 없이). 고쳐 보는 실험은 여기서 한다."""
+    copy = tmp_path / "repo"
+    shutil.copytree(
+        PROJECT_ROOT,
+        copy,
+        ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache"),
+    )
+    return copy
+
+
 def test_the_repository_passes_the_check():
     run = run_check(PROJECT_ROOT)
     assert run.returncode == 0, run.stdout + run.stderr
@@ -25,12 +36,7 @@ def test_the_repository_passes_the_check():
 
 def test_a_copied_lesson_folder_alone_is_named_with_every_missing_piece(tmp_path):
     # 저장소의 복사본에서 한다: 이 저장소에 폴더를 더하면 함께 도는 다른 테스트의 실행기가 그 실습을 돌리려 한다.
-    copy = tmp_path / "repo"
-    shutil.copytree(
-        PROJECT_ROOT,
-        copy,
-        ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache"),
-    )
+    copy = copy_of_the_repository(tmp_path)
     shutil.copytree(copy / "practice02", copy / "practice99")
     run = run_check(copy)
     assert run.returncode == 1
@@ -57,3 +63,12 @@ def test_contributing_lists_the_steps_in_both_languages_and_ends_with_the_check(
     assert "# 기여하기: 실습 하나 더하기" in text and "# Contributing: adding a lesson" in text
     for needed in ("NEEDS", "tests/test_practiceNN.py", "uv run python -m playground check", "README.en.md"):
         assert text.count(needed) >= 2, needed  # 두 언어 모두
+
+
+def test_a_worker_whose_module_is_missing_is_named(tmp_path):
+    copy = copy_of_the_repository(tmp_path)
+    tasks = copy / "practice12" / "tasks.py"
+    tasks.write_text(tasks.read_text().replace('WorkerSpec(module="redis_tasks")', 'WorkerSpec(module="elsewhere")'))
+    run = run_check(copy)
+    assert run.returncode == 1
+    assert "practice12/elsewhere.py (a worker in NEEDS runs it) does not import: ModuleNotFoundError" in run.stdout
