@@ -33,6 +33,7 @@ from practice07.tasks import (
 scenario = Scenario(app)
 step, show, expect = scenario.step, scenario.show, scenario.expect
 
+BEAT_STOP_SECONDS = 5  # 두 번째 beat 가 SIGTERM 에 끝나기를 기다리는 상한
 NOBODY = "practice07.nobody"  # 어떤 워커도 소비하지 않는 큐: 메시지가 워커에 닿지 못하는 상황
 
 
@@ -75,6 +76,20 @@ def second_beat(folder):
     raise RuntimeError(f"the second beat did not start (exit code {beat.wait()})")
 
 
+def stop_second_beat(beat):
+    """SIGTERM 으로 멈추고, BEAT_STOP_SECONDS 안에 끝나지 않으면 SIGKILL: 어떤 경우에도 남겨 두지 않는다.
+
+    Celery 5.7 의 beat 는 메시지를 보내는 도중에 SIGTERM 을 받으면 신호 처리기가 같은 연결을 닫으려다 스스로 막힐 수
+    있다(py-amqp 의 쓰기 잠금). 이 beat 의 일정 파일은 임시 폴더에 있으므로 SIGKILL 로 잃을 것이 없다.
+    """
+    beat.terminate()
+    try:
+        beat.wait(BEAT_STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        beat.kill()
+        beat.wait()
+
+
 def calls():
     step("1. beat 가 일정에 맞춰 보내고, 워커가 실행한다")
     wait_for_beat()
@@ -93,8 +108,7 @@ def calls():
             show("beat 둘: tick 이 초당 실행된 횟수", per_second("tick"), 2, note="같은 일을 두 번 했다")
             show("beat 둘: tick_once 가 초당 효과를 낸 횟수", per_second("tick_once"), 1, note="잠금으로 한 번만")
         finally:
-            beat.terminate()
-            beat.wait(RESULT_TIMEOUT)
+            stop_second_beat(beat)
 
     step(f"3. expires={EXPIRES_SECONDS}: 만료된 메시지는 어떻게 되나")
     queued = tick.apply_async(("expired",), expires=EXPIRES_SECONDS, queue=NOBODY)

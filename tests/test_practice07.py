@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from datetime import timedelta
@@ -164,3 +167,16 @@ def test_expires_travels_as_a_rabbitmq_per_message_ttl():
         message = conn.default_channel.basic_get(queue, no_ack=True)
         conn.default_channel.queue_delete(queue)
     assert message.properties["expiration"] == "5000"  # 밀리초
+
+
+def test_a_second_beat_that_ignores_sigterm_is_killed_not_left_behind():
+    # Celery 5.7 의 beat 가 보내는 도중에 SIGTERM 을 받으면 스스로 막힐 수 있다(py-amqp 의 쓰기 잠금). 그런 beat 대신
+    # SIGTERM 을 무시하는 프로세스로: call_tasks 는 기다린 뒤 SIGKILL 로 끝낸다.
+    from practice07.call_tasks import stop_second_beat
+
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    stubborn = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert stubborn.stdout.readline() == "ready\n"  # SIGTERM 을 무시하게 된 뒤에
+    stop_second_beat(stubborn)
+    assert stubborn.returncode == -signal.SIGKILL
+    stubborn.stdout.close()
