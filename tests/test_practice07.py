@@ -174,7 +174,8 @@ def test_a_second_beat_that_ignores_sigterm_is_killed_not_left_behind():
     # SIGTERM 을 무시하는 프로세스로: call_tasks 는 기다린 뒤 SIGKILL 로 끝낸다.
     from practice07.call_tasks import stop_second_beat
 
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True)"
+    code += "; time.sleep(60)"
     stubborn = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert stubborn.stdout.readline() == "ready\n"  # SIGTERM 을 무시하게 된 뒤에
     stop_second_beat(stubborn)
