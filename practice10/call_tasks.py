@@ -77,10 +77,13 @@ def calls():
 
     step(f"3. rate_limit='{RATE}': 워커 하나가 1초에 시작하는 수")
     run = str(uuid.uuid4())
+    sent_at = time.time()
     for result in [limited.delay(run) for _ in range(RATE_TASKS)]:
         result.get(timeout=RESULT_TIMEOUT)
     stamps = [n["at"] for n in notes(run)]
-    rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    # 보낸 때부터 잰다: 첫 작업은 곧바로, 나머지는 1/5초 간격으로 풀에 넘겨진다(토큰 하나짜리 버킷). 풀 프로세스가
+    # 늦게 시작해도 간격이 좁아 보이지 않는다.
+    rate = (len(stamps) - 1) / (max(stamps) - sent_at)
     show(f"{RATE_TASKS}개를 한꺼번에 보냈을 때 초당 실행", f"{rate:.1f}", note=f"워커 하나에 {RATE} 까지")
     expect(f"초당 {RATE_PER_SECOND}번을 넘지 않음", rate <= RATE_PER_SECOND * 1.05, True)
 

@@ -56,8 +56,9 @@ def notes(run):
 
 @app.task(bind=True)
 def work(self, run, seconds=0):
-    note(run, "시작")
     try:
+        # "시작"도 try 안에서 적는다: 기록을 본 호출자의 terminate 가 기록을 마치기 전에 닿아도 finally 가 돈다.
+        note(run, "시작")
         time.sleep(seconds)
         note(run, "끝")
     finally:
