@@ -45,8 +45,9 @@ def one_pool(pool: str, concurrency: int, n: int, work: int, wait: float) -> dic
     return {
         "pool": pool,
         "concurrency": 1 if pool == "solo" else concurrency,
-        "cpu_s": round(cpu, 2),
-        "io_s": round(io, 2),
+        # 잰 그대로 둔다(찍을 때만 반올림): 작은 크기의 smoke test 에서 0.00 으로 뭉개지지 않게.
+        "cpu_s": cpu,
+        "io_s": io,
     }
 
 
