@@ -6,6 +6,7 @@ test_practice12 의 모듈 워커가 같은 큐를 소비하면 결과가 섞이
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -76,6 +77,9 @@ def test_a_quorum_queue_consumer_timeout_redelivers_a_long_task_until_it_is_revo
         assert "ConsumerCancelled" in worker.log and "'Basic.cancel'" in worker.log
         assert worker.log.count("Connected to amqp://") >= 2  # 다시 연결했다
         assert "Discarding revoked task: practice12.consumer_timeout.long_job" in worker.log
+        # 두 번째 실행도 끊겨 세 번째로 배달되었다(그것을 revoke 가 버렸다): 그대로 두면 되풀이된다.
+        received = re.findall(r"consumer_timeout\.long_job\[([0-9a-f-]+)\] received", worker.log)
+        assert len(received) >= 3 and len(set(received)) == 1
         assert "Couldn't ack" in worker.log  # 첫 실행의 ack 는 끊긴 연결로 갈 수 없다
     # 워커가 멈춘 뒤에도 큐는 비어 있다: ack 되지 않은 채 돌아올 메시지가 없었다.
     assert queue_counts(consumer_timeout.TIMEOUT_QUEUE.name) == (0, 0)
