@@ -26,6 +26,7 @@ EXPIRES_SECONDS = 1  # call_tasks 가 보내는 작업의 expires
 LATE_SECONDS = 2  # expires 보다 늦게 실행되도록 주는 countdown
 RESULT_EXPIRES_SECONDS = 2  # 이보다 오래된 결과 행은 backend_cleanup 이 지운다 (기본값은 1일)
 ONCE_LOCK_FRACTION = 0.8  # tick_once 의 잠금은 간격의 80% 동안: 그 안에 다시 온 것은 중복으로 본다
+FRESH_EXPIRES_SECONDS = 1  # tick_fresh 메시지의 expires: 이보다 오래 큐에서 기다린 tick 은 RabbitMQ 가 버린다
 
 NEEDS = Needs(
     workers=(WorkerSpec(),),
@@ -45,10 +46,18 @@ app.conf.update(
     timezone="Asia/Seoul",  # crontab 의 시각은 이 시간대로 읽는다 (기본값 UTC)
     result_expires=RESULT_EXPIRES_SECONDS,
     beat_schedule={
-        # 주기: TICK_SECONDS 초마다. beat 가 시작하자마자 한 번, 그 뒤로 간격마다.
+        # 주기: TICK_SECONDS 초마다. 일정 파일에 없는 항목은 beat 가 시작하고 한 간격 뒤에 처음 보낸다. 파일에 지난
+        # 실행이 남아 있고 간격이 이미 지났으면 시작하자마자 한 번 보낸다.
         "tick-every-second": {"task": "practice07.tasks.tick", "schedule": TICK_SECONDS, "args": ("beat",)},
         # 같은 일정의 멱등한 작업: 두 번 보내져도 한 간격에 한 번만 효과를 낸다.
         "tick-once-every-second": {"task": "practice07.tasks.tick_once", "schedule": TICK_SECONDS, "args": ("beat",)},
+        # 같은 일정에 expires 를 단 작업: 워커가 없는 동안 쌓인 tick 은 만료되어, 워커가 돌아와도 몰아서 돌지 않는다.
+        # Celery 도 자기 celery.backend_cleanup 항목에 expires(12시간)를 단다.
+        "tick-fresh-every-second": {
+            "task": "practice07.tasks.tick_fresh",
+            "schedule": TICK_SECONDS,
+            "options": {"expires": FRESH_EXPIRES_SECONDS},
+        },
         # crontab: 매일 04:00 (Asia/Seoul).
         "nightly-report": {"task": "practice07.tasks.nightly_report", "schedule": crontab(hour=4, minute=0)},
     },
@@ -80,6 +89,11 @@ def tick_once(label):
     lock = journal.set(f"practice07:lock:{label}", 1, nx=True, px=int(TICK_SECONDS * ONCE_LOCK_FRACTION * 1000))
     if lock:
         _note("tick_once", label)
+
+
+@app.task(ignore_result=True)
+def tick_fresh():
+    _note("tick_fresh", "beat")
 
 
 @app.task(ignore_result=True)

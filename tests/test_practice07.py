@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+import re
 import signal
 import subprocess
 import sys
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import redis
@@ -20,12 +22,14 @@ import global_config
 from playground import PROJECT_ROOT
 from playground.lessons import lesson_workers, purge, run_call_tasks
 from playground.workers import Beat, Worker, running
-from practice07.tasks import TICK_SECONDS, app, runs, tick
+from practice07.tasks import FRESH_EXPIRES_SECONDS, TICK_SECONDS, app, runs, tick
 from tests import CALL_TIMEOUT_SECONDS
 from tests.readme import assert_samples_match
 
 WAIT = 20
 COUNT_SECONDS = 3  # 중복을 세는 시간
+QUIET_SECONDS = 2.5  # 보내지 않아야 하는 것을 지켜보는 시간 (간격의 두 배 남짓)
+LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): \w+/MainProcess\] (.*)$", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +65,21 @@ def test_two_beats_sharing_one_schedule_file_still_send_everything_twice(tmp_pat
     # 일정 파일(-s)은 두 번째 beat 를 막지 않는다(Python 3.13 의 shelve 는 파일을 잠그지 않는다).
     purge("practice07")
     shared = str(tmp_path / "celerybeat-schedule")
-    with running(Worker("practice07"), Beat("practice07", schedule=shared), Beat("practice07", schedule=shared)):
+    with running(Worker("practice07"), Beat("practice07", schedule=shared), Beat("practice07", schedule=shared)) as (
+        worker,
+        *_,
+    ):
         assert _ticks_per_second("tick") >= 1.5
         assert _ticks_per_second("tick_once") <= 1.34  # 잠금: 한 간격에 한 번 (경계에 걸리면 하나 더)
+        # 직접 해 보기: 워커 로그의 `Task practice07.tasks.tick[…] received` 가 초마다 두 번씩
+        received = _log_times(worker.log, "practice07.tasks.tick[", "] received")
+        window = [when for when in received if (received[-1] - when).total_seconds() < COUNT_SECONDS]
+        assert len(window) / COUNT_SECONDS >= 1.5
 
 
-def _schedule_with_last_runs(path: str, last_runs: dict[str, timedelta]) -> None:
+def _schedule_with_last_runs(path: str, last_runs: dict[str, timedelta], on: Celery = app) -> None:
     """path 에 beat 의 일정 파일을 만들고, 항목마다 마지막 실행을 그만큼 전으로 적는다(beat 가 멈춰 있던 것처럼)."""
-    scheduler = PersistentScheduler(app=app, schedule_filename=path, lazy=False)
+    scheduler = PersistentScheduler(app=on, schedule_filename=path, lazy=False)
     for name, ago in last_runs.items():
         scheduler.schedule[name].last_run_at = scheduler.app.now() - ago
     scheduler.sync()
@@ -86,6 +97,60 @@ def test_a_beat_that_was_stopped_runs_each_missed_entry_once_at_start(tmp_path):
         assert beat.log.count("Sending due task tick-every-second") == 1
         time.sleep(TICK_SECONDS * 2)
         assert beat.log.count("Sending due task nightly-report") == 1  # 다음은 04:00
+
+
+def _log_times(log: str, *texts: str) -> list[datetime]:
+    """로그에서 texts 를 모두 담은 줄들의 시각."""
+    return [
+        datetime.strptime(when, "%Y-%m-%d %H:%M:%S,%f")
+        for when, line in LOG_TIME.findall(log)
+        if all(text in line for text in texts)
+    ]
+
+
+def test_a_new_entry_is_first_sent_one_interval_after_start_and_a_lost_file_means_no_catch_up(tmp_path):
+    # 일정 파일이 없으면(컨테이너에 볼륨이 없을 때처럼) 항목마다 last_run_at=지금 으로 시작한다: 주기 항목은 한 간격
+    # 뒤에 처음 보내고, 놓친 crontab 실행(04:00)은 보내지 않는다.
+    with running(Beat("practice07", schedule=str(tmp_path / "celerybeat-schedule"))) as (beat,):
+        beat.wait_for_log("Sending due task tick-every-second", WAIT)
+        time.sleep(QUIET_SECONDS)
+        log = beat.log
+    (started,) = _log_times(log, "beat: Starting...")
+    first = _log_times(log, "Sending due task tick-every-second")[0]
+    assert (first - started).total_seconds() >= 0.9 * TICK_SECONDS
+    assert "Sending due task nightly-report" not in log
+
+
+def test_a_timezone_change_resets_the_schedule_file_so_a_missed_crontab_run_is_not_sent(tmp_path):
+    # 같은 일정 파일이라도 timezone(또는 enable_utc)이 바뀌면 beat 가 저장된 일정을 비운다: 사흘 전의 지난 실행도
+    # 함께 사라지므로, 놓친 crontab 실행을 보내지 않는다.
+    path = str(tmp_path / "celerybeat-schedule")
+    utc_app = Celery("practice07", set_as_current=False)
+    utc_app.conf.update(beat_schedule=app.conf.beat_schedule, timezone="UTC")
+    _schedule_with_last_runs(path, {"nightly-report": timedelta(days=3)}, on=utc_app)
+    with running(Beat("practice07", schedule=path)) as (beat,):
+        beat.wait_for_log("Reset: Timezone changed from 'UTC' to 'Asia/Seoul'", WAIT)
+        beat.wait_for_log("Sending due task tick-every-second", WAIT)
+        time.sleep(QUIET_SECONDS)
+        assert "Sending due task nightly-report" not in beat.log
+
+
+def test_stopping_beat_and_starting_it_again_sends_each_entry_once_then_on_its_interval(tmp_path):
+    # 직접 해 보기의 첫 항목: beat 를 Ctrl-C 로 멈췄다가 몇 초 뒤 다시 띄운다. 멈춘 사이의 tick 은 몰아서 오지 않는다.
+    path = str(tmp_path / "celerybeat-schedule")
+    with running(Beat("practice07", schedule=path)) as (first,):
+        first.wait_for_log("Sending due task tick-every-second", WAIT)
+        first.proc.send_signal(signal.SIGINT)  # 터미널의 Ctrl-C
+        assert first.proc.wait(WAIT) == 0
+    time.sleep(COUNT_SECONDS)
+    with running(Beat("practice07", schedule=path)) as (again,):
+        again.wait_for_log("Sending due task tick-every-second", WAIT)
+        time.sleep(TICK_SECONDS / 2)
+        assert again.log.count("Sending due task tick-every-second") == 1
+        time.sleep(TICK_SECONDS * 2)
+        sends = _log_times(again.log, "Sending due task tick-every-second")
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(sends)]
+    assert gaps and all(gap >= 0.9 * TICK_SECONDS for gap in gaps)
 
 
 def test_beat_cron_starting_deadline_skips_a_missed_crontab_run():
@@ -106,30 +171,57 @@ def test_beat_adds_backend_cleanup_daily_at_four_for_the_database_backend(tmp_pa
     scheduler.close()
     assert entry.task == "celery.backend_cleanup"
     assert entry.schedule == crontab("0", "4", "*")
+    assert entry.options["expires"] == 12 * 3600  # Celery 도 자기 항목에 expires 를 단다
     assert "celery.backend_cleanup" not in app.conf.beat_schedule  # 적지 않아도 beat 가 더한다
+    # 결과를 스스로 만료시키는 백엔드(Redis: 키마다 TTL)에는 더하지 않는다.
+    redis_app = Celery("practice07", backend=global_config.REDIS_URL, set_as_current=False)
+    scheduler = PersistentScheduler(app=redis_app, schedule_filename=str(tmp_path / "r"), lazy=False)
+    assert "celery.backend_cleanup" not in scheduler.schedule
+    scheduler.close()
 
 
 def test_backend_cleanup_deletes_old_rows_whatever_their_state_and_never_rows_without_date_done():
+    # date_done 은 끝난 state(SUCCESS, FAILURE, REVOKED …)에만 적힌다. 실행 중인(또는 실행 중에 워커와 함께 사라진,
+    # practice08) 작업의 STARTED 행은 date_done 이 비어 있어, backend_cleanup 이 영원히 지우지 않는다.
     engine = sqlalchemy.create_engine(global_config.POSTGRES_URL.removeprefix("db+"))
     app.backend.ResultSession()  # 표가 없으면 만든다
-    ids = {state: str(uuid.uuid4()) for state in ("SUCCESS", "FAILURE", "STARTED", "NO_DATE")}
+    old = {state: str(uuid.uuid4()) for state in ("SUCCESS", "FAILURE", "STARTED")}
     insert = (
         "INSERT INTO celery_taskmeta (id, task_id, status, date_done) "
-        "VALUES (nextval('task_id_sequence'), :task_id, :status, {date_done})"
+        "VALUES (nextval('task_id_sequence'), :task_id, :status, now() - interval '1 hour')"
     )
+    started = str(uuid.uuid4())
+    app.backend.store_result(started, {"pid": 1}, "STARTED")  # 워커가 task_track_started 로 적는 것과 같은 길
     with engine.begin() as conn:
-        for state, task_id in ids.items():
-            date_done = "NULL" if state == "NO_DATE" else "now() - interval '1 hour'"
-            status = "PENDING" if state == "NO_DATE" else state
-            conn.execute(sqlalchemy.text(insert.format(date_done=date_done)), {"task_id": task_id, "status": status})
+        for state, task_id in old.items():
+            conn.execute(sqlalchemy.text(insert), {"task_id": task_id, "status": state})
+        date_done = conn.execute(
+            sqlalchemy.text("SELECT date_done FROM celery_taskmeta WHERE task_id = :id"), {"id": started}
+        ).scalar_one()
+    assert date_done is None
     app.backend.cleanup()
     with engine.connect() as conn:
         left = conn.execute(
             sqlalchemy.text("SELECT task_id FROM celery_taskmeta WHERE task_id = ANY(:ids)"),
-            {"ids": list(ids.values())},
+            {"ids": [*old.values(), started]},
         ).scalars()
-        assert set(left) == {ids["NO_DATE"]}
+        assert set(left) == {started}
     engine.dispose()
+    assert app.AsyncResult(started).state == "STARTED"
+
+
+def test_on_the_redis_broker_the_worker_discards_a_message_that_expired_in_the_queue():
+    # Redis 브로커에는 메시지별 TTL 이 없다(kombu 는 expiration 을 무시한다). 만료된 메시지는 큐에 남아 있다가, 받은
+    # 워커가 revoked 로 버린다. practice12 의 Redis 브로커 앱으로 본다.
+    from practice12.redis_tasks import app as redis_app
+    from practice12.redis_tasks import note
+
+    redis_app.control.purge()
+    expired = note.apply_async(("practice07", "expired"), expires=FRESH_EXPIRES_SECONDS)
+    time.sleep(FRESH_EXPIRES_SECONDS + 0.5)
+    assert redis.Redis.from_url(global_config.REDIS_URL).llen("practice12.redis") == 1  # 아직 큐에 있다
+    with running(Worker("practice12", module="redis_tasks", concurrency=None)) as (worker,):
+        worker.wait_for_log(rf"Discarding revoked task: practice12\.redis_tasks\.note\[{expired.id}\]", WAIT)
 
 
 @pytest.mark.parametrize(("expires", "ttl"), [("default", 86400), (None, -1)])
