@@ -67,12 +67,12 @@ def calls():
     expect("terminate 된 작업의 예외", type(error), TaskRevokedError)
     show("state", running.state, "REVOKED")
     # REVOKED 는 워커의 메인 프로세스가 적는다. 풀 프로세스의 finally 는 그 뒤에 끝날 수 있으므로 끝날 때까지 기다린다.
-    until(lambda: len(notes(run)) >= 2, "the terminated task's finally")
+    until(lambda: len(notes(run)) >= 3, "the terminated task's finally")
     show(
         "작업이 남긴 기록",
         [n["what"] for n in notes(run)],
-        ["시작", "finally"],
-        note="SystemExit 로 멈추어 finally 는 돌았다",
+        ["시작", "SystemExit", "finally"],
+        note="SIGTERM 이 SystemExit 로 나타나 finally 는 실행되었습니다",
     )
 
     step(f"3. rate_limit='{RATE}': 워커 하나가 1초에 시작하는 수")

@@ -1,8 +1,9 @@
 """practice10 — 실행 중인 일 다루기: revoke, rate_limit, 풀과 동시성
 
-무엇을 배우나: 보낸 작업을 취소하는 revoke — 아직 실행하지 않은 것은 버리게 하고, 실행 중인 것은 terminate=True 로
-멈춘다 — 와 그 한계(취소 목록은 워커의 메모리에만 있다). 작업마다 실행 속도를 제한하는 rate_limit 이 워커마다의
-제한이라는 것. 워커의 풀(prefork, threads, solo)과 --concurrency, --autoscale.
+무엇을 배우나: 보낸 작업을 취소하는 revoke. 아직 실행하지 않은 작업은 버리게 하고, 실행 중인 작업은
+terminate=True 로 멈춘다(prefork, gevent, eventlet 풀). 취소 목록은 워커의 메모리에만 있다는 한계도 본다.
+작업마다 실행 속도를 제한하는 rate_limit 은 워커마다의 제한이고, 차례를 기다리는 작업도 prefetch 자리를 차지한다.
+워커의 풀(prefork, threads, solo)과 --concurrency, --autoscale.
 
 실행 방법 (프로젝트 폴더에서, 터미널 두 개):
     터미널 1:  celery -A practice10.tasks worker --loglevel=info
@@ -57,12 +58,17 @@ def notes(run):
 @app.task(bind=True)
 def work(self, run, seconds=0):
     try:
-        # "시작"도 try 안에서 적는다: 기록을 본 호출자의 terminate 가 기록을 마치기 전에 닿아도 finally 가 돈다.
+        # "시작"도 try 안에서 적는다: 기록을 본 호출자의 terminate 가 기록을 마치기 전에 닿아도 finally 가 실행된다.
         note(run, "시작")
         time.sleep(seconds)
         note(run, "끝")
+    except BaseException as exc:
+        # revoke(terminate=True) 가 작업 안에서 무엇으로 나타나는지 남긴다.
+        # prefork 는 SIGTERM 이라 SystemExit, gevent 는 greenlet 을 죽이므로 GreenletExit 다.
+        note(run, type(exc).__name__)
+        raise
     finally:
-        # revoke(terminate=True) 의 SIGTERM 은 작업 안에서 SystemExit 로 나타나므로 finally 는 돈다.
+        # 어느 쪽이든 예외라서 finally 는 실행된다.
         note(run, "finally")
     return self.request.hostname  # 이 작업을 실행한 워커의 노드 이름
 

@@ -1,66 +1,125 @@
-"""practice10 README: 워커를 스스로 띄우는 테스트 — revoke 의 한계(재시작, --statedb, 워커 없음), rate_limit 은
-워커마다, --autoscale, threads/solo 의 --concurrency.
+"""practice10 README: 워커를 스스로 띄우는 테스트 — revoke 의 한계(재시작과 mingle, --statedb, 워커 없음),
+풀마다의 terminate, rate_limit 은 워커마다, --autoscale 과 inspect stats 의 autoscaler, threads/solo 의 --concurrency.
 
 test_practice10 의 모듈 워커가 같은 큐를 소비하면(그리고 같은 revoke 를 받으면) 결과가 섞이므로 모듈을 나눴다.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import subprocess
 import time
 import uuid
+from datetime import datetime
 
 import pytest
+from celery.exceptions import TaskRevokedError
 from celery.result import AsyncResult
 
+from playground import PROJECT_ROOT, broker
 from playground.lessons import lesson_workers, purge
 from playground.workers import Worker, running
-from practice10.tasks import COUNTDOWN_SECONDS, app, limited, notes, work
+from practice10.tasks import COUNTDOWN_SECONDS, LONG_SECONDS, app, limited, notes, work
+from tests.readme import command_starting, lesson_readmes, parse, readme
 from tests.test_practice10 import WAIT
 
 # 아무 워커도 없을 때 보낸 revoke 가 (누군가에게 닿는다면) 닿을 시간. 지나도 닿을 곳이 없다는 것을 보인다.
 REVOKE_SETTLE_SECONDS = 0.5
+# 이웃 워커만 소비하는 큐: 이웃은 그 작업을 가져가지 않고 revoke 만 받는다.
+NEIGHBOUR_QUEUE = "practice10-neighbour"
+# threads 와 solo 에서 terminate 를 보내도 끝까지 실행되는 작업의 길이.
+RUNS_TO_THE_END_SECONDS = 1.5
+# --autoscale 이 한가한 풀을 줄이기까지 기다리는 시간(기본 30초)을 테스트에서 줄인다.
+TEST_KEEPALIVE_SECONDS = 2
+AUTOSCALE_TASKS = 6  # --autoscale=4,1 의 최대(4)보다 많이
+AUTOSCALE_TASK_SECONDS = 3
+AUTOSCALE_LONG_SECONDS = 6  # 짧은 작업이 끝난 뒤에도 keepalive 보다 오래 실행되도록
+LOG_CLOCK_SLACK_SECONDS = 0.01  # 워커 로그의 시각은 밀리초까지만 적힌다
+
+README_KO = readme(lesson_readmes("practice10")[0])
 
 
-def _wait_started(run: str) -> None:
+def _wait_notes(run: str, count: int) -> list[str]:
     deadline = time.monotonic() + WAIT
-    while not notes(run):
-        assert time.monotonic() < deadline
+    while len(notes(run)) < count:
+        assert time.monotonic() < deadline, notes(run)
         time.sleep(0.05)
+    return [n["what"] for n in notes(run)]
 
 
-def _held_then_revoked(statedb: str | None) -> tuple[AsyncResult, str]:
-    """워커가 countdown 작업을 쥔 채 revoke 를 받고 멈춘다. 다시 띄운 워커에게 그 메시지가 다시 온다."""
+def _worker_args(command: str) -> list[str]:
+    """README 의 `celery -A … worker …` 명령에서 worker 뒤의 옵션들(--loglevel 은 Worker 가 붙인다)."""
+    argv = parse(command).argv
+    return [arg for arg in argv[argv.index("worker") + 1 :] if not arg.startswith("--loglevel")]
+
+
+# --- revoke 의 한계: 다시 뜬 워커, mingle, --statedb, 워커 없음 ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("neighbour", "mingle", "discarded"),
+    [(True, True, True), (False, True, False), (True, False, False)],
+    ids=["neighbour-alive-mingle-on", "no-neighbour", "neighbour-alive-without-mingle"],
+)
+def test_a_restarted_worker_knows_a_revoke_only_from_a_live_neighbour(neighbour, mingle, discarded):
+    # 워커가 countdown 작업을 쥔 채 revoke 를 받고 멈춘다. 다시 배달된 메시지를 다시 뜬 워커가 버리는지는
+    # 그 revoke 를 받은 다른 워커가 떠 있고, 새 워커가 시작할 때 그 워커에게서 취소 목록을 받아 오는지(mingle)에 달렸다.
     purge("practice10")
-    extra = [f"--statedb={statedb}"] if statedb else []
     run = str(uuid.uuid4())
-    first = Worker("practice10", extra_args=extra)
+    first = Worker("practice10")
+    others = (Worker("practice10", queues=[NEIGHBOUR_QUEUE]),) if neighbour else ()
+    try:
+        with running(first, *others):
+            held = work.apply_async((run,), countdown=COUNTDOWN_SECONDS)
+            first.wait_for_log(rf"Task practice10.tasks.work\[{held.id}\] received", WAIT)
+            app.control.revoke(held.id)
+            first.wait_for_log(rf"Tasks flagged as revoked: {held.id}", WAIT)
+            for other in others:  # revoke 는 큐와 상관없이 모든 워커에게 간다
+                other.wait_for_log(rf"Tasks flagged as revoked: {held.id}", WAIT)
+            assert held.state == "REVOKED"
+            first.stop()  # warm shutdown: 쥐고 있던(ack 하지 않은) 메시지는 큐로 돌아간다
+            # fast_start=False 가 학습자의 명령 그대로(mingle 과 gossip 이 켜진 워커)다.
+            with running(Worker("practice10", fast_start=not mingle)) as (again,):
+                if discarded:
+                    again.wait_for_log(r"mingle: sync with 1 nodes", WAIT)
+                    again.wait_for_log(
+                        rf"Discarding revoked task: practice10.tasks.work\[{held.id}\]", WAIT + COUNTDOWN_SECONDS
+                    )
+                else:
+                    deadline = time.monotonic() + WAIT + COUNTDOWN_SECONDS
+                    # 읽을 때마다 새 AsyncResult: 끝난 state(REVOKED)를 한 번 읽은 객체는 그 값을 기억해 두고 다시
+                    # 묻지 않는다.
+                    while AsyncResult(held.id, app=app).state != "SUCCESS":
+                        assert time.monotonic() < deadline
+                        time.sleep(0.1)
+                    if mingle:
+                        assert "mingle: all alone" in again.log
+                    else:
+                        assert "mingle:" not in again.log
+    finally:
+        if neighbour:
+            broker.delete_queue(NEIGHBOUR_QUEUE)
+    if discarded:
+        assert notes(run) == []
+        assert AsyncResult(held.id, app=app).state == "REVOKED"
+    else:
+        assert [n["what"] for n in notes(run)] == ["시작", "끝", "finally"]
+        assert held.state == "REVOKED"  # 같은 id 를 새로 읽으면 SUCCESS 인데, 먼저 만든 객체는 여전히 REVOKED (함정)
+
+
+def test_with_statedb_the_restarted_worker_still_discards_it(tmp_path):
+    # 이웃 워커도 mingle 도 없이: 취소 목록은 파일에서 온다.
+    statedb = str(tmp_path / "worker-state")
+    purge("practice10")
+    run = str(uuid.uuid4())
+    first = Worker("practice10", extra_args=[f"--statedb={statedb}"])
     with running(first):
         held = work.apply_async((run,), countdown=COUNTDOWN_SECONDS)
         first.wait_for_log(rf"Task practice10.tasks.work\[{held.id}\] received", WAIT)
         app.control.revoke(held.id)
         first.wait_for_log("Tasks flagged as revoked", WAIT)
-        assert held.state == "REVOKED"
-    return held, run
-
-
-def test_revocations_live_in_the_workers_memory_without_statedb():
-    # 멈췄다 다시 뜬 워커는 취소 목록을 잊는다: 다시 배달된 메시지를 실행해 SUCCESS 가 된다.
-    held, run = _held_then_revoked(statedb=None)
-    assert held.state == "REVOKED"  # 이 객체는 끝난 state 를 기억해 둔다(함정)
-    with running(Worker("practice10")):
-        deadline = time.monotonic() + WAIT + COUNTDOWN_SECONDS
-        # 읽을 때마다 새 AsyncResult: 끝난 state(REVOKED)를 한 번 읽은 객체는 그 값을 기억해 두고 다시 묻지 않는다.
-        while AsyncResult(held.id, app=app).state != "SUCCESS":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-    assert [n["what"] for n in notes(run)] == ["시작", "끝", "finally"]
-    assert held.state == "REVOKED"  # 같은 id 를 새로 읽으면 SUCCESS 인데, 먼저 만든 객체는 여전히 REVOKED
-
-
-def test_with_statedb_the_restarted_worker_still_discards_it(tmp_path):
-    statedb = str(tmp_path / "worker-state")
-    held, run = _held_then_revoked(statedb=statedb)
     with running(Worker("practice10", extra_args=[f"--statedb={statedb}"])) as (again,):
         again.wait_for_log(rf"Discarding revoked task: practice10.tasks.work\[{held.id}\]", WAIT + COUNTDOWN_SECONDS)
     assert notes(run) == []
@@ -75,6 +134,71 @@ def test_a_revoke_sent_while_no_worker_runs_is_lost():
     with running(*lesson_workers("practice10")):
         assert queued.get(timeout=WAIT)  # 나중에 뜬 워커는 그 취소를 모른다
     assert [n["what"] for n in notes(run)] == ["시작", "끝", "finally"]
+
+
+# --- terminate=True: 풀마다 ---------------------------------------------------------------------------------------
+
+# 작업 안에서 terminate 가 나타나는 예외: prefork 는 SIGTERM(billiard 가 SystemExit 로), gevent 는 greenlet 을 죽인다.
+TERMINATED_AS = {"prefork": "SystemExit", "gevent": "GreenletExit"}
+
+
+@pytest.mark.parametrize("pool", sorted(TERMINATED_AS))
+def test_terminate_stops_a_running_task_in_prefork_and_gevent(pool):
+    purge("practice10")
+    with running(Worker("practice10", pool=pool, concurrency=2)) as (worker,):
+        run = str(uuid.uuid4())
+        result = work.delay(run, LONG_SECONDS)
+        _wait_notes(run, 1)
+        reply = app.control.revoke(result.id, terminate=True, reply=True, destination=[worker.node], timeout=WAIT)
+        error = result.get(timeout=WAIT, propagate=False)
+        whats = _wait_notes(run, 3)
+    assert reply == [{worker.node: {"ok": f"terminate: {result.id}"}}]
+    assert f"Terminating {result.id} (15)" in worker.log
+    assert isinstance(error, TaskRevokedError) and repr(error) == "TaskRevokedError('terminated')"
+    assert AsyncResult(result.id, app=app).state == "REVOKED"
+    assert whats == ["시작", TERMINATED_AS[pool], "finally"]
+    stamps = [n["at"] for n in notes(run)]
+    assert stamps[-1] - stamps[0] < LONG_SECONDS / 2  # 30초짜리 작업이 곧 멈췄다
+
+
+@pytest.mark.parametrize("pool", ["threads", "solo"])
+def test_threads_and_solo_cannot_terminate_a_running_task(pool):
+    purge("practice10")
+    with running(Worker("practice10", pool=pool, concurrency=2)) as (worker,):
+        run = str(uuid.uuid4())
+        result = work.delay(run, RUNS_TO_THE_END_SECONDS)
+        _wait_notes(run, 1)
+        reply = app.control.revoke(result.id, terminate=True, reply=True, destination=[worker.node], timeout=WAIT)
+        replied_at = time.time()
+        value = result.get(timeout=WAIT)
+    assert value == worker.node
+    assert AsyncResult(result.id, app=app).state == "SUCCESS"
+    assert [n["what"] for n in notes(run)] == ["시작", "끝", "finally"]
+    started, ended = notes(run)[0]["at"], notes(run)[1]["at"]
+    assert ended - started >= RUNS_TO_THE_END_SECONDS  # 끝까지 실행되었다
+    if pool == "threads":
+        # 스레드에는 따로 보낼 신호가 없다: 풀이 terminate_job 을 구현하지 않아 워커가 오류로 답한다.
+        error = "NotImplementedError(\"<class 'celery.concurrency.thread.TaskPool'> does not implement kill_job\")"
+        assert reply == [{worker.node: {"error": error}}]
+        assert "pidbox command error: NotImplementedError" in worker.log
+    else:
+        # solo: 작업을 실행하는 메인 프로세스가 그동안 제어 메시지를 읽지 못한다. revoke 는 작업이 끝난 뒤에 닿는다.
+        assert reply == [{worker.node: {"ok": "terminate: tasks unknown"}}]
+        assert replied_at >= ended
+
+
+def test_which_pools_implement_terminate_job():
+    # eventlet 은 설치하지 않았으므로(개발 의존성도 아니다) 소스로 본다: gevent 와 eventlet 의 TaskPool 은
+    # terminate_job 을 구현하고(greenlet 을 죽인다), threads 와 solo 는 BasePool 의 NotImplementedError 를 물려받는다.
+    from celery.concurrency import base, eventlet, gevent, solo, thread
+
+    assert "terminate_job" in gevent.TaskPool.__dict__
+    assert "terminate_job" in eventlet.TaskPool.__dict__
+    assert thread.TaskPool.terminate_job is base.BasePool.terminate_job
+    assert solo.TaskPool.terminate_job is base.BasePool.terminate_job
+
+
+# --- rate_limit 은 워커마다 --------------------------------------------------------------------------------------
 
 
 def _rate(run: str) -> float:
@@ -92,21 +216,101 @@ def test_rate_limit_is_per_worker():
         assert _rate(run) > 5 * 1.5  # rate_limit='5/s', 워커 둘
 
 
-def test_autoscale_grows_the_pool_under_load():
+def test_rate_limit_can_be_changed_at_run_time_with_a_control_command():
     purge("practice10")
-    with running(Worker("practice10", concurrency=None, extra_args=["--autoscale=4,1"])) as (scaled,):
-        before = app.control.inspect(destination=[scaled.node], timeout=1).stats()[scaled.node]["autoscaler"]
-        assert (before["max"], before["min"]) == (4, 1)
-        runs = [str(uuid.uuid4()) for _ in range(4)]
-        results = [work.delay(run, 2) for run in runs]
-        deadline = time.monotonic() + WAIT
-        while (stats := app.control.inspect(destination=[scaled.node], timeout=1).stats()[scaled.node])["autoscaler"][
-            "qty"
-        ] < 4:
-            assert time.monotonic() < deadline, stats["autoscaler"]
-            time.sleep(0.2)
+    with running(Worker("practice10")) as (limited_worker,):
+        app.control.rate_limit(limited.name, "1/s", destination=[limited_worker.node], reply=True, timeout=2)
+        run = str(uuid.uuid4())
+        for result in [limited.delay(run) for _ in range(3)]:
+            result.get(timeout=WAIT)
+    stamps = sorted(n["at"] for n in notes(run))
+    assert stamps[-1] - stamps[0] >= 1.5  # 1초에 하나: 셋이면 약 2초 (기본값 5/s 라면 0.4초)
+
+
+# --- --autoscale 과 inspect stats ---------------------------------------------------------------------------------
+
+
+def _stats(node: str) -> dict:
+    return app.control.inspect(destination=[node], timeout=1).stats()[node]
+
+
+def _stats_until(worker: Worker, autoscaler: dict, processes: int) -> dict:
+    """inspect stats 의 autoscaler 가 그 값이 되고 풀 프로세스가 그 수가 될 때까지 묻는다.
+
+    current 는 줄이기로 한 때 바로 바뀌고, processes 는 줄인 프로세스가 끝난 뒤에 바뀐다.
+    """
+    deadline = time.monotonic() + WAIT
+    while (stats := _stats(worker.node))["autoscaler"] != autoscaler or len(stats["pool"]["processes"]) != processes:
+        assert stats["autoscaler"]["current"] <= autoscaler["max"], stats["autoscaler"]
+        assert time.monotonic() < deadline, (stats["autoscaler"], stats["pool"]["processes"])
+        time.sleep(0.1)
+    return stats
+
+
+def test_readme_autoscale_commands_and_what_inspect_stats_says():
+    # README 의 두 명령 그대로: --autoscale=4,1 로 띄운 워커, 그리고 `celery … inspect stats`.
+    worker_args = _worker_args(
+        command_starting(README_KO, "celery -A practice10.tasks worker --loglevel=info --autoscale")
+    )
+    assert worker_args == ["--autoscale=4,1"]
+    stats_command = parse(command_starting(README_KO, "celery -A practice10.tasks inspect stats"))
+    purge("practice10")
+    scaled = Worker(
+        "practice10", concurrency=None, extra_args=worker_args, env={"AUTOSCALE_KEEPALIVE": str(TEST_KEEPALIVE_SECONDS)}
+    )
+    with running(scaled):
+        assert ".> concurrency: {min=1, max=4} (prefork)" in scaled.log  # 배너
+        shown = subprocess.run(
+            stats_command.argv, cwd=PROJECT_ROOT, env={**os.environ, **stats_command.env},
+            capture_output=True, text=True, timeout=WAIT,
+        )  # fmt: skip
+        assert shown.returncode == 0, shown.stderr
+        assert f"->  {scaled.node}: OK" in shown.stdout
+        reply = json.loads(shown.stdout[shown.stdout.index("{") : shown.stdout.rindex("}") + 1])
+        # 한가할 때: 풀 크기(current)는 min, 받아 둔 작업(qty)은 없다.
+        assert reply["autoscaler"] == {"max": 4, "min": 1, "current": 1, "qty": 0}
+        assert reply["pool"]["max-concurrency"] == len(reply["pool"]["processes"]) == 1
+
+        # 짧은 넷이 풀 프로세스 넷을 차지하고, 긴 둘은 자리를 기다린다.
+        results = [work.delay(str(uuid.uuid4()), AUTOSCALE_TASK_SECONDS) for _ in range(AUTOSCALE_TASKS - 2)]
+        results += [work.delay(str(uuid.uuid4()), AUTOSCALE_LONG_SECONDS) for _ in range(2)]
+        # 일이 밀리면: qty 는 받아 둔 작업 수(실행 중인 넷과 기다리는 둘), current 는 max 까지 늘어난 풀 크기.
+        stats = _stats_until(scaled, {"max": 4, "min": 1, "current": 4, "qty": 6}, processes=4)
+        assert stats["pool"]["max-concurrency"] == 1  # 처음 크기에 머무른다: 지금 크기는 current 와 processes
+        # 짧은 넷이 끝나면 qty 는 2: keepalive 가 지나면 그 수까지 줄인다(min 까지가 아니라).
+        _stats_until(scaled, {"max": 4, "min": 1, "current": 2, "qty": 2}, processes=2)
         for result in results:
             result.get(timeout=WAIT)
+        # 모두 끝나면 min 까지.
+        _stats_until(scaled, {"max": 4, "min": 1, "current": 1, "qty": 0}, processes=1)
+
+        # 줄이는 것은 마지막으로 작업을 받은 지 keepalive 가 지난 뒤다: 곧 끝나는 작업 넷으로 다시 늘린 뒤 잰다.
+        log_before = len(scaled.log)
+        quick = [work.delay(str(uuid.uuid4()), 0.2) for _ in range(4)]
+        sent_at = time.time()
+        for result in quick:
+            result.get(timeout=WAIT)
+        _stats_until(scaled, {"max": 4, "min": 1, "current": 1, "qty": 0}, processes=1)
+        later = scaled.log[log_before:]
+        assert "Scaling up" in later
+        shrunk = re.search(r"\[(\S+ \S+): INFO/MainProcess\] Scaling down", later).group(1)
+        shrunk_at = datetime.strptime(shrunk, "%Y-%m-%d %H:%M:%S,%f").timestamp()  # 워커 로그의 지역 시각
+        assert shrunk_at >= sent_at + TEST_KEEPALIVE_SECONDS - LOG_CLOCK_SLACK_SECONDS, shrunk_at - sent_at
+    assert "Scaling up" in scaled.log and "Scaling down" in scaled.log
+
+
+def test_autoscale_waits_30_seconds_by_default_before_shrinking():
+    # README: "30초". 그 값은 환경 변수 AUTOSCALE_KEEPALIVE 가 없을 때의 기본값이다(위 테스트는 2초로 줄였다).
+    import inspect
+
+    from celery.worker import autoscale
+
+    assert "AUTOSCALE_KEEPALIVE" not in os.environ
+    assert autoscale.AUTOSCALE_KEEPALIVE == 30
+    assert inspect.signature(autoscale.Autoscaler).parameters["keepalive"].default == 30
+
+
+# --- 풀마다의 --concurrency ---------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("pool", "concurrency", "expected"), [("threads", 4, 4), ("solo", 4, 1)])
@@ -120,33 +324,3 @@ def test_what_concurrency_means_for_threads_and_solo(pool, concurrency, expected
     spans = [(notes(run)[0]["at"], notes(run)[1]["at"]) for run in runs]
     overlapping = max(sum(start <= t < end for start, end in spans) for t, _ in spans)
     assert overlapping == expected
-
-
-def test_without_concurrency_prefork_starts_one_process_per_cpu():
-    purge("practice10")
-    with running(Worker("practice10", concurrency=None)) as (default,):
-        pool = app.control.inspect(destination=[default.node], timeout=1).stats()[default.node]["pool"]
-    assert pool["max-concurrency"] == len(pool["processes"]) == os.cpu_count()
-
-
-def test_terminate_needs_a_pool_that_can_signal_the_task():
-    # threads 풀: 작업은 워커 프로세스 안의 스레드라 신호를 따로 받을 수 없다. terminate 를 보내도 끝까지 돈다.
-    purge("practice10")
-    with running(Worker("practice10", pool="threads", concurrency=2)):
-        run = str(uuid.uuid4())
-        result = work.delay(run, 1)
-        _wait_started(run)
-        app.control.revoke(result.id, terminate=True)
-        result.get(timeout=WAIT, propagate=False)
-    assert [n["what"] for n in notes(run)] == ["시작", "끝", "finally"]
-
-
-def test_rate_limit_can_be_changed_at_run_time_with_a_control_command():
-    purge("practice10")
-    with running(Worker("practice10")) as (limited_worker,):
-        app.control.rate_limit(limited.name, "1/s", destination=[limited_worker.node], reply=True, timeout=2)
-        run = str(uuid.uuid4())
-        for result in [limited.delay(run) for _ in range(3)]:
-            result.get(timeout=WAIT)
-    stamps = sorted(n["at"] for n in notes(run))
-    assert stamps[-1] - stamps[0] >= 1.5  # 1초에 하나: 셋이면 약 2초 (기본값 5/s 라면 0.4초)
