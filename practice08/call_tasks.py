@@ -5,15 +5,21 @@
 """
 
 import sys
+import time
 import uuid
 
 from billiard.exceptions import WorkerLostError
+from celery.exceptions import TimeoutError as CeleryTimeoutError
 
 from course import RESULT_TIMEOUT, Scenario
 from practice08.tasks import (
+    POISON_RUNS,
     app,
+    bounce,
     charge,
     create_tables,
+    dead_lettered,
+    declare_dead_letters,
     early_ack,
     effects,
     executions,
@@ -37,6 +43,16 @@ def redelivered(runs):
     return [run["redelivered"] for run in runs]
 
 
+def until(what, predicate):
+    """predicate() 가 참이 될 때까지 기다린다. RESULT_TIMEOUT 안에 안 되면 워커가 없는 것으로 본다."""
+    deadline = time.monotonic() + RESULT_TIMEOUT
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise CeleryTimeoutError(what)
+        time.sleep(0.1)
+    return value
+
+
 def calls():
     step("1. 기본값(일찍 ack): 풀 프로세스가 받자마자 ack, 죽으면 FAILURE")
     value, runs = crash(early_ack)
@@ -48,7 +64,7 @@ def calls():
     value, runs = crash(late_ack)
     show("late_ack.delay(run_id).get(propagate=False)", value)
     expect("late_ack 의 예외", type(value), WorkerLostError)
-    show("실행 횟수", len(runs), 1, note="acks_on_failure_or_timeout=True 라 ack 했다")
+    show("실행 횟수", len(runs), 1, note="acks_on_failure=True 라 ack 했다")
 
     step("3. acks_late=True + reject_on_worker_lost=True: 큐로 돌아가 다시 실행")
     value, runs = crash(late_ack_requeued)
@@ -70,6 +86,22 @@ def calls():
     show("INSERT … ON CONFLICT DO NOTHING (결제 1) 의 행 수", payments, 1, note="두 번 돌았어도 한 번")
     show("키 없는 INSERT (결제 2) 의 행 수", charges, 2, note="두 번 돌아 두 번 결제")
     show("두 작업의 실행 횟수", runs, 4)
+
+    step("6. 매번 실패해 큐로 돌아가는 작업(poison message): 클래식 큐는 끝없이, 쿼럼 큐는 배달 한도까지")
+    run_id = str(uuid.uuid4())
+    looping = bounce.delay(run_id)
+    runs = until("bounce 의 실행", lambda: len(executions(run_id)) >= POISON_RUNS and executions(run_id))
+    show(
+        "클래식 큐: 실행마다 redelivered", redelivered(runs[:POISON_RUNS]), [False, True, True], note="끊을 때까지 계속"
+    )
+    app.control.revoke(looping.id)
+    show("revoke 한 뒤 state", until("revoke", lambda: looping.state == "REVOKED" and looping.state), "REVOKED")
+    declare_dead_letters()
+    run_id = str(uuid.uuid4())
+    limited = bounce.apply_async((run_id,), queue="practice08.quorum")
+    headers = until("dead-letter", lambda: dead_lettered(limited.id))
+    show("쿼럼 큐: 실행마다 redelivered", redelivered(executions(run_id)), [False, True, True])
+    show("dead-letter 큐에 온 메시지의 x-first-death-reason", headers["x-first-death-reason"], "delivery_limit")
 
 
 if __name__ == "__main__":

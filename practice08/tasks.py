@@ -21,12 +21,16 @@ import time
 import psycopg2
 import redis
 from celery import Celery
+from celery.exceptions import Reject
+from kombu import Exchange, Queue
 
 from course import Needs, WorkerSpec
 from global_config import POSTGRES_URL, RABBITMQ_URL, REDIS_URL
 
 WORK_SECONDS = 0.3  # 작업 하나가 일하는 시간. 죽는 작업은 이만큼 일한 뒤 죽는다.
 RETRY_DELAY_SECONDS = 1  # retry_on_worker_lost 의 재시도 간격 (default_retry_delay)
+POISON_RUNS = 3  # 클래식 큐에서 매번 실패하는 작업이 이만큼 되돌아오는 것을 본 뒤 revoke 로 끊는다
+DELIVERY_LIMIT = 2  # 쿼럼 큐의 x-delivery-limit: 이만큼 되돌아온 뒤에는 dead-letter 큐로 (RabbitMQ 4 기본값은 20)
 
 NEEDS = Needs(
     workers=(WorkerSpec(),),
@@ -39,9 +43,28 @@ NEEDS = Needs(
     },
 )
 
+# 배달 한도를 넘긴 메시지가 가는 곳. 워커는 이 큐를 소비하지 않는다: 사람이 들여다보고 고칠 메시지를 모아 둔다.
+dead_letters = Queue("practice08.dead", Exchange("practice08.dead", type="direct"), routing_key="practice08.dead")
+
 app = Celery("practice08", broker=RABBITMQ_URL, backend=REDIS_URL)
 app.conf.update(
     task_default_queue="practice08",
+    task_queues=(
+        Queue("practice08", Exchange("practice08", type="direct"), routing_key="practice08"),
+        # 쿼럼 큐는 메시지마다 몇 번 되돌아왔는지(delivery-count) 센다. 한도를 넘기면 버리거나, dead-letter
+        # exchange 가 있으면 그리로 보낸다. 클래식 큐에는 이런 한도가 없다.
+        Queue(
+            "practice08.quorum",
+            Exchange("practice08.quorum", type="direct"),
+            routing_key="practice08.quorum",
+            queue_arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": DELIVERY_LIMIT,
+                "x-dead-letter-exchange": dead_letters.exchange.name,
+                "x-dead-letter-routing-key": dead_letters.routing_key,
+            },
+        ),
+    ),
     # 실행을 시작한 작업은 STARTED 로 적는다. 워커째 죽으면 그 작업의 state 는 STARTED 에서 멈춘다.
     task_track_started=True,
 )
@@ -97,7 +120,7 @@ def early_ack(self, run_id, crash=True, seconds=WORK_SECONDS):
 
 @app.task(bind=True, acks_late=True)
 def late_ack(self, run_id, crash=True, seconds=WORK_SECONDS):
-    # 끝난 뒤에 ack. 그래도 프로세스가 죽으면(acks_on_failure_or_timeout=True) ack 하고 FAILURE 로 끝난다.
+    # 끝난 뒤에 ack. 그래도 프로세스가 죽으면(작업의 acks_on_failure=True) ack 하고 FAILURE 로 끝난다.
     return _work(self, run_id, crash, seconds)
 
 
@@ -111,6 +134,50 @@ def late_ack_requeued(self, run_id, crash=True, seconds=WORK_SECONDS):
 def retried_on_lost(self, run_id, crash=True, seconds=WORK_SECONDS):
     # Celery 5.7: 프로세스가 죽으면 self.retry() 처럼 다시 보낸다(retries 가 1 늘고, max_retries 가 적용된다).
     return _work(self, run_id, crash, seconds)
+
+
+# 매번 실패하며 큐로 돌아가는 작업(poison message). 둘 다 acks_late 라 끝나기 전에는 ack 하지 않는다.
+# - poison: 실행할 때마다 프로세스를 죽인다(세그폴트나 OOM 처럼). reject_on_worker_lost 라 매번 큐로 돌아간다.
+# - bounce: 실행할 때마다 Reject(requeue=True) 로 스스로 큐에 되돌린다. 브로커가 보기에는 poison 과 같은 reject 다.
+# 클래식 큐는 되돌아온 횟수를 세지 않으므로 누가 끊기 전까지 영원히 돈다. 쿼럼 큐(practice08.quorum)로 보내면
+# DELIVERY_LIMIT 번 되돌아온 뒤 RabbitMQ 가 dead-letter 큐로 옮긴다.
+
+
+@app.task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def poison(self, run_id):
+    _record(self, run_id)
+    die()
+
+
+@app.task(bind=True, acks_late=True)
+def bounce(self, run_id):
+    _record(self, run_id)
+    raise Reject("이 메시지는 처리할 수 없다", requeue=True)
+
+
+def declare_dead_letters():
+    """dead-letter 큐를 만든다(이미 있으면 그대로). 메시지가 한도를 넘기기 전에 있어야 그리로 간다."""
+    with app.connection_for_write() as conn:
+        dead_letters(conn.default_channel).declare()
+
+
+def dead_lettered(task_id):
+    """dead-letter 큐에서 task_id 의 메시지를 꺼내 그 헤더(x-death 포함)를 돌려준다. 없으면 None.
+
+    다른 메시지는 그대로 둔다: 모두 받아 본 뒤 우리 것만 ack 하고 나머지는 큐로 되돌린다.
+    """
+    found, others = None, []
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        while (message := channel.basic_get(dead_letters.name, no_ack=False)) is not None:
+            if found is None and message.headers.get("id") == task_id:
+                channel.basic_ack(message.delivery_tag)
+                found = message.headers
+            else:
+                others.append(message)
+        for message in others:
+            channel.basic_reject(message.delivery_tag, requeue=True)
+    return found
 
 
 # 결제처럼 두 번 일어나면 안 되는 효과. 효과는 PostgreSQL 에 남긴다.
@@ -168,6 +235,15 @@ def charge_early_ack(self, run, payment_id, guarded=True, crash_after_commit=Fal
 @app.task(bind=True, acks_late=True)
 def charge_late_ack(self, run, payment_id, guarded=True, crash_after_commit=False, seconds=WORK_SECONDS):
     return _charge(self, run, payment_id, guarded, crash_after_commit, seconds)
+
+
+@app.task(bind=True)
+def grow(self, run_id, megabytes, seconds=WORK_SECONDS):
+    # 메모리를 잡은 채 일한다. --max-memory-per-child 는 이 작업이 끝난 뒤에야 풀 프로세스의 메모리를 본다.
+    _record(self, run_id)
+    ballast = bytearray(megabytes * 1024 * 1024)
+    time.sleep(seconds)
+    return len(ballast) // (1024 * 1024)
 
 
 def effects(run):

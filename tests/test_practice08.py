@@ -7,17 +7,25 @@ import uuid
 
 import pytest
 from billiard.exceptions import WorkerLostError
+from kombu import Connection, Exchange, Queue
 
-from playground.broker import queue_counts
+import global_config
+from playground.broker import queue_counts, queues
 from playground.lessons import run_call_tasks, worker_on_empty_queue
 from practice08.tasks import (
+    DELIVERY_LIMIT,
+    POISON_RUNS,
+    app,
     charge,
     create_tables,
+    dead_lettered,
+    declare_dead_letters,
     early_ack,
     effects,
     executions,
     late_ack,
     late_ack_requeued,
+    poison,
     retried_on_lost,
 )
 from tests import CALL_TIMEOUT_SECONDS
@@ -62,6 +70,26 @@ def test_reject_on_worker_lost_requeues_and_the_second_delivery_is_marked_redeli
     assert runs[0]["pid"] != runs[1]["pid"]  # 죽은 프로세스 대신 새 풀 프로세스
 
 
+def test_late_ack_acks_on_a_lost_worker_because_acks_on_failure_defaults_to_true():
+    # Celery 5.7 은 작업의 acks_on_failure 를 본다: task_acks_on_failure 가 없으면 acks_on_failure_or_timeout(True).
+    assert app.conf.task_acks_on_failure is None and app.conf.task_acks_on_failure_or_timeout is True
+    assert late_ack.acks_on_failure is True
+
+
+TRACEBACK = "Task handler raised error: WorkerLostError"
+
+
+def test_every_death_but_a_retry_logs_a_worker_lost_traceback(worker):
+    before = worker.log.count(TRACEBACK)
+    crashed(late_ack_requeued)
+    worker.wait_for_log(rf"(?s)(?:{TRACEBACK}.*){{{before + 1}}}", WAIT)
+    before = worker.log.count(TRACEBACK)
+    result, _, _ = crashed(retried_on_lost)
+    assert result.state == "SUCCESS"
+    time.sleep(REDELIVERY_WINDOW_SECONDS)
+    assert worker.log.count(TRACEBACK) == before  # 재시도는 `retry: Retry in 1s` 만 남긴다
+
+
 def test_retry_on_worker_lost_sends_a_retry(worker):
     result, value, run_id = crashed(retried_on_lost)
     assert (result.state, value) == ("SUCCESS", "끝남: 2번째 실행")
@@ -77,6 +105,73 @@ def test_a_redelivered_charge_runs_twice_and_only_the_guarded_effect_stays_singl
     results.append(charge.delay(run, 2, guarded=False, crash_after_commit=True))
     assert [r.get(timeout=WAIT) for r in results] == [1, 2]
     assert effects(run) == (1, 2, 4)
+
+
+def _until(predicate, what):
+    deadline = time.monotonic() + WAIT
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+    return value
+
+
+def test_a_task_that_dies_every_time_loops_on_a_classic_queue_until_it_is_revoked(worker):
+    # reject_on_worker_lost: 죽을 때마다 큐로. 클래식 큐는 세지 않으므로 끝나지 않는다. revoke 가 다음 배달을 버린다.
+    run_id = str(uuid.uuid4())
+    result = poison.delay(run_id)
+    runs = _until(lambda: len(executions(run_id)) >= POISON_RUNS and executions(run_id), "poison runs")
+    assert [run["redelivered"] for run in runs[:POISON_RUNS]] == [False, True, True]
+    app.control.revoke(result.id)
+    _until(lambda: result.state == "REVOKED", "revoked")
+    done = len(executions(run_id))
+    time.sleep(REDELIVERY_WINDOW_SECONDS)
+    assert len(executions(run_id)) == done
+    assert worker.log.count(f"Discarding revoked task: practice08.tasks.poison[{result.id}]") == 1
+
+
+def test_on_a_quorum_queue_a_task_that_dies_every_time_is_dead_lettered_after_the_delivery_limit(worker):
+    # Celery 의 reject(죽음마다 requeue)도 쿼럼 큐의 delivery-count 에 들어간다: 처음 한 번 + 한도만큼 되돌아온 뒤.
+    declare_dead_letters()
+    run_id = str(uuid.uuid4())
+    result = poison.apply_async((run_id,), queue="practice08.quorum")
+    headers = _until(lambda: dead_lettered(result.id), "dead-lettered")
+    assert headers["x-first-death-reason"] == "delivery_limit"
+    assert headers["x-first-death-queue"] == "practice08.quorum"
+    assert len(executions(run_id)) == DELIVERY_LIMIT + 1
+    assert queue_counts("practice08.quorum")[0] == 0
+    assert result.state == "STARTED"  # 아무도 FAILURE 를 적지 않는다
+
+
+def test_a_quorum_queue_has_a_delivery_limit_of_20_by_default_and_drops_without_a_dead_letter_exchange():
+    name = f"practice08.limit-{uuid.uuid4().hex[:6]}"
+    with Connection(global_config.RABBITMQ_URL) as conn:
+        channel = conn.channel()
+        Queue(name, Exchange(name), routing_key=name, queue_arguments={"x-queue-type": "quorum"})(channel).declare()
+        limited = Queue(
+            f"{name}-2",
+            Exchange(f"{name}-2"),
+            routing_key=f"{name}-2",
+            queue_arguments={"x-queue-type": "quorum", "x-delivery-limit": 1},
+        )
+        limited(channel).declare()
+        try:
+
+            def limits():  # 관리 API 는 몇 초 늦게 채운다
+                found = {q["name"]: q.get("delivery_limit") for q in queues() if q["name"].startswith(name)}
+                return found if len(found) == 2 and None not in found.values() else None
+
+            reported = _until(limits, "delivery limits")
+            assert reported == {name: 20, f"{name}-2": 1}
+            conn.Producer(channel).publish({"n": 1}, exchange=f"{name}-2", routing_key=f"{name}-2")
+            for _ in range(2):  # 처음 배달 한 번 + 한도(1)만큼 되돌아온 한 번: 둘 다 받을 수 있다
+                message = _until(lambda: channel.basic_get(f"{name}-2"), "message")
+                channel.basic_reject(message.delivery_tag, requeue=True)  # Celery 의 reject 와 같은 것
+            time.sleep(REDELIVERY_WINDOW_SECONDS)
+            assert channel.basic_get(f"{name}-2") is None  # dead-letter exchange 가 없어 버려졌다
+            assert queue_counts(f"{name}-2") == (0, 0)
+        finally:
+            channel.queue_delete(name)
+            channel.queue_delete(f"{name}-2")
 
 
 def test_call_tasks_runs_the_whole_scenario(worker):

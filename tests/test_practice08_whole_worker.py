@@ -5,15 +5,23 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
+import redis
 
+import global_config
+from playground import PROJECT_ROOT
+from playground.broker import management, quoted, vhost
 from playground.lessons import lesson_workers, purge, worker_on_empty_queue
-from playground.workers import running
-from practice08.tasks import early_ack, executions, late_ack, late_ack_requeued
+from playground.workers import Worker, running
+from practice08.tasks import early_ack, executions, grow, late_ack, late_ack_requeued
 from tests.test_practice08 import REDELIVERY_WINDOW_SECONDS, WAIT
 
 LONG_SECONDS = 3  # 워커째 죽일 때 실행 중이어야 하는 작업의 길이
@@ -52,6 +60,15 @@ def test_killing_the_whole_worker(task):
             time.sleep(REDELIVERY_WINDOW_SECONDS)
             lost = [r for r, run_id in zip(results, run_ids, strict=True) if run_id in running_ids]
             assert [r.state for r in lost] == ["STARTED", "STARTED"]
+            # Redis 결과 백엔드: STARTED 키도 result_expires(기본 1일)가 지나면 사라지고, 그 뒤에는 PENDING.
+            client = redis.Redis.from_url(global_config.REDIS_URL)
+            keys = [f"celery-task-meta-{r.id}" for r in lost]
+            assert all(0 < client.ttl(key) <= 86400 for key in keys)
+            for key in keys:
+                client.pexpire(key, 1)
+            time.sleep(0.05)
+            assert [type(r)(r.id).state for r in lost] == ["PENDING", "PENDING"]
+            client.close()
             assert [len(executions(run_id)) for run_id in running_ids] == [1, 1]
         # 미리 받아 두었던 메시지는 어느 쪽이든 다시 배달된다(redelivered=True).
         for run_id in run_ids:
@@ -84,3 +101,114 @@ def test_a_cold_shutdown_sends_the_running_acks_late_task_back_to_the_queue():
     with running(*lesson_workers("practice08")):
         assert result.get(timeout=WAIT + LONG_SECONDS) == "끝남: 2번째 실행"
     assert [run["redelivered"] for run in executions(run_id)] == [False, True]
+
+
+def _policy_of(queue: str) -> str | None:
+    return next(q for q in management("GET", f"queues/{quoted(vhost())}") if q["name"] == queue).get("policy")
+
+
+def test_a_consumer_timeout_policy_does_not_stop_a_long_task_on_a_classic_queue():
+    # RabbitMQ 4.3 은 consumer_timeout 을 쿼럼 큐에서만 지킨다. 클래식 큐에 1초 정책을 걸어도 3초 작업은 한 번에 끝난다.
+    purge("practice08")
+    policy = f"policies/{quoted(vhost())}/practice08-consumer-timeout"
+    definition = {"consumer-timeout": 1000}
+    management("PUT", policy, {"pattern": "^practice08$", "definition": definition, "apply-to": "queues"})
+    try:
+        with running(*lesson_workers("practice08")) as (worker,):
+            deadline = time.monotonic() + WAIT
+            while _policy_of("practice08") != "practice08-consumer-timeout":
+                assert time.monotonic() < deadline, "the policy was not applied"
+                time.sleep(0.2)
+            run_id = str(uuid.uuid4())
+            result = late_ack_requeued.delay(run_id, crash=False, seconds=LONG_SECONDS)
+            assert result.get(timeout=WAIT) == "끝남: 1번째 실행"
+            time.sleep(REDELIVERY_WINDOW_SECONDS)
+            assert len(executions(run_id)) == 1  # 다시 배달되지 않았다
+            assert "Couldn't ack" not in worker.log
+    finally:
+        management("DELETE", policy)
+
+
+class ScriptWorker(Worker):
+    """README 처럼 `celery` 스크립트로 띄운 워커: 프로세스 이름(comm)이 celery 라 `ps -C celery` 에 나온다."""
+
+    @property
+    def argv(self) -> list[str]:
+        return [str(Path(sys.executable).with_name("celery")), *super().argv[3:]]
+
+
+def _celery_processes() -> dict[int, int]:
+    """README 의 `ps -o pid,ppid,args -C celery` 를 돌려 {pid: ppid}."""
+    out = subprocess.run(["ps", "-o", "pid,ppid,args", "-C", "celery"], capture_output=True, text=True, check=True)
+    rows = [line.split(None, 2) for line in out.stdout.splitlines()[1:]]
+    return {int(pid): int(ppid) for pid, ppid, _ in rows}
+
+
+def _pool_process(worker: Worker) -> int:
+    """ps 의 줄 가운데 PPID 가 워커 메인 프로세스인 것: 풀 프로세스."""
+    (child,) = [pid for pid, ppid in _celery_processes().items() if ppid == worker.proc.pid]
+    return child
+
+
+def _wait_for_runs(run_id: str, count: int) -> list[dict]:
+    deadline = time.monotonic() + WAIT
+    while len(runs := executions(run_id)) < count:
+        assert time.monotonic() < deadline, runs
+        time.sleep(0.05)
+    return runs
+
+
+def test_the_by_hand_steps_kill_the_pool_process_then_the_whole_worker_then_quit():
+    purge("practice08")
+    run_id = str(uuid.uuid4())
+    by_hand = ScriptWorker("practice08", concurrency=1)
+    with running(by_hand):
+        # 1. README 의 celery call 명령 그대로 (run_id 만 새로)
+        call = subprocess.run(
+            [str(Path(sys.executable).with_name("celery")), "-A", "practice08.tasks", "call",
+             "practice08.tasks.late_ack_requeued", f'--args=["{run_id}", false, 30]'],
+            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=WAIT, check=True,
+        )  # fmt: skip
+        task_id = call.stdout.strip()
+        (first,) = _wait_for_runs(run_id, 1)
+        # 2. ps 로 찾은 풀 프로세스가 작업을 돌리고 있다. kill -9 → 같은 작업이 다시 received.
+        child = _pool_process(by_hand)
+        assert child == first["pid"]
+        os.kill(child, signal.SIGKILL)
+        by_hand.wait_for_log(r"exited with 'signal 9 \(SIGKILL\)'", WAIT)
+        by_hand.wait_for_log(rf"(?s)(Task practice08\.tasks\.late_ack_requeued\[{task_id}\] received.*){{2}}", WAIT)
+        assert [run["redelivered"] for run in _wait_for_runs(run_id, 2)] == [False, True]
+        # 3. 메인 프로세스와 풀 프로세스를 함께 kill -9
+        main, child = by_hand.proc.pid, _pool_process(by_hand)
+        os.kill(main, signal.SIGKILL)
+        os.kill(child, signal.SIGKILL)
+        by_hand.proc.wait(WAIT)
+    again = ScriptWorker("practice08", concurrency=1)
+    with running(again):
+        assert _wait_for_runs(run_id, 3)[-1]["redelivered"] is True
+        again.proc.send_signal(signal.SIGQUIT)  # cold shutdown: kill -QUIT <메인 pid>
+        again.proc.wait(WAIT)
+    with running(ScriptWorker("practice08", concurrency=1)) as (last,):
+        assert _wait_for_runs(run_id, 4)[-1]["redelivered"] is True
+        last.kill()
+    purge("practice08")  # 30초 작업은 끝까지 기다리지 않는다
+
+
+MEMORY_LIMIT_KIB = 200 * 1024
+GROW_MEGABYTES = 300
+
+
+def test_max_memory_per_child_is_checked_only_after_the_task_ends():
+    with worker_on_empty_queue(
+        "practice08", concurrency=1, extra_args=[f"--max-memory-per-child={MEMORY_LIMIT_KIB}"]
+    ) as worker:
+        big = str(uuid.uuid4())
+        result = grow.delay(big, GROW_MEGABYTES, seconds=LONG_SECONDS)
+        (run,) = _wait_for_runs(big, 1)
+        time.sleep(LONG_SECONDS / 2)
+        rss_kib = int(Path(f"/proc/{run['pid']}/status").read_text().split("VmRSS:")[1].split()[0])
+        assert rss_kib > MEMORY_LIMIT_KIB  # 한도를 넘었지만 실행 중인 작업은 그대로
+        assert result.get(timeout=WAIT) == GROW_MEGABYTES
+        small = str(uuid.uuid4())
+        grow.delay(small, 1, seconds=0).get(timeout=WAIT)
+        assert executions(small)[0]["pid"] != run["pid"]  # 끝난 뒤에야 새 풀 프로세스로 바뀌었다

@@ -31,7 +31,7 @@ from tests.readme import (
 )
 
 # README 의 명령이 부르는 프로그램. 새 프로그램이 README 에 들어오면 여기에 넣고 확인 방법도 정한다.
-KNOWN_PROGRAMS = {"docker", "uv", "python", "celery", "curl", "export", "rabbitmqctl"}
+KNOWN_PROGRAMS = {"docker", "uv", "python", "celery", "curl", "export", "rabbitmqctl", "ps"}
 
 
 def github_slug(heading: str) -> str:
