@@ -90,10 +90,12 @@ def _worker_running_a_slow_task(seconds):
     return worker, result
 
 
-def test_ctrl_c_is_a_warm_shutdown_the_running_task_finishes_first():
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_is_a_warm_shutdown_the_running_task_finishes_first(sig):
+    # README: Ctrl-C(SIGINT) 한 번은 warm shutdown 이고, SIGTERM 도 같다.
     worker, result = _worker_running_a_slow_task(seconds=2)
     try:
-        worker.proc.send_signal(signal.SIGINT)  # 터미널에서 Ctrl-C 한 번
+        worker.proc.send_signal(sig)
         worker.proc.wait(BOUND_SECONDS)
     finally:
         worker.stop()

@@ -247,6 +247,22 @@ def test_worker_dash_b_runs_beat_inside_the_worker(tmp_path):
     assert "beat: Starting..." in embedded.log
 
 
+def test_two_workers_with_dash_b_are_two_beats_and_every_entry_runs_twice(tmp_path):
+    # README: 워커를 여럿 띄우면 beat 도 여럿이 된다(워커마다 -B).
+    purge("practice07")
+    embedded = [
+        Worker("practice07", extra_args=["-B", f"--schedule={tmp_path / f'celerybeat-schedule-{n}'}"]) for n in (1, 2)
+    ]
+    with running(*embedded):
+        assert _ticks_per_second("tick") >= 1.5
+
+
+def test_crontab_times_are_read_in_utc_unless_the_app_sets_a_timezone():
+    plain = Celery("plain", set_as_current=False)
+    assert str(plain.timezone) == "UTC" and plain.conf.timezone is None
+    assert str(app.timezone) == "Asia/Seoul"
+
+
 def test_beat_keeps_its_schedule_in_celerybeat_schedule_unless_told_otherwise():
     assert app.conf.beat_schedule_filename == "celerybeat-schedule"
     assert "celerybeat-schedule*" in (PROJECT_ROOT / ".gitignore").read_text().splitlines()

@@ -98,6 +98,16 @@ def test_retry_on_worker_lost_sends_a_retry(worker):
     assert f"retried_on_lost[{result.id}] retry: Retry in 1s: WorkerLostError(" in worker.log
 
 
+def test_retry_on_worker_lost_obeys_max_retries(worker):
+    # 재시도가 이미 max_retries(3)번이면 다시 보내지 않는다: FAILURE(WorkerLostError), 실행은 한 번.
+    run_id = str(uuid.uuid4())
+    result = retried_on_lost.apply_async((run_id,), retries=retried_on_lost.max_retries)
+    value = result.get(timeout=WAIT, propagate=False)
+    assert result.state == "FAILURE" and isinstance(value, WorkerLostError)
+    time.sleep(REDELIVERY_WINDOW_SECONDS + retried_on_lost.default_retry_delay)
+    assert [run["retries"] for run in executions(run_id)] == [3]
+
+
 def test_a_redelivered_charge_runs_twice_and_only_the_guarded_effect_stays_single(worker):
     create_tables()
     run = str(uuid.uuid4())

@@ -199,9 +199,7 @@ GROW_MEGABYTES = 300
 
 
 def test_max_memory_per_child_is_checked_only_after_the_task_ends():
-    with worker_on_empty_queue(
-        "practice08", concurrency=1, extra_args=[f"--max-memory-per-child={MEMORY_LIMIT_KIB}"]
-    ) as worker:
+    with worker_on_empty_queue("practice08", concurrency=1, extra_args=[f"--max-memory-per-child={MEMORY_LIMIT_KIB}"]):
         big = str(uuid.uuid4())
         result = grow.delay(big, GROW_MEGABYTES, seconds=LONG_SECONDS)
         (run,) = _wait_for_runs(big, 1)
