@@ -216,9 +216,10 @@ def test_without_the_env_var_the_api_is_refused_but_the_web_page_opens(worker):
         assert page_status == 200
 
 
-@pytest.mark.skipif("broker.server_major() < 4", reason="RabbitMQ 4.x refuses these queues; this broker is older")
+@pytest.mark.skipif("broker.server_major() < 4", reason="kombu 5.7 declares these queues for RabbitMQ 4.x")
 def test_no_queue_the_worker_and_flower_declare_is_transient_and_non_exclusive(flower, worker):
-    # RabbitMQ 4.3 은 durable 도 exclusive 도 아닌 큐를 기본으로 막는다(README 의 서비스 절).
+    # README 의 서비스 절: Celery 5.7 은 원격 제어와 이벤트 큐를 exclusive 로 선언한다. durable 도 exclusive 도
+    # 아닌 큐는 RabbitMQ 4.3 이 아직 허용하지만 없어질 기능이다(test_services 가 deprecated-features 로 본다).
     wait_until_flower_hears(flower, worker)
     queues = broker.queues()
     names = [queue["name"] for queue in queues]

@@ -8,11 +8,14 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 import yaml
+from kombu import Connection
 
+import global_config
 from course import SERVICES
 from playground import PROJECT_ROOT, broker
 from playground.runner import EXIT_SERVICES_DOWN
@@ -208,3 +211,16 @@ def test_an_exclusive_control_queue_goes_with_the_worker_that_declared_it():
     while control in [queue["name"] for queue in broker.queues()]:
         assert time.monotonic() < deadline, f"{control} is still there after its worker stopped"
         time.sleep(0.2)
+
+
+@rabbitmq_4
+def test_rabbitmq_4_3_denies_global_qos_but_still_permits_transient_non_exclusive_queues():
+    # README: global_qos 는 denied, transient_nonexcl_queues 는 아직 permitted (4.3 의 기본값).
+    states = {feature["name"]: feature["state"] for feature in broker.management("GET", "deprecated-features")}
+    assert states["global_qos"] == "denied"
+    assert states["transient_nonexcl_queues"] == "permitted"
+    name = f"transient-{uuid.uuid4().hex[:6]}"
+    with Connection(global_config.RABBITMQ_URL) as conn:
+        channel = conn.channel()
+        channel.queue_declare(name, durable=False, exclusive=False, auto_delete=False)  # 거절되지 않는다
+        channel.queue_delete(name)
