@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 
 from benchmarks import summarize, worker_startup
+from playground.lessons import worker_on_empty_queue
 
 
 def test_summarize_reports_n_p50_p95_max():
@@ -22,6 +25,18 @@ def test_worker_startup_benchmark_runs_and_writes_json(tmp_path, capsys):
         assert 0 < row["p50"] == row["p95"] == row["max"]
     out = capsys.readouterr().out
     assert "p50 ms" in out and "README command" in out
+
+
+def test_mingle_waits_a_second_for_neighbours_a_lone_worker_does_not_have():
+    # README: --without-mingle 이면 약 1초 빨리 뜬다. mingle 은 이웃의 답을 1초 기다린다(혼자면 끝까지 기다린다).
+    with worker_on_empty_queue("practice00", fast_start=False) as worker:
+        log = worker.log
+    stamp = r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): INFO/MainProcess\] "
+    times = [
+        datetime.strptime(re.search(stamp + text, log).group(1), "%Y-%m-%d %H:%M:%S,%f")
+        for text in ("mingle: searching for neighbors", "mingle: all alone")
+    ]
+    assert (times[1] - times[0]).total_seconds() >= 0.9
 
 
 def test_queue_isolation_benchmark_runs_and_writes_json(tmp_path, capsys):
