@@ -97,17 +97,91 @@ def _probe_rabbitmq(url):
         conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
 
 
-def _probe_postgres(url):
-    # SQLAlchemy 는 PostgreSQL 을 쓸 때만 불러온다: 불러오는 데만 0.3초 넘게 걸린다.
+class MissingDatabase(Exception):
+    """PostgreSQL 서버는 응답하지만 URL에 적힌 데이터베이스가 그 서버에 없다."""
+
+    def __init__(self, url, database, reason):
+        super().__init__(reason)
+        self.url = url
+        self.database = database
+
+
+# 서버에 데이터베이스가 있는지 물을 때 붙는 관리용 데이터베이스. createdb처럼 postgres를 먼저, 없으면 template1을 쓴다.
+MAINTENANCE_DATABASES = ("postgres", "template1")
+
+
+def postgres_engine(url, database=None, **options):
+    """`url` 이 가리키는 서버에 붙는 엔진(앞의 `db+` 는 있어도 된다). `database` 를 주면 그 데이터베이스에 붙는다.
+
+    연결에는 언제나 제한 시간(CONNECT_TIMEOUT_SECONDS)이 있다.
+    """
+    # SQLAlchemy는 PostgreSQL을 쓸 때만 불러온다. 불러오는 데만 0.3초 넘게 걸린다.
     import sqlalchemy
     from sqlalchemy.pool import NullPool
 
-    engine = sqlalchemy.create_engine(
-        url.removeprefix("db+"), poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS}
-    )
+    target = sqlalchemy.make_url(url.removeprefix("db+"))
+    if database is not None:
+        target = target.set(database=database)
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **options.pop("connect_args", {})}
+    return sqlalchemy.create_engine(target, poolclass=NullPool, connect_args=connect_args, **options)
+
+
+def postgres_database_name(url):
+    import sqlalchemy
+
+    return sqlalchemy.make_url(url.removeprefix("db+")).database
+
+
+def database_exists(url):
+    """`url` 의 데이터베이스가 서버에 있으면 True, 없으면 False, 서버에 물을 수 없으면 None을 돌려준다.
+
+    그 데이터베이스에는 붙지 않고 관리용 데이터베이스에 붙어 pg_database 를 읽는다(누구나 읽을 수 있다).
+    """
+    import sqlalchemy
+
+    name = postgres_database_name(url)
+    for maintenance in MAINTENANCE_DATABASES:
+        engine = postgres_engine(url, database=maintenance)
+        try:
+            with engine.connect() as conn:
+                found = conn.execute(sqlalchemy.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name})
+                return found.first() is not None
+        except sqlalchemy.exc.SQLAlchemyError:
+            continue  # 그 관리용 데이터베이스가 없거나 붙을 수 없다: 다음 것
+        finally:
+            engine.dispose()
+    return None
+
+
+def database_is_missing(url, message):
+    """연결이 `message` 로 실패한 까닭이 "서버는 응답하지만 `url` 의 데이터베이스가 없다"인가.
+
+    서버가 영어로 답하면 `message` 만 보고 안다. 서버의 `lc_messages` 가 다른 언어면 메시지가 번역되어 오므로
+    관리용 데이터베이스에 붙어 pg_database 에 물어본다.
+    """
+    name = postgres_database_name(url)
+    if name is None:  # URL에 데이터베이스가 없으면 libpq는 사용자 이름을 쓴다. 여기서 만들 것이 아니다.
+        return False
+    if f'database "{name}" does not exist' in message:
+        return True
+    return database_exists(url) is False
+
+
+def _probe_postgres(url):
+    import sqlalchemy
+
+    engine = postgres_engine(url)
+    started = time.monotonic()
     try:
         with engine.connect() as conn:
             conn.execute(sqlalchemy.text("SELECT 1"))
+    except sqlalchemy.exc.OperationalError as exc:
+        message = str(exc.orig)
+        # 제한 시간까지 기다린 실패는 서버가 응답하지 않은 것이다: 한 번 더 붙어 보며 또 기다리지 않는다.
+        answered = time.monotonic() - started < CONNECT_TIMEOUT_SECONDS
+        if answered and database_is_missing(url, message):
+            raise MissingDatabase(url, postgres_database_name(url), message.strip()) from exc
+        raise
     finally:
         engine.dispose()
 
@@ -142,8 +216,39 @@ SERVICES = (
 )
 
 
+def createdb_command(url):
+    """`url` 의 데이터베이스를 만드는 createdb 명령. 호스트, 포트, 사용자는 `url` 그대로 쓰고 비밀번호는 적지 않는다."""
+    import shlex
+
+    import sqlalchemy
+
+    target = sqlalchemy.make_url(url.removeprefix("db+"))
+    words = ["createdb"]
+    if target.host:
+        words.append(f"--host={target.host}")
+    if target.port:
+        words.append(f"--port={target.port}")
+    if target.username:
+        words.append(f"--username={target.username}")
+    words.append(target.database)
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def describe_missing_database(exc):
+    """서버는 응답하지만 데이터베이스가 없다(MissingDatabase). `docker compose` 가 아니라 createdb를 권한다."""
+    reason = exc.args[0].splitlines()[0] if exc.args and exc.args[0] else "MissingDatabase"
+    return (
+        f"PostgreSQL 서버는 응답하지만 데이터베이스가 없습니다: {exc.database}\n"
+        f"  주소: {maybe_sanitize_url(exc.url)}\n"
+        f"  원인: {reason}\n"
+        f"  만들기: {createdb_command(exc.url)}"
+    )
+
+
 def describe_unreachable(service, url, exc):
     """연결하지 못한 서비스를 이름, 주소, 원인, 켜는 방법과 함께 설명한다."""
+    if isinstance(exc, MissingDatabase):
+        return describe_missing_database(exc)
     reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
     return (
         f"{service.name}에 연결할 수 없습니다: {maybe_sanitize_url(url)}\n"
@@ -153,13 +258,19 @@ def describe_unreachable(service, url, exc):
     )
 
 
-def problem_with(service, url):
-    """service 가 url 에서 응답하면 None, 아니면 사람이 읽을 설명."""
+def probe_failure(service, url):
+    """service 가 url 에서 응답하면 None, 아니면 그 예외(데이터베이스만 없으면 MissingDatabase)."""
     try:
         service.probe(url)
-    except Exception as exc:  # 어떤 실패든 사람이 읽을 말로 바꾼다
-        return describe_unreachable(service, url, exc)
+    except Exception as exc:  # 어떤 실패든 돌려주어 사람이 읽을 말로 바꾸게 한다
+        return exc
     return None
+
+
+def problem_with(service, url):
+    """service 가 url 에서 응답하면 None, 아니면 사람이 읽을 설명."""
+    exc = probe_failure(service, url)
+    return None if exc is None else describe_unreachable(service, url, exc)
 
 
 def unreachable_services():

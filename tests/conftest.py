@@ -55,6 +55,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         isolation.prepare(slots)
     except ManagementError as exc:
         pytest.exit(str(exc), returncode=EXIT_SERVICES_DOWN)
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        # 예: CREATEDB 권한이 없는 역할. 실행기는 그런 역할로도 동작하지만 테스트는 자리마다 데이터베이스를 만든다.
+        cause = getattr(exc, "orig", None) or exc
+        pytest.exit(
+            "테스트는 프로세스마다 PostgreSQL 데이터베이스를 지우고 새로 만듭니다(celery_jobs_main 등).\n"
+            "POSTGRES_URL 의 역할에 CREATEDB 권한이 있어야 합니다.\n"
+            f"  원인: {type(cause).__name__}: {str(cause).strip().splitlines()[0]}",
+            returncode=EXIT_SERVICES_DOWN,
+        )
     if not processes:
         isolation.use("main")
 

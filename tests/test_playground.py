@@ -158,16 +158,6 @@ def test_runner_names_every_unreachable_service_and_how_to_start_it():
     assert "worker" not in run.stdout  # 서비스가 없으면 워커를 띄우지도 않는다
 
 
-def test_runner_reports_a_missing_database_with_its_name():
-    run = run_playground(
-        "practice00", timeout=FAIL_FAST_SECONDS,
-        POSTGRES_URL="db+postgresql+psycopg2://postgres:postgres@localhost:5432/no_such_db",
-    )  # fmt: skip
-    assert run.returncode == EXIT_SERVICES_DOWN
-    assert "PostgreSQL에 연결할 수 없습니다" in run.stdout
-    assert 'database "no_such_db" does not exist' in run.stdout
-
-
 def test_a_lesson_whose_worker_cannot_start_fails_with_the_log_tail():
     outcome = run_lesson("no_such_lesson", Console())
     assert outcome.ok is False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -12,14 +13,16 @@ import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 import yaml
 from kombu import Connection
 
 import global_config
-from course import SERVICES
+from course import SERVICES, MissingDatabase, database_is_missing, describe_unreachable, postgres_engine, probe_failure
 from playground import PROJECT_ROOT, broker
+from playground.lessons import run_call_tasks
 from playground.runner import EXIT_SERVICES_DOWN
-from playground.services import compose_up_command
+from playground.services import compose_up_command, ensure_services
 from playground.versions import compose_images, line_of, mismatches, running_versions
 
 FAIL_FAST_SECONDS = 30
@@ -224,3 +227,167 @@ def test_rabbitmq_4_3_denies_global_qos_but_still_permits_transient_non_exclusiv
         channel = conn.channel()
         channel.queue_declare(name, durable=False, exclusive=False, auto_delete=False)  # 거절되지 않는다
         channel.queue_delete(name)
+
+
+# --- 서버는 응답하는데 데이터베이스만 없을 때 -----------------------------------------------------------------
+# Docker 없이 기계에 설치한 PostgreSQL을 흉내 낸다. 설정된 서버는 그대로 응답하고, `POSTGRES_URL` 만 그 서버에
+# 아직 없는 새 이름을 가리킨다. 실행기와 테스트 세션(`ensure_services`)은 그 데이터베이스를 만든다.
+# `call_tasks` 는 만들지 않고 createdb를 권한다.
+
+RUNNER_SECONDS = 90  # practice00을 처음부터 끝까지 돌리는 데 드는 시간의 상한(멈춤을 잡는다)
+CREATED_LINE = "PostgreSQL에 데이터베이스가 없어서 만들었습니다: {}"
+POSTGRES = SERVICES[1]
+
+
+def _configured() -> sqlalchemy.URL:
+    return sqlalchemy.make_url(global_config.POSTGRES_URL.removeprefix("db+"))
+
+
+def _admin(*statements: str) -> list[tuple]:
+    """설정된 URL의 사용자로 관리용 데이터베이스 postgres에서 문장들을 실행하고, 마지막 문장의 행을 돌려준다."""
+    engine = postgres_engine(global_config.POSTGRES_URL, database="postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            results = [conn.execute(sqlalchemy.text(statement)) for statement in statements]
+            return [tuple(row) for row in results[-1]] if results[-1].returns_rows else []
+    finally:
+        engine.dispose()
+
+
+def _database_there(name: str) -> bool:
+    return bool(_admin(f"SELECT 1 FROM pg_database WHERE datname = '{name}'"))
+
+
+def _postgres_url(name: str, username: str | None = None) -> str:
+    url = _configured().set(database=name)
+    if username is not None:
+        url = url.set(username=username, password=None)  # 설정된 서버는 trust 인증이다
+    return "db+" + url.render_as_string(hide_password=False)
+
+
+def _createdb(name: str, username: str) -> str:
+    url = _configured()
+    return f"createdb --host={url.host} --port={url.port} --username={username} {name}"
+
+
+needs_createdb = pytest.mark.skipif(shutil.which("createdb") is None, reason="needs the PostgreSQL client createdb")
+
+
+@pytest.fixture
+def missing_database():
+    """설정된 서버에 아직 없는 데이터베이스 이름. 끝나면 (생겼으면) 지운다. 다른 데이터베이스는 건드리지 않는다."""
+    name = f"celery_missing_{uuid.uuid4().hex[:10]}"
+    assert not _database_there(name)
+    try:
+        yield name
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def role_without_createdb(missing_database):
+    """로그인은 되지만 CREATEDB 권한은 없는 임시 역할. 끝나면 지운다."""
+    role = f"celery_nocreate_{uuid.uuid4().hex[:10]}"
+    _admin(f'CREATE ROLE "{role}" LOGIN NOCREATEDB')
+    try:
+        yield role
+    finally:
+        # 그 역할이 주인인 데이터베이스가 있으면 역할을 지울 수 없다: 데이터베이스부터 지운다.
+        _admin(f'DROP DATABASE IF EXISTS "{missing_database}" WITH (FORCE)', f'DROP ROLE IF EXISTS "{role}"')
+
+
+def _runner(lesson: str, postgres_url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "playground", lesson], cwd=PROJECT_ROOT,
+        env={**os.environ, "POSTGRES_URL": postgres_url}, capture_output=True, text=True, timeout=RUNNER_SECONDS,
+    )  # fmt: skip
+
+
+def test_the_runner_creates_a_missing_database_says_so_in_one_line_and_runs_the_lesson(missing_database):
+    run = _runner("practice00", _postgres_url(missing_database))
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == CREATED_LINE.format(missing_database)  # 서비스 점검이 맨 먼저 말한다
+    assert lines.count(CREATED_LINE.format(missing_database)) == 1
+    assert "docker compose" not in run.stdout
+    assert "━━ practice00: 통과" in run.stdout
+    assert _database_there(missing_database)
+
+
+def test_ensure_services_creates_a_missing_database_and_reports_nothing_unreachable(missing_database, monkeypatch):
+    # 테스트 세션(`pytest_sessionstart`)도 이 함수를 부른다. 서비스 주소는 `global_config` 에서 읽는다.
+    monkeypatch.setattr(global_config, "POSTGRES_URL", _postgres_url(missing_database))
+    said: list[str] = []
+    assert ensure_services(said.append) == []
+    assert said == [CREATED_LINE.format(missing_database)]
+    assert _database_there(missing_database)
+    said.clear()
+    assert ensure_services(said.append) == []  # 이제 있으므로 만들지도, 말하지도 않는다
+    assert said == []
+
+
+def test_a_role_without_createdb_is_told_the_createdb_command_and_nothing_is_created(
+    role_without_createdb, missing_database
+):
+    role = role_without_createdb
+    run = _runner("practice00", _postgres_url(missing_database, username=role))
+    assert run.returncode == EXIT_SERVICES_DOWN, run.stdout + run.stderr
+    assert f"PostgreSQL 서버는 응답하지만 데이터베이스가 없습니다: {missing_database}\n" in run.stdout
+    assert f"\n  만들기: {_createdb(missing_database, role)}\n" in run.stdout
+    assert "InsufficientPrivilege: permission denied to create database" in run.stdout
+    assert run.stdout.rstrip().endswith(f"소유자를 이 역할로 정하세요: --owner={role}")
+    assert "docker compose up -d postgres" not in run.stdout
+    assert "Traceback" not in run.stdout + run.stderr
+    assert not _database_there(missing_database)
+
+
+@needs_createdb
+def test_the_advice_for_a_role_without_createdb_works_when_a_role_with_it_runs_createdb(
+    role_without_createdb, missing_database
+):
+    role = role_without_createdb
+    url = _postgres_url(missing_database, username=role)
+    assert isinstance(probe_failure(POSTGRES, url), MissingDatabase)
+    # 권한이 있는 역할(설정된 URL의 사용자)이 안내대로 `--owner` 를 붙여 만든다.
+    command = [*_createdb(missing_database, _configured().username).split(), f"--owner={role}"]
+    subprocess.run(command, check=True, capture_output=True, timeout=FAIL_FAST_SECONDS)
+    assert probe_failure(POSTGRES, url) is None
+    # 주인이 된 역할은 결과 백엔드처럼 테이블을 만들 수 있다(PostgreSQL 15부터 public 스키마는 데이터베이스 주인의
+    # 것이어서, 주인이 아닌 역할은 만들 수 없다).
+    engine = postgres_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text("CREATE TABLE celery_probe (id integer)"))
+    finally:
+        engine.dispose()
+
+
+def test_call_tasks_alone_with_a_missing_database_advises_createdb_and_exits_1(missing_database):
+    run = run_call_tasks("practice00", env={"POSTGRES_URL": _postgres_url(missing_database)}, timeout=FAIL_FAST_SECONDS)
+    assert run.returncode == 1, run.output
+    assert f"PostgreSQL 서버는 응답하지만 데이터베이스가 없습니다: {missing_database}\n" in run.output
+    assert f'database "{missing_database}" does not exist' in run.output
+    assert f"\n  만들기: {_createdb(missing_database, _configured().username)}\n" in run.output
+    assert "docker compose up -d postgres" not in run.output
+    assert "Traceback" not in run.output
+    assert not _database_there(missing_database)  # call_tasks 는 만들지 않는다
+
+
+@needs_createdb
+def test_the_createdb_command_call_tasks_advises_creates_that_database(missing_database):
+    url = _postgres_url(missing_database)
+    failure = probe_failure(POSTGRES, url)
+    assert isinstance(failure, MissingDatabase)
+    advice = describe_unreachable(POSTGRES, url, failure)
+    command = advice.split("  만들기: ")[1].splitlines()[0]
+    subprocess.run(shlex.split(command), check=True, capture_output=True, timeout=FAIL_FAST_SECONDS)
+    assert _database_there(missing_database)
+    assert probe_failure(POSTGRES, url) is None
+
+
+def test_a_missing_database_is_recognised_when_the_server_answers_in_another_language(missing_database):
+    # 서버의 lc_messages 가 영어가 아니면 "database … does not exist" 가 번역되어 온다. 그때는 pg_database 에 묻는다.
+    translated = f'connection to server failed: 치명적오류:  "{missing_database}" 데이터베이스 없음'
+    assert database_is_missing(_postgres_url(missing_database), translated)
+    assert not database_is_missing(global_config.POSTGRES_URL, translated)  # 있는 데이터베이스
+    assert not _database_there(missing_database)  # 묻기만 하고 만들지 않는다
