@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 from playground import PROJECT_ROOT
 
-README_FILES = ("README.md", "README.en.md")  # 최상위 README: 강좌 전체와 실습마다의 짧은 절
+README_FILES = ("README.md", "README.en.md")  # 최상위 README: 강좌의 첫 화면과 실습 목록
+# 첫날에는 필요 없는 강좌 전체의 이야기: docs/ 의 쪽마다 (한국어판, 영어판)
+DOC_PAIRS = tuple((f"docs/{name}.md", f"docs/{name}.en.md") for name in ("runner", "services", "flower", "testing"))
 
 
 def lesson_readmes(lesson: str) -> tuple[str, str]:
@@ -18,8 +20,8 @@ def lesson_readmes(lesson: str) -> tuple[str, str]:
 
 
 def readme_pairs(lessons: list[str]) -> list[tuple[str, str]]:
-    """서로 같은 내용이어야 하는 (한국어판, 영어판) 쌍들: 최상위 README, 그리고 실습마다."""
-    return [README_FILES, *(lesson_readmes(lesson) for lesson in lessons)]
+    """서로 같은 내용이어야 하는 (한국어판, 영어판) 쌍들: 최상위 README, docs/ 의 쪽들, 그리고 실습마다."""
+    return [README_FILES, *DOC_PAIRS, *(lesson_readmes(lesson) for lesson in lessons)]
 
 
 def readme(name: str = "README.md") -> str:
@@ -81,11 +83,6 @@ def command_starting(text: str, prefix: str) -> str:
 # README 의 출력 예시에서 실행마다 바뀌는 부분(id, pid, 시간, 호스트 이름)은 이 표시 하나로 적는다.
 # 비교할 때 이 표시는 한 줄 안의 아무 글자들(하나 이상)과 맞는다. 나머지는 글자 그대로 같아야 한다.
 PLACEHOLDER = "‹…›"
-
-
-def lesson_section(text: str, lesson: str) -> str:
-    """최상위 README 에서 그 실습의 절."""
-    return text.split(f"## {lesson} — ", 1)[1].split("\n## ", 1)[0]
 
 
 def sample_outputs(text: str) -> list[str]:

@@ -48,8 +48,8 @@ def test_a_copied_lesson_folder_alone_is_named_with_every_missing_piece(tmp_path
         "task_default_queue is 'practice02'",
         "the docstring's commands are not the declared ones",
         "tests/test_practice99.py is missing",
-        "README.md has no section '## practice99 — …'",
-        "README.en.md has no section '## practice99 — …'",
+        "README.md has no row for practice99 in the lesson list",
+        "README.en.md has no row for practice99 in the lesson list",
         "practice99/README.md does not give the declared commands",
     ):
         assert missing in out, (missing, out)

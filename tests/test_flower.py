@@ -23,7 +23,7 @@ from tests.readme import command_starting, commands, parse, readme
 
 FLOWER_READY_SECONDS = 30
 EVENT_WAIT_SECONDS = 10
-README = readme()
+README = readme("docs/flower.md")
 
 
 class Flower:
