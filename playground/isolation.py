@@ -25,6 +25,7 @@ import sqlalchemy
 from sqlalchemy.pool import NullPool
 
 import global_config
+from course import CONNECT_TIMEOUT_SECONDS
 from playground import broker
 
 REDIS_DATABASES = 16  # Redis 의 기본 databases 설정
@@ -93,7 +94,12 @@ def _fresh_vhost(url: str) -> None:
 
 def _fresh_database(url: str) -> None:
     target = sqlalchemy.make_url(url.removeprefix("db+"))
-    admin = sqlalchemy.create_engine(target.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    admin = sqlalchemy.create_engine(
+        target.set(database="postgres"),
+        poolclass=NullPool,
+        isolation_level="AUTOCOMMIT",
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},  # 응답하지 않는 서버에서 멈추지 않는다
+    )
     try:
         with admin.connect() as conn:
             conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
