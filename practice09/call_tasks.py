@@ -17,12 +17,15 @@ from practice09.tasks import (
     BACKEND,
     add,
     app,
+    crash,
     fail,
     merge,
     notes,
     on_error,
     on_error_bound,
+    on_error_bound_id,
     on_error_id,
+    on_error_raises,
     overrun,
     progress,
     record,
@@ -43,6 +46,14 @@ def notes_after(run, what, count=1):
     while len([n for n in notes(run) if n["what"] == what]) < max(count, 1) and time.time() < deadline:
         time.sleep(0.05)
     return [n for n in notes(run) if n["what"] == what]
+
+
+def stored_result(task_id, done):
+    """결과 백엔드에 적힌 task_id 의 결과를, done(결과)가 참이 될 때까지 (길어야 RESULT_TIMEOUT 초) 다시 읽는다."""
+    deadline = time.monotonic() + RESULT_TIMEOUT
+    while not done(result := app.backend.get_task_meta(task_id)["result"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return result
 
 
 def calls():
@@ -85,19 +96,47 @@ def calls():
         "errback 이 받은 task_id == 실패한 id", seen["id"] == failed.id, True, note="워커 로그: on_error_id[…] received"
     )
 
-    step("4. 함정: bind=True 인 errback 은 인자 하나짜리로 취급되어 불리지 못한다")
+    step("4. 함정: bind=True 인 errback은 옛 방식으로, 새 메시지에 (task_id,) 만 받는다")
     run = str(uuid.uuid4())
-    fail.apply_async((9,), {"run": run}, link_error=on_error_bound.s(run=run)).get(
-        timeout=RESULT_TIMEOUT, propagate=False
+    failed = fail.apply_async((9,), {"run": run}, link_error=on_error_bound_id.s(run=run))
+    failed.get(timeout=RESULT_TIMEOUT, propagate=False)
+    (seen,) = notes_after(run, "on_error_bound_id")
+    show(
+        "(self, task_id) 가 받은 (task_id, self.request.parent_id) == 실패한 id",
+        (seen["id"] == failed.id, seen["parent_id"] == failed.id),
+        (True, True),
+        note="워커 로그: on_error_bound_id[…] received",
+    )
+    run = str(uuid.uuid4())
+    failed = fail.apply_async((10,), {"run": run}, link_error=on_error_bound.s(run=run))
+    show("fail(10) 의 get(propagate=False)", failed.get(timeout=RESULT_TIMEOUT, propagate=False))
+    show("(self, request, exc, traceback) 가 남긴 기록", notes_after(run, "on_error_bound", count=0), [])
+    overwritten = show(
+        "잠시 뒤 결과 백엔드의 fail(10) 결과",
+        stored_result(failed.id, lambda result: isinstance(result, TypeError)),
+        note="errback을 보내다 난 TypeError가 덮어썼다",
+    )
+    expect("덮어쓴 예외의 이름", type(overwritten).__name__, "TypeError")
+
+    step("5. errback 안에서 난 예외는 워커 로그에 남을 뿐이다")
+    run = str(uuid.uuid4())
+    failed = fail.apply_async((11,), {"run": run}, link_error=[on_error_raises.s(run=run), on_error.s(run=run)])
+    show("fail(11) 의 get(propagate=False)", failed.get(timeout=RESULT_TIMEOUT, propagate=False))
+    notes_after(run, "on_error")
+    show(
+        "남은 기록",
+        [n["what"] for n in notes(run)],
+        ["fail", "on_error_raises", "on_error"],
+        note="예외를 낸 errback 뒤의 errback도 불렸다",
     )
     show(
-        "on_error_bound 가 남긴 기록",
-        notes_after(run, "on_error_bound", count=0),
-        [],
-        note="워커 로그: TypeError … missing 2 required positional arguments",
+        "fail(11) 의 state와 결과",
+        (failed.state, app.AsyncResult(failed.id).result),
+        note="워커 로그: Errback 'practice09.tasks.on_error_raises' raised an exception",
     )
+    expect("fail(11) 의 state", failed.state, "FAILURE")
 
-    step("5. 함정: 하드 시간 제한에 걸리면 인자 셋 errback 이 두 번, 워커의 메인 프로세스에서, traceback 없이")
+    step("6. 함정: 하드 시간 제한에 걸리면 인자 셋 errback이 두 번, 워커의 메인 프로세스에서, traceback 없이")
     run = str(uuid.uuid4())
     show(
         "overrun 의 get(propagate=False)",
@@ -114,7 +153,7 @@ def calls():
     )
     show("errback 이 받은 traceback", [n["last_line"] for n in errbacks], [None, None])
 
-    step("6. 실패하는 chain 과 chord")
+    step("7. 실패하는 chain과 chord")
     run = str(uuid.uuid4())
     result = chain(add.s(1, 2), fail.s(), add.s(10), add.s(100)).apply_async(link_error=on_error.s(run=run))
     show("chain(add(1, 2), fail, add, add).get(propagate=False)", result.get(timeout=RESULT_TIMEOUT, propagate=False))
@@ -150,7 +189,20 @@ def calls():
         ("ChordError", None),
     )
 
-    step("7. 진행률: update_state(state='PROGRESS', meta=...)")
+    step("8. chord의 header를 돌리던 풀 프로세스가 죽으면: 메인 프로세스가 적고 chord는 실패한다")
+    result = chord([add.s(1, 1), crash.s(2)])(merge.s())
+    error = show(
+        "chord([add(1, 1), crash(2)])(merge).get(propagate=False)", result.get(timeout=RESULT_TIMEOUT, propagate=False)
+    )
+    expect("chord 실패의 예외 이름", type(error).__name__, "ChordError")
+    show(
+        "header의 state",
+        [child.state for child in result.parent.results],
+        ["SUCCESS", "FAILURE"],
+        note="워커 로그: Process 'ForkPoolWorker-…' … exited with 'signal 9 (SIGKILL)'",
+    )
+
+    step("9. 진행률: update_state(state='PROGRESS', meta=...)")
     result = progress.delay()
     seen = []
     deadline = time.monotonic() + RESULT_TIMEOUT
@@ -166,7 +218,7 @@ def calls():
         print(f"    {state:<8} {info}")
     expect("진행률의 차례", [state for state, _ in seen], ["PENDING"] + ["PROGRESS"] * 4 + ["SUCCESS"])
 
-    step("8. chunks: 작은 작업 100개를 메시지 10개로")
+    step("10. chunks: 작은 작업 100개를 메시지 10개로")
     result = add.chunks(zip(range(100), range(100), strict=True), 10).apply_async()
     values = result.get(timeout=RESULT_TIMEOUT)
     show("len(result.results)", len(result.results), 10, note="celery.starmap 메시지 10개")

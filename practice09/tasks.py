@@ -2,8 +2,9 @@
 
 무엇을 배우나: 작업이 끝나면 부를 작업(link)과 실패하면 부를 작업(link_error, errback). errback 의 두 모양 — 인자
 셋(request, exc, traceback)이면 실패한 작업을 돌린 그 프로세스 안에서 곧바로 불리고, 인자 하나(task_id)면 새 메시지로
-간다 — 과 그 함정들. chain 과 chord 의 한 단계가 실패하면 나머지는 어떻게 되나. 오래 걸리는 작업이 update_state 로
-진행률을 알리는 법. 작은 작업 여럿을 메시지 몇 개로 묶는 chunks, map, starmap.
+간다 — 과 그 함정들(bind=True 인 errback, errback 안에서 난 예외, 하드 시간 제한). chain과 chord의 한 단계가
+실패하면 나머지는 어떻게 되나. chord의 header 작업을 잃으면(워커째 죽으면) body가 왜 영영 실행되지 않나. 오래
+걸리는 작업이 update_state 로 진행률을 알리는 법. 작은 작업 여럿을 메시지 몇 개로 묶는 chunks, map, starmap.
 
 실행 방법 (프로젝트 폴더에서, 터미널 두 개):
     터미널 1:  celery -A practice09.tasks worker --loglevel=info
@@ -14,6 +15,7 @@
 
 import json
 import os
+import signal
 import time
 
 import redis
@@ -26,6 +28,7 @@ STEP_SECONDS = 0.3  # 진행률을 알리는 작업의 한 단계
 STEPS = 4  # 진행률을 알리는 작업의 단계 수
 HARD_LIMIT_SECONDS = 1  # 하드 시간 제한에 걸리는 작업의 제한
 OVERRUN_SECONDS = 3  # 그 작업이 하려던 길이
+SLOW_PART_SECONDS = 2  # 느린 header 작업의 길이 (테스트가 그 사이에 워커째 죽인다)
 
 BACKENDS = {"redis": REDIS_URL, "postgres": POSTGRES_URL}
 BACKEND = os.environ.get("PRACTICE09_BACKEND", "redis")
@@ -35,8 +38,8 @@ if BACKEND not in BACKENDS:
 NEEDS = Needs(
     workers=(WorkerSpec(env={} if BACKEND == "redis" else {"PRACTICE09_BACKEND": BACKEND}),),
     waits={
-        "5. 하드 시간 제한": HARD_LIMIT_SECONDS,
-        "7. 진행률": (STEPS + 1) * STEP_SECONDS,
+        "6. 하드 시간 제한": HARD_LIMIT_SECONDS,
+        "9. 진행률": (STEPS + 1) * STEP_SECONDS,
     },
 )
 
@@ -110,13 +113,47 @@ def on_error_id(task_id, run):
 
 @app.task(bind=True)
 def on_error_bound(self, request, exc, traceback, run):
-    # 함정: bind=True 인 errback 은 인자 하나짜리로 취급되어 (task_id,) 만 받고 TypeError 로 실패한다.
+    # 함정: bind=True 인 errback은 옛 방식(새 메시지에 task_id 하나)으로 보내진다. Celery가 보내기 전에 인자를
+    # 검사하므로, 이 모양은 실패한 작업의 프로세스에서 TypeError를 내고 메시지는 가지 않는다.
     note(run, what="on_error_bound", id=request.id)
+
+
+@app.task(bind=True)
+def on_error_bound_id(self, task_id, run):
+    # bind=True 인 errback은 (self, task_id) 로 쓴다. 자기 메시지로 도는 작업이라 parent_id 가 실패한 작업이다.
+    note(run, what="on_error_bound_id", id=task_id, parent_id=self.request.parent_id)
+
+
+@app.task
+def on_error_raises(request, exc, traceback, run):
+    # errback 안에서 난 예외는 워커 로그에 남을 뿐이다. 실패한 작업의 state도, 다른 errback도 그대로다.
+    note(run, what="on_error_raises", id=request.id)
+    raise RuntimeError("errback도 실패했다")
 
 
 @app.task
 def merge(parts):
     return sum(parts)
+
+
+@app.task
+def crash(x):
+    # 자기 풀 프로세스를 kill -9 로 죽인다(OOM 킬러를 흉내 낸다). 워커의 메인 프로세스는 살아서 이것을 알아챈다.
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@app.task
+def slow_add(x, y):
+    # 시작할 때 ack 된다(기본값). 도는 동안 워커째 죽으면 이 메시지는 어디에도 남지 않는다.
+    time.sleep(SLOW_PART_SECONDS)
+    return x + y
+
+
+@app.task(acks_late=True)
+def slow_add_late(x, y):
+    # 끝난 뒤에 ack 된다. 도는 동안 워커째 죽으면 메시지가 큐로 돌아가 다음 워커가 다시 돌린다.
+    time.sleep(SLOW_PART_SECONDS)
+    return x + y
 
 
 @app.task(bind=True)

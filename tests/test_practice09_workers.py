@@ -1,0 +1,65 @@
+"""practice09 README: chord의 header 작업을 잃으면 — 워커째 kill -9 (시작 시 ack 대 acks_late).
+
+이 모듈의 테스트는 워커를 스스로 띄우고 죽인다. test_practice09 의 모듈 워커가 같은 큐를 소비하지 않도록 모듈을 나눴다.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from celery import chord
+
+from playground.broker import queue_counts
+from playground.lessons import lesson_workers, purge
+from playground.workers import running
+from practice09.tasks import SLOW_PART_SECONDS, add, app, merge, slow_add, slow_add_late
+
+WAIT = 20
+NEVER_SECONDS = SLOW_PART_SECONDS + 2  # 다시 띄운 워커가 header를 끝낼 수 있었을 시간보다 넉넉히
+
+
+@pytest.fixture(autouse=True)
+def _release_pending_results():
+    # 오지 않을 결과를 기다리는 구독을 푼다: 남겨 두면 파이썬이 끝나는 도중에 풀려다 경고 traceback을 찍는다
+    # (course.Scenario 가 call_tasks 에서 하는 것과 같다. 공개 API가 없어 내부 목록을 읽는다).
+    yield
+    for mapping in getattr(app.backend, "_pending_results", ()):
+        for waiters in list(mapping.values()):
+            for pending in list(waiters.values()):
+                app.backend.remove_pending_result(pending)
+
+
+@pytest.mark.parametrize("part", [slow_add, slow_add_late], ids=["ack_at_start", "acks_late"])
+def test_a_chord_whose_header_task_dies_with_the_whole_worker(part):
+    purge("practice09")
+    (first,) = lesson_workers("practice09")
+    with running(first):
+        result = chord([add.s(1, 1), part.s(2, 2)])(merge.s())
+        first.wait_for_log(rf"{part.name}\[\S+\] received", WAIT)
+        header = result.parent.results
+        deadline = time.monotonic() + WAIT
+        while header[0].state != "SUCCESS":  # add는 끝났고 part는 도는 중에 죽인다
+            assert time.monotonic() < deadline, first.log_tail()
+            time.sleep(0.05)
+        first.kill()
+    assert [child.state for child in header] == ["SUCCESS", "PENDING"]  # 실패를 적을 프로세스가 없었다
+    # 시작 시 ack면 메시지는 브로커에도 없다. acks_late 면 연결이 끊기며 큐로 돌아온다.
+    waiting = 0 if part is slow_add else 1
+    deadline = time.monotonic() + WAIT
+    while queue_counts(app.conf.task_default_queue)[0] != waiting:
+        assert time.monotonic() < deadline, queue_counts(app.conf.task_default_queue)
+        time.sleep(0.05)
+    (second,) = lesson_workers("practice09")
+    with running(second):
+        if part is slow_add:
+            # 다시 띄운 워커도 받을 것이 없다. body는 영영 실행되지 않는다.
+            time.sleep(NEVER_SECONDS)
+            assert [child.state for child in header] == ["SUCCESS", "PENDING"]
+            assert app.AsyncResult(result.id).state == "PENDING"
+            assert f"[{header[1].id}] received" not in second.log
+            assert f"practice09.tasks.merge[{result.id}] received" not in second.log
+        else:
+            # acks_late: 메시지가 큐로 돌아와 다시 띄운 워커가 header를 마저 돌리고 chord가 끝난다.
+            assert result.get(timeout=WAIT) == 6
+            assert f"{part.name}[{header[1].id}] received" in second.log
