@@ -12,14 +12,18 @@ from sqlalchemy.orm import Session
 from course import RESULT_TIMEOUT, Scenario
 from practice11.tasks import (
     COMMIT_DELAY_SECONDS,
+    MISSING_EXCHANGE,
     add_to_outbox,
     app,
     create_tables,
+    discard_unsent,
     engine,
+    exchange_exists,
     insert_order,
     relay_outbox,
     send_after_commit,
     ship,
+    ship_express,
     ship_once,
     ship_or_retry,
     shipments,
@@ -78,6 +82,34 @@ def calls():
     value = retried.get(timeout=RESULT_TIMEOUT)
     show("ship_or_retry.delay(order_id).get()['found']", value["found"], True)
     show("그사이 재시도했다 (retries ≥ 1)", value["retries"] >= 1, True, note="워커 로그: Retry in 1s: LookupError")
+
+    step("5. 브로커가 받지 않은 메시지: 릴레이는 publisher confirms로 확인하고 적는다")
+    show(
+        f"exchange_exists({MISSING_EXCHANGE!r})", exchange_exists(MISSING_EXCHANGE), False, note="ship_express 의 경로"
+    )
+    order_id = outbox_order("지도", ship_express)
+    show("confirm=False 릴레이의 get()", relay_outbox.delay(confirm=False).get(timeout=RESULT_TIMEOUT), 1)
+    show("그 뒤 보내지 않은 아웃박스 행", unsent(order_id), 0, note="보냈다고 적었지만 메시지는 어디에도 없다")
+    order_id = outbox_order("나침반", ship_express)
+    try:
+        error = relay_outbox.delay().get(timeout=RESULT_TIMEOUT, propagate=False)
+        show(
+            "confirm=True 릴레이가 받은 예외",
+            type(error).__name__,
+            "NotFound",
+            note=f"워커 로그: NOT_FOUND - no exchange '{MISSING_EXCHANGE}'",
+        )
+        show("그 뒤 보내지 않은 아웃박스 행", unsent(order_id), 1, note="롤백했다: 경로를 고치면 다음 릴레이가 보낸다")
+    finally:
+        discard_unsent(order_id)  # 이 실습은 보여 준 뒤 지운다: 남겨 두면 다음 릴레이도 실패한다
+
+
+def outbox_order(item, task):
+    """주문 하나와 그 주문의 아웃박스 행 하나를 한 트랜잭션에 쓰고 주문 id를 돌려준다."""
+    with Session(engine) as session, session.begin():
+        order_id = insert_order(session, item)
+        add_to_outbox(session, task, order_id)
+    return order_id
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 무엇을 배우나: 웹 앱에서 가장 흔하고 조용한 버그. 트랜잭션 안에서 행을 넣고 커밋하기 전에 작업을 보내면, 워커가 그
 행을 찾을 때 아직 커밋되지 않아 보이지 않는다. 작업은 "없음"을 보고 그래도 SUCCESS 로 끝난다. 고치는 법: 커밋한 뒤에
 보낸다(SQLAlchemy 의 after_commit 이벤트; Django 에는 Celery 의 delay_on_commit). 더 튼튼하게는 아웃박스: 행과 "보낼
-작업" 행을 한 트랜잭션에 쓰고, 릴레이가 나중에 보낸다. 행이 없을 때 작업이 할 일(짧게 재시도)도 본다.
+작업" 행을 한 트랜잭션에 쓰고, 릴레이가 나중에 보낸다. 릴레이는 publisher confirms로 브로커가 메시지를 받았는지 확인한
+뒤에야 보냈다고 적는다(Celery의 기본값은 확인하지 않는다). 행이 없을 때 작업이 할 일(짧게 재시도)도 본다.
 
 실행 방법 (프로젝트 폴더에서, 터미널 두 개):
     터미널 1:  celery -A practice11.tasks worker --loglevel=info
@@ -13,6 +14,7 @@
 import time
 
 import sqlalchemy
+from amqp.exceptions import NotFound
 from celery import Celery
 from celery.utils.log import get_task_logger
 from sqlalchemy import event
@@ -24,6 +26,8 @@ from global_config import POSTGRES_URL, RABBITMQ_URL, REDIS_URL
 COMMIT_DELAY_SECONDS = 1  # 작업을 보낸 뒤 커밋하기까지 요청이 하는 나머지 일
 RETRY_SECONDS = 1  # 행이 아직 없을 때 다시 해 보기까지
 MAX_RETRIES = 3
+# 아무도 선언하지 않은 exchange. ship_express 의 경로가 이곳을 가리킨다(exchange 이름을 잘못 적은 설정을 흉내 낸다).
+MISSING_EXCHANGE = "practice11.express"
 
 NEEDS = Needs(
     workers=(WorkerSpec(),),
@@ -36,6 +40,8 @@ NEEDS = Needs(
 app = Celery("practice11", broker=RABBITMQ_URL, backend=REDIS_URL)
 app.conf.update(
     task_default_queue="practice11",
+    # 일부러 틀린 경로 하나: ship_express 의 메시지는 없는 exchange로 간다. 브로커는 받지 않고 채널을 닫는다.
+    task_routes={"practice11.tasks.ship_express": {"exchange": MISSING_EXCHANGE, "routing_key": "practice11"}},
 )
 logger = get_task_logger(__name__)
 
@@ -98,6 +104,12 @@ def ship_once(order_id):
     return order_id
 
 
+@app.task
+def ship_express(order_id):
+    # 경로가 틀려(위의 task_routes) 이 작업의 메시지는 어느 큐에도 닿지 않는다.
+    return ship_once(order_id)
+
+
 def send_after_commit(session, task, *args):
     """session 이 커밋된 뒤에 task.delay(*args) 를 보낸다. 롤백되면 보내지 않는다. 보낸 결과는 session.info["sent"]."""
     pending = session.info.setdefault("send_after_commit", [])
@@ -126,10 +138,17 @@ def add_to_outbox(session, task, order_id):
 
 
 @app.task
-def relay_outbox(crash_before_mark=False):
+def relay_outbox(crash_before_mark=False, confirm=True):
     # 아직 보내지 않은 아웃박스 행을 보내고 보냈다고 적는다. 운영에서는 beat 가 몇 초마다 부른다(practice07).
+    # confirm=True 면 publisher confirms를 켠 연결로 보낸다. 메시지마다 브로커가 받았다고 답할 때까지 기다리고,
+    # 받지 않으면 send_task 가 예외를 낸다. 그러면 트랜잭션이 롤백되어 행은 보내지 않은 채로 남는다.
+    # confirm=False 는 Celery의 기본값이다: 브로커가 받지 않아도 모른 채 보냈다고 적는다(비교용).
     # 보낸 뒤 적기 전에 죽으면 다음 릴레이가 한 번 더 보낸다: 그래서 받는 작업은 멱등해야 한다.
-    with Session(engine) as session, session.begin():
+    with (
+        app.connection_for_write(transport_options={"confirm_publish": confirm}) as connection,
+        Session(engine) as session,
+        session.begin(),
+    ):
         rows = session.execute(
             sqlalchemy.text(
                 "SELECT id, task, order_id FROM practice11_outbox WHERE sent_at IS NULL "
@@ -137,7 +156,7 @@ def relay_outbox(crash_before_mark=False):
             )
         ).all()
         for row in rows:
-            app.send_task(row.task, args=(row.order_id,))
+            app.send_task(row.task, args=(row.order_id,), connection=connection)
         if crash_before_mark:
             raise RuntimeError("릴레이가 보낸 뒤, 보냈다고 적기 전에 죽었다")
         session.execute(
@@ -145,6 +164,24 @@ def relay_outbox(crash_before_mark=False):
             {"ids": [row.id for row in rows]},
         )
     return len(rows)
+
+
+def discard_unsent(order_id):
+    """order_id 의 보내지 않은 아웃박스 행을 지운다. 거절된 행은 고치거나 지우기 전까지 릴레이를 매번 실패시킨다."""
+    with engine.begin() as conn:
+        conn.execute(
+            sqlalchemy.text("DELETE FROM practice11_outbox WHERE order_id = :id AND sent_at IS NULL"), {"id": order_id}
+        )
+
+
+def exchange_exists(name):
+    """브로커에 그 이름의 exchange가 있는가. passive 선언은 만들지 않고 묻기만 한다(없으면 NotFound)."""
+    with app.connection_for_write() as connection:
+        try:
+            connection.default_channel.exchange_declare(name, "direct", passive=True)
+        except NotFound:
+            return False
+    return True
 
 
 def unsent(order_id):

@@ -47,6 +47,8 @@ def test_call_tasks_runs_the_whole_scenario(worker):
     assert "!!" not in run.output
     assert "이 없습니다. 커밋하기 전에 보낸 작업인가요?" in worker.log
     assert "Retry in 1s: LookupError(" in worker.log
+    assert "주문 -1 이 없습니다" not in worker.log  # 롤백한 트랜잭션의 ship(-1) 은 보내지 않았다
+    assert "NOT_FOUND - no exchange 'practice11.express'" in worker.log  # confirms를 켠 릴레이가 받은 거절
 
 
 def test_a_task_sent_before_the_commit_runs_before_it_and_still_succeeds(worker):
@@ -80,6 +82,9 @@ def test_ship_or_retry_fails_when_the_row_never_comes(worker):
     with pytest.raises(LookupError):
         result.get(timeout=WAIT + MAX_RETRIES)
     assert result.state == "FAILURE"
+    # 최대 3번 다시 해 본다: 모두 4번 실행, 재시도 로그 3줄.
+    assert worker.log.count(f"ship_or_retry[{result.id}] received") == MAX_RETRIES + 1 == 4
+    assert len(re.findall(rf"ship_or_retry\[{result.id}\] retry: Retry in 1s", worker.log)) == MAX_RETRIES
 
 
 def test_the_outbox_row_and_the_order_stay_or_go_together():
@@ -103,8 +108,10 @@ def test_celery_gives_django_tasks_delay_on_commit():
     django_task = next(
         node for node in ast.parse(source).body if isinstance(node, ast.ClassDef) and node.name == "DjangoTask"
     )
-    methods = {node.name for node in django_task.body if isinstance(node, ast.FunctionDef)}
-    assert {"delay_on_commit", "apply_async_on_commit"} <= methods
+    methods = {node.name: node for node in django_task.body if isinstance(node, ast.FunctionDef)}
+    assert {"delay_on_commit", "apply_async_on_commit"} <= set(methods)
+    # 같은 일: Django의 transaction.on_commit 에 보내기(delay)를 맡긴다. 커밋되면 보내고, 롤백되면 보내지 않는다.
+    assert "transaction.on_commit(functools.partial(self.delay" in ast.unparse(methods["delay_on_commit"])
 
 
 def test_the_readme_outbox_query_runs():
