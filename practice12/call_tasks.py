@@ -77,7 +77,7 @@ def calls():
         note=f"{waited}초 뒤에 시작",
     )
     waited, countdown_at = after_a_countdown_task(queue=QUORUM_QUEUE.name)
-    show("quorum 큐 + topic 교환기: 곧바로 보낸 작업은 곧바로 돌았다", waited < 1, True, note=f"{waited}초 뒤에 시작")
+    show("quorum 큐 + topic exchange: 곧바로 보낸 작업은 곧바로 돌았다", waited < 1, True, note=f"{waited}초 뒤에 시작")
     show(
         "countdown 작업은 브로커가 기다렸다가 제때 넘겨주었다",
         countdown_at >= COUNTDOWN_SECONDS,

@@ -3,6 +3,8 @@
 Redis 에는 RabbitMQ 의 ack 가 없다. kombu 가 받아 간 메시지를 'unacked' 해시에 적어 두고, visibility_timeout 이 지나도록
 ack 가 없으면 큐로 되돌린다(받아 간 워커가 죽었다고 본다). 그래서 그보다 오래 기다리는 countdown/ETA 나 그보다 오래
 도는 acks_late 작업은 두 번 이상 돈다. 규칙: visibility_timeout 은 가장 긴 ETA 와 가장 긴 작업보다 길게.
+'unacked' 해시는 Redis 데이터베이스마다 하나라서, 같은 데이터베이스를 쓰는 워커 가운데 가장 짧은 visibility_timeout 이
+모든 앱의 메시지에 적용된다. 그래서 이 앱의 짧은 2초는 다른 Redis 브로커 앱과 같은 데이터베이스를 쓰면 안 된다.
 우선순위는 거꾸로다: 0 이 가장 먼저이고, 우선순위를 주지 않은 작업도 0 으로 센다.
 
 실행 방법 (프로젝트 폴더에서, 터미널 세 개):

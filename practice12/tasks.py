@@ -2,9 +2,10 @@
 
 무엇을 배우나: 같은 Celery 코드라도 브로커가 무엇을 약속하느냐에 따라 다르게 돈다. RabbitMQ 의 우선순위 큐
 (x-max-priority)는 숫자가 클수록 먼저지만, 워커가 이미 받아 둔(prefetch) 메시지는 우선순위와 상관없이 먼저 돈다:
-acks_late 면 자리가 비지 않아 받아 두지 않는다. RabbitMQ 4.3 은 global QoS 를 거부하므로 워커가 붙잡고 있는
-countdown 작업은 prefetch 자리 하나를 기다리는 내내 차지한다: 고치는 법은 quorum 큐 + topic 교환기(브로커가 대신
-기다리는 native delayed delivery). Redis 브로커는 redis_tasks.py 에: visibility_timeout 과 거꾸로 된 우선순위.
+acks_late 면 자리가 비지 않아 받아 두지 않는다. RabbitMQ 4.x 에서는 kombu가 prefetch를 소비자마다 걸므로(global
+QoS를 요청하지 않는다) 워커가 붙잡고 있는 countdown 작업은 prefetch 자리 하나를 기다리는 내내 차지한다. 고치는 법은
+quorum 큐 + topic exchange(브로커가 대신 기다리는 native delayed delivery). 브로커가 대신 기다릴지는 보내는 쪽 앱의
+큐 설정이 정한다. Redis 브로커는 redis_tasks.py 에: visibility_timeout 과 거꾸로 된 우선순위.
 
 실행 방법 (프로젝트 폴더에서, 터미널 세 개):
     터미널 1:  celery -A practice12.tasks worker --loglevel=info
@@ -39,11 +40,12 @@ NEEDS = Needs(
 )
 
 app = Celery("practice12", broker=RABBITMQ_URL, backend=REDIS_URL)
-# classic 큐: 우선순위 0~10 (x-max-priority). 교환기는 direct.
+# classic 큐: 우선순위 0~10 (x-max-priority). exchange는 direct.
 PRIORITY_QUEUE = Queue(
     "practice12", Exchange("practice12"), routing_key="practice12", queue_arguments={"x-max-priority": 10}
 )
-# quorum 큐: 복제되는 큐(RabbitMQ 4 에서 권하는 종류). topic 교환기에 묶어야 countdown 을 브로커가 대신 기다린다.
+# quorum 큐: 복제되는 큐(RabbitMQ 4에서 권하는 종류). topic exchange에 묶어야 countdown을 브로커가 대신 기다린다.
+# 작업을 보내는 앱마다 이 큐를 같은 인자로 적어야 한다: Celery는 보내는 앱 자신의 큐 설정을 보고 정한다.
 QUORUM_QUEUE = Queue(
     "practice12.quorum",
     Exchange("practice12.topic", type="topic"),

@@ -7,13 +7,19 @@ import json
 import re
 import time
 import uuid
+from types import SimpleNamespace
 
 import pytest
 import redis
+from amqp.exceptions import PreconditionFailed
+from celery import Celery
 from celery.exceptions import TimeoutError as CeleryTimeoutError
+from celery.worker.consumer.tasks import Tasks
+from kombu import Connection, Exchange, Queue
+from kombu.transport import pyamqp
 from kombu.transport import redis as kombu_redis
 
-from global_config import REDIS_URL
+from global_config import RABBITMQ_URL, REDIS_URL
 from playground import broker
 from playground.lessons import lesson_workers, purge, run_call_tasks
 from playground.workers import running
@@ -50,7 +56,7 @@ def test_a_quorum_queue_makes_the_worker_drop_global_qos_and_warn_about_direct_e
         "Exchange practice12 is a direct exchange and native delayed delivery do not support direct exchanges."
         in rabbit.log
     )
-    assert "Exchange practice12.topic" not in rabbit.log  # topic 교환기에 묶인 quorum 큐는 경고하지 않는다
+    assert "Exchange practice12.topic" not in rabbit.log  # topic exchange에 묶인 quorum 큐는 경고하지 않는다
 
 
 def _key():
@@ -136,8 +142,11 @@ def test_a_message_the_redis_worker_holds_sits_in_the_unacked_hash_until_it_is_a
     key = _key()
     held = redis_tasks.note.apply_async((key, "held"), countdown=tasks.COUNTDOWN_SECONDS)
     redis_worker.wait_for_log(rf"practice12\.redis_tasks\.note\[{held.id}\] received", WAIT)
+    received_at = time.time()
     assert held.id in _unacked_task_ids(client)  # 워커가 countdown 을 기다리며 쥐고 있는 동안
-    assert client.zcard("unacked_index") >= 1  # 언제 받아 갔는지: visibility_timeout 은 이것으로 잰다
+    # 언제 받아 갔는지: unacked_index 의 점수가 받아 간 시각이다. visibility_timeout 은 이것으로 잰다.
+    (tag,) = [t for t, value in client.hgetall("unacked").items() if json.loads(value)[0]["headers"]["id"] == held.id]
+    assert abs(client.zscore("unacked_index", tag) - received_at) < 2
     wait_for_starts(key, 1, WAIT)
     deadline = time.monotonic() + WAIT
     while held.id in _unacked_task_ids(client):  # 돈 뒤에 ack: 되돌아간 사본들까지 모두 돌고 나면 없다
@@ -146,5 +155,111 @@ def test_a_message_the_redis_worker_holds_sits_in_the_unacked_hash_until_it_is_a
 
 
 def _unacked_task_ids(client):
-    """kombu 의 unacked 해시에 있는 메시지들의 작업 id. 값은 [메시지, 교환기, 라우팅 키] 의 JSON 이다."""
+    """kombu의 unacked 해시에 있는 메시지들의 작업 id. 값은 [메시지, exchange, 라우팅 키] 의 JSON이다."""
     return {json.loads(value)[0]["headers"]["id"] for value in client.hvals("unacked")}
+
+
+def consumers_of(queue: str) -> list[dict]:
+    """관리 API가 보여 주는 그 큐의 소비자들 (prefetch_count, channel_details …)."""
+    return [
+        c for c in broker.management("GET", f"consumers/{broker.quoted(broker.vhost())}") if c["queue"]["name"] == queue
+    ]
+
+
+def channel_named(name: str) -> dict:
+    """관리 API가 보여 주는 그 채널 (채널 통계는 몇 초 늦게 나타나므로 나타날 때까지 기다린다)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        found = [
+            c
+            for c in broker.management("GET", f"vhosts/{broker.quoted(broker.vhost())}/channels")
+            if c.get("name") == name
+        ]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, f"no channel {name!r}"
+        time.sleep(0.2)
+
+
+def wait_for_consumers(queue: str, count: int = 1) -> list[dict]:
+    """그 큐의 소비자가 count 개 보일 때까지 기다린다 (소비자의 채널 정보도 몇 초 늦게 채워진다)."""
+    deadline = time.monotonic() + WAIT
+    while len(found := [c for c in consumers_of(queue) if c.get("channel_details", {}).get("name")]) < count:
+        assert time.monotonic() < deadline, f"no consumer on {queue}: {consumers_of(queue)}"
+        time.sleep(0.2)
+    return found
+
+
+def test_on_rabbitmq_4_each_consumer_of_the_lesson_worker_has_its_own_prefetch_and_no_channel_is_global(workers):
+    assert broker.server_major() >= 4
+    for queue in (tasks.PRIORITY_QUEUE.name, tasks.QUORUM_QUEUE.name):
+        (consumer,) = wait_for_consumers(queue)
+        assert consumer["prefetch_count"] == 1  # worker_concurrency=1 × worker_prefetch_multiplier=1, 소비자마다
+        channel = channel_named(consumer["channel_details"]["name"])
+        assert channel.get("global_prefetch_count", 0) == 0  # 4.3의 채널에는 이 값이 아예 없다
+
+
+def test_kombu_decides_from_the_server_version_never_to_ask_rabbitmq_4_for_global_qos():
+    with Connection(RABBITMQ_URL) as connection:
+        connection.ensure_connection(max_retries=1)
+        assert connection.qos_semantics_matches_spec is True  # 4.3: 소비자마다의 QoS
+        from practice02.tasks import app as plain_app
+
+        for app in (plain_app, tasks.app):  # quorum 큐가 없는 앱도, 있는 앱도
+            assert Tasks.qos_global(None, SimpleNamespace(connection=connection, app=app)) is False
+    # 같은 함수가 버전만 보고 정한다: 3.3 ~ 3.x 는 global, 4.0 부터는 아니다.
+    transport = pyamqp.Transport(Connection(RABBITMQ_URL))
+    for version, matches in (("3.13.7", False), ("4.0.0", True), ("4.3.6", True)):
+        server = SimpleNamespace(server_properties={"product": "RabbitMQ", "version": version})
+        assert transport.qos_semantics_matches_spec(server) is matches
+
+
+def test_rabbitmq_4_3_ignores_a_global_qos_request_and_applies_it_per_consumer():
+    with Connection(RABBITMQ_URL) as connection:
+        channel = connection.channel()
+        channel.basic_qos(0, 7, True)  # global=True: 거부하지 않는다
+        queue = channel.queue_declare("", exclusive=True).queue
+        channel.basic_consume(queue, callback=lambda message: None)
+        channel.queue_declare(queue, passive=True)  # 채널이 아직 열려 있다(닫혔다면 여기서 예외)
+        assert channel.is_open
+        (consumer,) = wait_for_consumers(queue)
+        assert consumer["prefetch_count"] == 7  # 소비자마다의 prefetch로 적용되었다
+        assert channel_named(consumer["channel_details"]["name"]).get("global_prefetch_count", 0) == 0
+
+
+def _sending_app(*, declare: bool) -> Celery:
+    """작업을 보내기만 하는 다른 앱(웹 앱 같은). quorum 큐를 x-queue-type 없이 적었다."""
+    producer = Celery("practice12.producer", broker=RABBITMQ_URL, set_as_current=False)
+    queue = Queue(
+        tasks.QUORUM_QUEUE.name,
+        Exchange(tasks.QUORUM_QUEUE.exchange.name, type="topic"),
+        routing_key=tasks.QUORUM_QUEUE.routing_key,
+        no_declare=not declare,
+    )
+    producer.conf.update(task_queues=[queue], task_default_queue=queue.name)
+    return producer
+
+
+def test_native_delayed_delivery_is_decided_by_the_sending_apps_own_queues(workers):
+    rabbit, _ = workers
+    producer = _sending_app(declare=False)
+    key = _key()
+    sent_at = time.time()
+    with producer.connection_for_write() as connection:
+        held = producer.send_task(
+            tasks.note.name, args=(key, "countdown"), countdown=tasks.COUNTDOWN_SECONDS, connection=connection
+        )
+    rabbit.wait_for_log(rf"practice12\.tasks\.note\[{held.id}\] received", WAIT)
+    assert time.time() - sent_at < tasks.COUNTDOWN_SECONDS - 0.5  # 워커가 곧바로 받았다: 브로커가 기다리지 않았다
+    tasks.note.apply_async((key, "바로"), queue=tasks.QUORUM_QUEUE.name)
+    starts = dict(wait_for_starts(key, 2, WAIT))
+    # 워커가 쥔 countdown 작업이 quorum 큐 소비자의 자리를 차지해, 바로 보낸 작업도 countdown이 끝나기를 기다렸다.
+    assert starts["countdown"] - sent_at >= tasks.COUNTDOWN_SECONDS - 0.5
+    assert starts["바로"] >= starts["countdown"]
+
+
+def test_a_sending_app_that_declares_the_quorum_queue_without_its_type_is_refused(workers):
+    producer = _sending_app(declare=True)
+    refused = r"inequivalent arg 'x-queue-type'.*received 'classic' but current is 'quorum'"
+    with producer.connection_for_write() as connection, pytest.raises(PreconditionFailed, match=refused):
+        producer.send_task(tasks.note.name, args=(_key(), "refused"), countdown=1, connection=connection)

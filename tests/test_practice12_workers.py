@@ -6,25 +6,32 @@ test_practice12 의 모듈 워커가 같은 큐를 소비하면 결과가 섞이
 
 from __future__ import annotations
 
+import importlib
+import os
 import re
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 from collections import Counter
 
 import pytest
 import redis
+from celery import Celery
 from kombu.exceptions import OperationalError
 
 from global_config import REDIS_URL
 from playground import PROJECT_ROOT, broker
 from playground.broker import queue_counts
-from playground.lessons import purge
+from playground.isolation import REDIS_DATABASES
+from playground.lessons import available_lessons, purge
 from playground.workers import Worker, running
 from practice12 import consumer_timeout, redis_tasks, tasks
-from practice12.journal import wait_for_starts
+from practice12.journal import started, wait_for_starts
+from tests import redis_broker_app
 from tests.readme import readme
+from tests.test_practice12 import channel_named, wait_for_consumers
 
 WAIT = 20
 SERVICES = PROJECT_ROOT / ".ci" / "services"
@@ -81,6 +88,7 @@ def test_a_quorum_queue_consumer_timeout_redelivers_a_long_task_until_it_is_revo
         received = re.findall(r"consumer_timeout\.long_job\[([0-9a-f-]+)\] received", worker.log)
         assert len(received) >= 3 and len(set(received)) == 1
         assert "Couldn't ack" in worker.log  # 첫 실행의 ack 는 끊긴 연결로 갈 수 없다
+        assert "connection already closed" in worker.log
     # 워커가 멈춘 뒤에도 큐는 비어 있다: ack 되지 않은 채 돌아올 메시지가 없었다.
     assert queue_counts(consumer_timeout.TIMEOUT_QUEUE.name) == (0, 0)
 
@@ -144,19 +152,114 @@ def test_the_worker_keeps_consuming_after_the_broker_restarts(spare_broker):
         worker.stop()
 
 
+HELD_SECONDS = 8  # 관리 API의 채널 통계(5초마다)가 바뀌는 것을 볼 만큼 긴 countdown
+
+
 def test_on_rabbitmq_4_a_held_countdown_takes_the_slot_even_without_quorum_queues():
-    # practice02 의 앱에는 quorum 큐가 없다. RabbitMQ 4.3 이 global QoS 를 거부하므로 그래도 prefetch 는 고정이다.
+    # practice02의 앱에는 quorum 큐가 없다. 그래도 kombu가 RabbitMQ 4.x 에 global QoS를 묻지 않으므로 prefetch는
+    # 소비자마다 고정이다.
     from practice02.tasks import add
 
     assert broker.server_major() >= 4
     add.app.control.purge()
     worker = Worker("practice02", concurrency=1, extra_args=["--prefetch-multiplier=1"])
-    with running(worker):
-        add.apply_async((1, 1), countdown=tasks.COUNTDOWN_SECONDS)
-        sent_at = time.monotonic()
-        assert add.delay(2, 2).get(timeout=WAIT) == 4
-        assert time.monotonic() - sent_at >= tasks.COUNTDOWN_SECONDS - 0.5
-    assert "Global QoS is disabled" not in worker.log  # Celery 가 끈 것이 아니라 브로커가 받지 않는다
+    try:
+        with running(worker):
+            (consumer,) = wait_for_consumers(add.app.conf.task_default_queue)
+            assert consumer["prefetch_count"] == 1
+            channel = consumer["channel_details"]["name"]
+            assert channel_named(channel).get("global_prefetch_count", 0) == 0
+            held = add.apply_async((1, 1), countdown=HELD_SECONDS)
+            sent_at = time.monotonic()
+            worker.wait_for_log(rf"practice02\.tasks\.add\[{held.id}\] received", WAIT)
+            # 워커는 자리를 하나 늘리려고 basic.qos(2) 를 보낸다: 채널의 값은 바뀌지만 소비자의 prefetch는 1 그대로다.
+            while channel_named(channel)["prefetch_count"] != 2:
+                assert time.monotonic() - sent_at < HELD_SECONDS - 1, channel_named(channel)
+                time.sleep(0.2)
+            (consumer,) = wait_for_consumers(add.app.conf.task_default_queue)
+            assert consumer["prefetch_count"] == 1
+            assert add.delay(2, 2).get(timeout=WAIT) == 4
+            assert time.monotonic() - sent_at >= HELD_SECONDS - 0.5  # countdown이 끝나기를 기다렸다
+    finally:
+        add.app.control.purge()
+    assert "Global QoS is disabled" not in worker.log  # quorum 큐 때문이 아니다: kombu가 서버 버전을 보고 정했다
+
+
+def _database(url: str) -> int:
+    return int(urllib.parse.urlsplit(url).path.lstrip("/") or 0)
+
+
+def _unused_redis_url() -> str:
+    """어느 테스트 프로세스도 쓰지 않는 Redis 데이터베이스 (1 → 14, 2 → 13 …: 프로세스가 7개까지면 겹치지 않는다)."""
+    processes = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    other = REDIS_DATABASES - 1 - _database(REDIS_URL)
+    assert other > processes, f"{processes} test processes use Redis databases up to {processes}: none left unused"
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(REDIS_URL)._replace(path=f"/{other}"))
+
+
+def _ready(worker: Worker) -> Worker:
+    # 다른 데이터베이스의 워커는 이 프로세스의 브로커로 가는 ping을 받지 못한다: 준비는 로그로 본다.
+    worker.start()
+    worker.wait_for_log(r"ready\.", WAIT)
+    return worker
+
+
+@pytest.mark.parametrize("same_database", [True, False], ids=["same_database", "other_database"])
+def test_the_shortest_visibility_timeout_in_a_redis_database_restores_every_apps_messages(same_database):
+    client = redis.Redis.from_url(REDIS_URL)
+    for app in (redis_broker_app.app, redis_tasks.app):
+        app.control.purge()
+    client.delete("unacked", "unacked_index")
+    key = _key()
+    long_timeout = Worker("tests", module="redis_broker_app", concurrency=None)  # visibility_timeout 3600초
+    short_env = {} if same_database else {"REDIS_URL": _unused_redis_url()}
+    short_timeout = Worker("practice12", module="redis_tasks", concurrency=None, env=short_env)  # 2초
+    try:
+        _ready(long_timeout)
+        _ready(short_timeout)
+        held = redis_broker_app.note.apply_async((key, "held"), countdown=tasks.LONG_COUNTDOWN_SECONDS)
+        long_timeout.wait_for_log(rf"tests\.redis_broker_app\.note\[{held.id}\] received", WAIT)
+        wait_for_starts(key, 1, WAIT)
+        time.sleep(redis_tasks.VISIBILITY_TIMEOUT_SECONDS + tasks.SETTLE_SECONDS)  # 늦게 오는 사본이 있는지
+        runs = [label for label, _ in started(key)]
+        received = long_timeout.log.count(f"tests.redis_broker_app.note[{held.id}] received")
+        if same_database:
+            # 3600초 앱의 메시지를 2초 앱의 워커가 되돌렸다: 같은 작업 id를 두 번 이상 받아 두 번 이상 실행했다.
+            assert len(runs) >= 2 and received >= 2
+        else:
+            assert (len(runs), received) == (1, 1)
+    finally:
+        long_timeout.stop()
+        short_timeout.stop()
+        for app in (redis_broker_app.app, redis_tasks.app):
+            app.control.purge()
+        client.delete("unacked", "unacked_index")
+
+
+def test_practice12_redis_tasks_is_the_courses_only_app_with_a_redis_broker():
+    # README: 그래서 이 실습의 2초가 REDIS_URL 의 데이터베이스를 다른 Redis 브로커 앱과 나누지 않는다.
+    redis_brokers = set()
+    for lesson in available_lessons():
+        for path in sorted((PROJECT_ROOT / lesson).glob("*.py")):
+            if path.stem in ("__init__", "call_tasks"):
+                continue
+            module = importlib.import_module(f"{lesson}.{path.stem}")
+            app = getattr(module, "app", None)
+            if isinstance(app, Celery) and app.conf.broker_url.startswith("redis"):
+                redis_brokers.add(module.__name__)
+    assert redis_brokers == {"practice12.redis_tasks"}
+
+
+def test_the_redis_broker_keeps_one_list_per_priority():
+    redis_tasks.app.control.purge()
+    client = redis.Redis.from_url(REDIS_URL)
+    redis_tasks.note.apply_async((_key(), "5"), priority=5, countdown=60)
+    redis_tasks.note.apply_async((_key(), "none"), countdown=60)
+    try:
+        assert client.llen("practice12.redis\x06\x165") == 1  # 우선순위 5의 목록 (kombu: 큐 이름 + 구분자 + 숫자)
+        assert client.llen("practice12.redis") == 1  # 우선순위 0(과 없음)의 목록은 큐 이름 그대로
+    finally:
+        redis_tasks.app.control.purge()
 
 
 def test_purging_the_lesson_empties_the_redis_broker_queue_too():
