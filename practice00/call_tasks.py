@@ -30,7 +30,11 @@ def calls():
     show("result.get()", result.get(timeout=RESULT_TIMEOUT, interval=POLL_INTERVAL), 5)
 
     step("2. apply_async(): delay() 의 원래 모습, 실행 옵션을 줄 수 있다")
-    show("add.apply_async(args=(2, 3)).get()", add.apply_async(args=(2, 3)).get(timeout=RESULT_TIMEOUT), 5)
+    show(
+        "add.apply_async(args=(2, 3)).get()",
+        add.apply_async(args=(2, 3)).get(timeout=RESULT_TIMEOUT, interval=POLL_INTERVAL),
+        5,
+    )
     with scenario.raises(TypeError) as refused:
         add.delay(2, 3, countdown=COUNTDOWN_SECONDS)
     show(f"add.delay(2, 3, countdown={COUNTDOWN_SECONDS})", refused.exc, note="옵션은 apply_async 로만 준다")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -16,13 +17,18 @@ from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import Pool
 
+import global_config
 from playground import PROJECT_ROOT
 from playground.lessons import run_call_tasks, worker_on_empty_queue
+from practice00.call_tasks import POLL_INTERVAL
 from practice00.tasks import COUNTDOWN_SECONDS, WORK_SECONDS, add, app, divide, slow_add
-from tests.readme import assert_samples_match, readme
+from tests.readme import assert_samples_match, command_starting, parse, readme
 
 WAIT = 15  # 테스트의 get() 상한. 정상이라면 한참 못 미친다.
+QUICK_TASK_SECONDS = 0.2  # 결과가 저장되는 시각: 기본 간격(0.5초)보다 이르다
+INTERVAL_ROUNDS = 3  # 간격마다 몇 번 재어 가운데 값을 비교한다
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +51,17 @@ def test_delay_is_apply_async_with_positional_args(worker):
 def test_execution_options_given_to_delay_become_task_arguments(worker):
     with pytest.raises(TypeError, match="countdown"):
         add.delay(2, 3, countdown=COUNTDOWN_SECONDS)
+
+
+@pytest.mark.parametrize("option", ["countdown", "queue", "task_id"])
+def test_execution_options_go_to_apply_async_not_to_delay(worker, option):
+    value = {"countdown": 0, "queue": "practice00", "task_id": f"fixed-{uuid.uuid4()}"}[option]
+    with pytest.raises(TypeError, match=f"unexpected keyword argument '{option}'"):
+        add.delay(2, 3, **{option: value})
+    result = add.apply_async(args=(2, 3), **{option: value})
+    assert result.get(timeout=WAIT) == 5
+    if option == "task_id":
+        assert result.id == value  # apply_async 는 옵션으로 받았다
 
 
 def test_countdown_means_not_before_n_seconds(worker):
@@ -77,12 +94,13 @@ def test_countdown_runs_later_still_when_every_pool_process_is_busy(worker):
     assert ran_after >= 1.4  # countdown 0.5초가 아니라, 바쁜 작업이 끝난 1.5초 무렵
 
 
-def test_a_task_being_executed_is_still_pending(worker):
+def test_a_task_being_executed_is_still_pending(worker, results_db):
     result = slow_add.delay(1, 1, seconds=2)
     worker.wait_for_log(rf"{result.id}\] received", timeout=WAIT)
     time.sleep(0.5)  # 쉬는 풀 프로세스가 있으니 받자마자 실행 중이다
     assert f"{result.id}] succeeded" not in worker.log
     assert (result.state, result.ready()) == ("PENDING", False)
+    assert _rows(results_db, result.id) == []  # 시작했다는 기록이 없다: PENDING은 "행이 없다"는 뜻이다
     assert result.get(timeout=WAIT) == 2
 
 
@@ -189,6 +207,63 @@ def test_get_interval_sets_how_often_the_database_backend_reads_the_table(worker
     assert frequent >= 2 * default
 
 
+# 결과가 0.2초에 저장되는 작업을 기본 간격(0.5초)과 0.1초 간격으로 기다린다. 기본 간격은 0.5초 뒤의 두 번째 조회에서야,
+# 0.1초 간격은 0.3초 무렵에 돌려준다. 코어 둘이 바쁘면 조회 하나가 0.3초까지 걸려 차이가 묻힌다: 혼자 잰다.
+@pytest.mark.alone
+def test_a_shorter_interval_returns_the_result_sooner(worker):
+    def returned_after(**options):
+        sent = time.monotonic()
+        result = slow_add.delay(1, 1, seconds=QUICK_TASK_SECONDS)
+        assert result.get(timeout=WAIT, **options) == 2
+        return time.monotonic() - sent
+
+    def median(**options):
+        return sorted(returned_after(**options) for _ in range(INTERVAL_ROUNDS))[INTERVAL_ROUNDS // 2]
+
+    default, frequent = median(), median(interval=POLL_INTERVAL)
+    assert frequent < default, (frequent, default)
+
+
+def test_each_read_of_get_opens_a_new_database_connection():
+    # 호출하는 쪽(포크하지 않은 프로세스)의 데이터베이스 백엔드는 조회마다 NullPool 엔진을 새로 만든다
+    # (celery/backends/database/session.py). 그래서 조회 수만큼 연결이 새로 열린다.
+    reads, connections = [], []
+
+    def read(conn, cursor, statement, *args):
+        if "celery_taskmeta" in statement:
+            reads.append(statement)
+
+    def connected(dbapi_connection, record):
+        connections.append(dbapi_connection)
+
+    never = AsyncResult(f"never-{uuid.uuid4()}", app=app)
+    event.listen(Engine, "before_cursor_execute", read)
+    event.listen(Pool, "connect", connected)
+    try:
+        with pytest.raises(CeleryTimeoutError):
+            never.get(timeout=1, interval=POLL_INTERVAL)
+    finally:
+        event.remove(Engine, "before_cursor_execute", read)
+        event.remove(Pool, "connect", connected)
+    assert len(reads) >= 1 / POLL_INTERVAL
+    assert len(connections) == len(reads)
+
+
+def test_call_tasks_gives_every_get_interval_0_1():
+    # README: 이 실습의 call_tasks 는 interval=0.1 을 쓴다. call_tasks.py 의 get() 호출을 모두 본다.
+    assert POLL_INTERVAL == 0.1
+    tree = ast.parse((PROJECT_ROOT / "practice00" / "call_tasks.py").read_text())
+    gets = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+    ]
+    assert len(gets) >= 5
+    for call in gets:
+        interval = {keyword.arg: ast.unparse(keyword.value) for keyword in call.keywords}.get("interval")
+        assert interval == "POLL_INTERVAL", ast.unparse(call)
+
+
 def test_get_timeout_counts_only_the_sleeps_between_reads_not_the_reads():
     # README: 데이터베이스 백엔드의 get(timeout=…) 은 조회 사이에 쉰 시간만 센다. 조회마다 0.1초씩 늦춰 보면
     # (느린 데이터베이스처럼), 기다린 시간은 timeout 에 조회 시간들을 더한 만큼이다.
@@ -258,11 +333,31 @@ def test_the_readme_query_on_celery_taskmeta_runs(worker, results_db):
     assert {"task_id": result.id, "status": "SUCCESS", "result": "42"}.items() <= rows[0].items()
 
 
+def test_the_readme_psql_command_runs_without_docker(worker):
+    # 이 기계에는 Docker 엔진이 없다. README 명령에서 `docker compose exec postgres` 를 뺀 psql 명령을 그대로
+    # 실행한다. 데이터베이스 이름(celery_jobs)만 이 테스트 프로세스의 데이터베이스로 바꾼다(playground/isolation.py).
+    command = parse(command_starting(readme("practice00/README.md"), "docker compose exec postgres psql"))
+    assert command.argv[:4] == ["docker", "compose", "exec", "postgres"]
+    argv = command.argv[4:]
+    assert argv[:4] == ["psql", "-U", "postgres", "celery_jobs"]
+    url = sqlalchemy.make_url(global_config.POSTGRES_URL.removeprefix("db+"))
+    argv[3] = url.database
+    result = add.delay(20, 22)
+    result.get(timeout=WAIT)
+    env = _env(PGHOST=url.host, PGPORT=str(url.port), PGPASSWORD=url.password)
+    psql = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+    assert psql.returncode == 0, psql.stderr
+    header, _, first, *_ = psql.stdout.splitlines()
+    assert [column.strip() for column in header.split("|")] == ["task_id", "status", "result", "date_done"]
+    assert [cell.strip() for cell in first.split("|")][:3] == [result.id, "SUCCESS", "42"]
+
+
 def test_call_tasks_runs_the_whole_scenario(worker):
     run = run_call_tasks("practice00", timeout=60)
     assert run.returncode == 0, run.output
     assert_samples_match("practice00", run.output)  # README 의 출력 예시가 곧 이 출력이다
     out = run.output
+    assert re.findall(r"^\[(\d+)\. ", out, re.MULTILINE) == ["1", "2", "3", "4", "5"]  # 다섯 단계
     assert re.search(r"AsyncResult\('[0-9a-f-]{36}'\)\.state → 'PENDING'", out)
     assert "!!" not in out
     assert out.rstrip().endswith("모든 호출이 README 에 적힌 대로 동작했습니다.")
@@ -278,12 +373,18 @@ def _env(**overrides: str) -> dict[str, str]:
     return {**os.environ, **overrides}
 
 
-def test_a_pickle_message_is_refused_and_only_a_timeout_ends_the_wait(worker):
+def _rows(results_db, task_id: str) -> list:
+    query = sqlalchemy.text("SELECT status FROM celery_taskmeta WHERE task_id = :id")
+    return results_db.execute(query, {"id": task_id}).all()
+
+
+def test_a_pickle_message_is_refused_and_only_a_timeout_ends_the_wait(worker, results_db):
     result = add.apply_async((1, 2), serializer="pickle")
     worker.wait_for_log(r"Refusing to deserialize untrusted content of type pickle", WAIT)
     with pytest.raises(CeleryTimeoutError):
         result.get(timeout=1)  # 워커는 결과를 남기지 않는다: timeout 이 없으면 영원히 기다린다
     assert result.state == "PENDING"
+    assert _rows(results_db, result.id) == []
     assert f"{result.id}] received" not in worker.log
 
 
