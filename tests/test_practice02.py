@@ -6,6 +6,7 @@ import re
 import uuid
 
 import pytest
+import sqlalchemy
 from celery import chain
 from celery.canvas import Signature
 
@@ -62,7 +63,8 @@ def test_the_chains_result_is_the_last_task_and_parent_walks_back(worker):
 
 def test_si_ignores_the_previous_result(worker):
     assert chain(add.s(1, 2), multiply.si(10, 10)).apply_async().get(timeout=WAIT) == 100.0
-    with pytest.raises(TypeError):  # .s() 였다면 multiply(3.0, 10, 10): 인자가 하나 많다
+    # .s() 였다면 multiply(3.0, 10, 10): 인자가 하나 많다
+    with pytest.raises(TypeError, match=r"multiply\(\) takes 2 positional arguments but 3 were given"):
         chain(add.s(1, 2), multiply.s(10, 10)).apply_async().get(timeout=WAIT)
 
 
@@ -90,6 +92,23 @@ def test_a_reused_task_id_returns_the_first_success(worker):
     worker.wait_for_log(rf"add\[{reused}\] succeeded in [\d.e-]+s: 10\.0", WAIT)  # 두 번째도 실행은 됐다
     assert second.get(timeout=WAIT) == 2.0
     assert app.AsyncResult(reused).get(timeout=WAIT) == 2.0
+
+
+def test_the_database_backend_also_keeps_the_first_success_of_a_reused_id(results_db):
+    # README: Redis뿐 아니라 데이터베이스 백엔드도 처음 SUCCESS를 지킨다. practice02는 Redis를 쓰므로,
+    # PostgreSQL 결과 백엔드를 쓰는 practice00의 워커와 `add` 로 같은 일을 해 본다.
+    from practice00.tasks import add as add_on_postgres
+
+    reused = str(uuid.uuid4())
+    with worker_on_empty_queue("practice00") as postgres_worker:
+        assert add_on_postgres.apply_async((1, 1), task_id=reused).get(timeout=WAIT) == 2
+        second = add_on_postgres.apply_async((5, 5), task_id=reused)
+        postgres_worker.wait_for_log(rf"add\[{reused}\] succeeded in [\d.e-]+s: 10\b", WAIT)  # 두 번째도 실행됐다
+        assert second.get(timeout=WAIT) == 2
+    rows = results_db.execute(
+        sqlalchemy.text("SELECT status, result FROM celery_taskmeta WHERE task_id = :id"), {"id": reused}
+    ).all()
+    assert [(status, bytes(result)) for status, result in rows] == [("SUCCESS", b"2")]
 
 
 def test_call_tasks_shows_every_step(worker):
