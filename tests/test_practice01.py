@@ -180,6 +180,8 @@ def test_call_tasks_shows_every_outcome_from_the_callers_side(worker):
     assert run.returncode == 0, run.output
     assert_samples_match("practice01", run.output)  # README 의 출력 예시가 곧 이 출력이다
     out = run.output
+    # 제한 없는 작업, 하드 제한, 다음 작업, 소프트 제한과 정리, 여유보다 긴 정리, 잘못된 설정의 여섯 단계
+    assert re.findall(r"^\[(\d+)\. ", out, re.MULTILINE) == ["1", "2", "3", "4", "5", "6"]
     assert f"get(propagate=False) = TimeLimitExceeded({HARD_LIMIT})" in out
     assert re.search(r"작업이 남긴 흔적: \['시작 \(pid \d+\)', 'finally 시작'\]", out)
     assert re.search(

@@ -1,6 +1,7 @@
 """practice01 README 절의 경고: solo 와 threads 풀은 시간 제한을 조용히 무시하고, gevent 는 하드 제한만 지킨다.
 
-practice01 의 prefork 워커가 같은 큐를 소비하지 않도록 test_practice01.py 와 다른 모듈에 둔다.
+practice01 의 prefork 워커가 같은 큐를 소비하지 않도록 test_practice01.py 와 다른 모듈에 둔다. README의 solo 명령을
+그대로 띄워 call_tasks 를 돌리는 테스트는 tests/test_practice00_02_readme_workers.py 에 있다.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import uuid
 import pytest
 from celery.exceptions import TimeLimitExceeded
 
-from playground.lessons import run_call_tasks, worker_on_empty_queue
+from playground.lessons import worker_on_empty_queue
 from practice01.tasks import HARD_LIMIT, ITEMS, batch_with_cleanup, hard_limited, notes_of
 
 WAIT = 15
@@ -27,14 +28,6 @@ def test_solo_and_threads_pools_ignore_time_limits_silently(pool):
         assert notes_of(hard_id)[1:] == ["끝까지 실행", "finally 시작", "finally 끝"]
         assert soft.get(timeout=WAIT) == {"processed": ITEMS, "of": ITEMS, "cleaned_up": False}
         assert "time limit" not in worker.log.lower()
-
-
-def test_call_tasks_against_a_solo_worker_reports_the_ignored_limit():
-    with worker_on_empty_queue("practice01", pool="solo", concurrency=1):
-        run = run_call_tasks("practice01", timeout=90)
-    assert run.returncode == 1
-    assert "hard_limited.delay(run_id) → state=SUCCESS" in run.output
-    assert "!! 예상과 다름: 하드 제한의 state = 'SUCCESS' (예상: 'FAILURE')" in run.output
 
 
 def test_gevent_enforces_the_hard_limit_inside_the_task_and_ignores_the_soft_one():
