@@ -98,7 +98,7 @@ def calls():
     jittered.get(timeout=RESULT_TIMEOUT, propagate=False)
     _, jittered_gaps = show_attempts(jittered_id)
     print(f"    retry_jitter 를 기본값(True)으로 둔 auto_retrying_with_jitter 의 간격: {jittered_gaps}초")
-    print("    → 0초와 [1, 2, 2]초 사이에서 무작위. 돌릴 때마다 다르다.")
+    print("    → 0초와 [1, 2, 2]초 사이에서 무작위로 고른다. 돌릴 때마다 달라질 수 있다.")
     ceilings = [1, 2, BACKOFF_MAX]
     expect("jitter 간격의 수", len(jittered_gaps), len(ceilings))
     expect(
@@ -127,7 +127,7 @@ def scheduled_eta(task_id, worker):
     """worker 가 eta 까지 쥐고 있는 작업 중 task_id 의 eta (ISO 문자열). 못 찾으면 None.
 
     destination 을 주면 그 워커의 답이 오는 즉시 돌아온다. 주지 않으면 워커가 몇인지 모르므로
-    timeout 내내 답을 모은다.
+    적어도 timeout 동안 답을 모은다.
     """
     replies = app.control.inspect(destination=[worker], timeout=INSPECT_TIMEOUT).scheduled() or {}
     for entries in replies.values():

@@ -88,6 +88,16 @@ def always_fails_without_exc(self, run_id):
         raise self.retry(countdown=RETRY_COUNTDOWN) from None
 
 
+# raise를 빼고 self.retry() 만 불러도 이번 실행은 그 자리에서 끝난다. retry() 가 Retry 예외를 스스로 던지기
+# 때문이다. 그래서 첫 시도는 return에 닿지 않고, 끝까지 가는 것은 재시도(retries=1)다.
+@app.task(bind=True, max_retries=1)
+def retry_without_raise(self, run_id):
+    record_attempt(run_id, self.request)
+    if self.request.retries == 0:
+        self.retry(countdown=RETRY_COUNTDOWN)
+    return f"끝까지 실행됨: retries={self.request.retries}"
+
+
 # 선언으로 하는 재시도: ConnectionError 가 나면 Celery가 대신 self.retry(exc=...) 를 부른다.
 # 다음 시도까지 1, 2, 4 …초(retry_backoff=True)를 기다리되 BACKOFF_MAX 초를 넘지 않는다.
 # retry_jitter 의 기본값은 True(0초와 그 값 사이에서 무작위)다. 여기서는 간격을 눈으로 보려고 끈다.

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime
+import uuid
+from datetime import datetime, timedelta
 from itertools import pairwise
 
 import pytest
 from celery.exceptions import MaxRetriesExceededError, TaskRevokedError
 from celery.utils.time import get_exponential_backoff_interval
 
+from playground import broker
 from playground.lessons import run_call_tasks, worker_on_empty_queue
+from playground.workers import Worker, running
+from practice04.call_tasks import TRAP_EXPIRES_SECONDS
 from practice04.tasks import (
     BACKOFF_MAX,
     MAX_RETRIES,
@@ -24,6 +28,7 @@ from practice04.tasks import (
     auto_retrying_slowly,
     auto_retrying_with_jitter,
     flaky,
+    retry_without_raise,
     send,
     wait_for_state,
 )
@@ -32,6 +37,8 @@ from tests.readme import assert_samples_match
 STATE_WAIT = 5
 WAIT = 20
 EARLY = 0.05  # countdown 은 "그 전에는 아님": 간격은 이보다 더 짧아질 수 없다(시계 오차만큼의 여유)
+INSPECT_DEFAULT_TIMEOUT = 1.0  # README: inspect의 timeout 기본값
+JITTER_RUNS = 4  # jitter가 켜져 있으면 이 중 적어도 한 작업의 간격이 백오프 값보다 짧다(모두 꽉 찰 확률은 (1/18)**4)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +64,13 @@ def test_a_retry_is_the_same_task_id_sent_again(worker):
     result.get(timeout=WAIT)
     assert len(re.findall(rf"practice04\.tasks\.flaky\[{result.id}\] received", worker.log)) == 3
     assert (
-        len(re.findall(rf"practice04\.tasks\.flaky\[{result.id}\] retry: Retry in {RETRY_COUNTDOWN}s", worker.log)) == 2
+        len(
+            re.findall(
+                rf"practice04\.tasks\.flaky\[{result.id}\] retry: Retry in {RETRY_COUNTDOWN}s: ConnectionError\(",
+                worker.log,
+            )
+        )
+        == 2
     )
 
 
@@ -67,6 +80,15 @@ def test_the_state_is_retry_while_waiting_for_the_next_attempt(worker):
     assert isinstance(result.info, ConnectionError)
     assert result.ready() is False
     result.get(timeout=WAIT)
+
+
+def test_retry_raises_by_itself_so_the_attempt_ends_there_even_without_raise(worker):
+    # retry_without_raise 는 raise 없이 self.retry() 만 부른다. retry() 가 예외를 던지지 않고 돌아왔다면 첫 시도가
+    # return까지 가서 "retries=0" 이 먼저 SUCCESS로 적혔을 것이다(Redis 백엔드는 첫 SUCCESS를 지킨다).
+    result, run_id = send(retry_without_raise)
+    assert result.get(timeout=WAIT) == "끝까지 실행됨: retries=1"
+    assert [a["retries"] for a in attempts(run_id)] == [0, 1]
+    worker.wait_for_log(rf"retry_without_raise\[{result.id}\] retry: Retry in {RETRY_COUNTDOWN}s", 5)
 
 
 def test_a_task_waiting_to_retry_is_held_by_the_worker_not_by_a_pool_process(worker):
@@ -95,6 +117,16 @@ def test_inspect_with_a_destination_returns_on_the_answer_without_one_it_waits_t
     assert list(targeted) == [worker.node]
     assert worker.node in everyone
     assert targeted_seconds < window <= everyone_seconds
+
+
+def test_inspect_without_a_destination_waits_at_least_the_default_timeout_of_1_second(worker):
+    inspect = app.control.inspect()
+    assert inspect.timeout == INSPECT_DEFAULT_TIMEOUT
+    started = time.monotonic()
+    replies = inspect.scheduled()
+    seconds = time.monotonic() - started
+    assert worker.node in replies  # 답은 곧바로 왔지만
+    assert seconds >= INSPECT_DEFAULT_TIMEOUT  # 워커가 더 있을지 모르므로 timeout이 지나야 돌아온다
 
 
 def test_max_retries_3_means_4_executions_and_exc_gives_the_original_exception(worker):
@@ -145,20 +177,62 @@ def test_jitter_picks_a_whole_number_of_seconds_between_zero_and_the_backoff():
 
 def test_with_jitter_left_at_its_default_the_waits_never_exceed_the_backoff(worker):
     assert not hasattr(auto_retrying_with_jitter, "retry_jitter")  # 기본값을 쓴다
-    result, run_id = send(auto_retrying_with_jitter)
-    assert type(result.get(timeout=WAIT, propagate=False)) is ConnectionError
-    measured = gaps(run_id)
-    assert len(measured) == MAX_RETRIES
-    for gap, ceiling in zip(measured, [1, 2, BACKOFF_MAX], strict=True):
-        assert gap < ceiling + 0.9, measured
+    ceilings = [1, 2, BACKOFF_MAX]
+    sent = [send(auto_retrying_with_jitter) for _ in range(JITTER_RUNS)]  # 재시도는 풀 프로세스를 잡지 않는다
+    every = []
+    for result, run_id in sent:
+        assert type(result.get(timeout=WAIT, propagate=False)) is ConnectionError
+        measured = gaps(run_id)
+        assert len(measured) == MAX_RETRIES
+        for gap, ceiling in zip(measured, ceilings, strict=True):
+            assert gap < ceiling + 0.9, measured
+        every.append(measured)
+    # jitter가 꺼져 있었다면(auto_retrying) 간격은 모두 백오프 값 그대로다. 기본값(True)이면 0초부터 무작위라 더 짧은
+    # 간격이 나온다.
+    shorter = [gap < ceiling - 0.5 for measured in every for gap, ceiling in zip(measured, ceilings, strict=True)]
+    assert any(shorter), every
+
+
+def test_retry_backoff_true_waits_1_2_4_8_seconds_before_the_cap():
+    # autoretry_for 가 다음 시도의 countdown을 셈하는 방법 그대로(celery/app/autoretry.py): retry_backoff=True 는 1배.
+    factor = int(max(1.0, float(auto_retrying.retry_backoff)))
+    waits = [get_exponential_backoff_interval(factor=factor, retries=n, maximum=600) for n in range(4)]
+    assert waits == [1, 2, 4, 8]
+    capped = [get_exponential_backoff_interval(factor=factor, retries=n, maximum=BACKOFF_MAX) for n in range(3)]
+    assert capped == [1, 2, 2]
 
 
 def test_a_retry_inherits_expires_and_an_expired_retry_is_discarded(worker):
     result, run_id = send(flaky, 5, expires=1.5)  # 5번 실패하도록: 두 번째 재시도(t≈2초)는 만료 뒤다
     assert wait_for_state(result, "REVOKED", timeout=WAIT) == "REVOKED"
     assert isinstance(result.info, TaskRevokedError)
+    assert repr(result.info) == "TaskRevokedError('expired')"
     assert len(attempts(run_id)) == 2
     worker.wait_for_log(rf"Discarding revoked task: practice04\.tasks\.flaky\[{result.id}\]", 5)
+
+
+def test_the_trap_retry_falls_due_long_after_the_expiry_it_inherits_so_it_never_runs_again():
+    # call_tasks 처럼 함정 작업을 expires=TRAP_EXPIRES_SECONDS 로 보낸다. 다음 시도를 eta까지 쥐고 있던 워커를 멈추면
+    # 그 재시도 메시지가 브로커로 돌아온다. 그것을 읽어 보면 만료 시각은 처음 보낼 때의 것이고, eta는 그보다 한참
+    # 뒤다. 만료 뒤에 돌아온 재시도는 실행되지 않고 버려진다(test_a_retry_inherits_expires_...).
+    queue = f"practice04_trap_{uuid.uuid4().hex[:8]}"
+    sent = datetime.now().astimezone()
+    try:
+        with running(Worker("practice04", queues=(queue,))) as (holder,):
+            trap, run_id = send(auto_retrying_slowly, expires=TRAP_EXPIRES_SECONDS, queue=queue)
+            assert wait_for_state(trap, "RETRY", STATE_WAIT) == "RETRY"
+            holder.wait_for_log(rf"auto_retrying_slowly\[{trap.id}\] retry: Retry in 180s", 5)
+        path = f"queues/{broker.quoted(broker.vhost())}/{broker.quoted(queue)}/get"
+        messages = broker.management("POST", path, {"count": 1, "ackmode": "ack_requeue_false", "encoding": "auto"})
+    finally:
+        broker.delete_queue(queue)
+    (message,) = messages
+    headers = message["properties"]["headers"]
+    assert (headers["id"], headers["retries"]) == (trap.id, 1)
+    expires, eta = datetime.fromisoformat(headers["expires"]), datetime.fromisoformat(headers["eta"])
+    assert abs(expires - (sent + timedelta(seconds=TRAP_EXPIRES_SECONDS))) < timedelta(seconds=STATE_WAIT)
+    assert eta - expires > timedelta(seconds=auto_retrying_slowly.default_retry_delay - 2 * TRAP_EXPIRES_SECONDS)
+    assert len(attempts(run_id)) == 1
 
 
 def test_call_tasks_shows_attempts_spacing_and_outcomes(worker):
