@@ -31,7 +31,7 @@ step, show, expect = scenario.step, scenario.show, scenario.expect
 def calls():
     step("1. 이름으로 부르기: send_task")
     value = client.send_task("email.send_welcome", args=[42]).get(timeout=RESULT_TIMEOUT)
-    show("client.send_task('email.send_welcome', args=[42]).get()", value, "사용자 42 에게 환영 메일을 보냈습니다")
+    show("client.send_task('email.send_welcome', args=[42]).get()", value, "환영 메일을 보냈습니다 (사용자 42)")
     tasks_modules = sorted(name for name in sys.modules if name.startswith("practice") and name.endswith(".tasks"))
     show("이 프로세스가 import 한 실습의 tasks 모듈", tasks_modules, [], note="작업 코드 없이 이름만으로 불렀다")
 
@@ -50,7 +50,7 @@ def calls():
     expect("틀린 이름의 state", result.state, "FAILURE")
 
     step("4. 워커가 아는 이름들: inspect().registered()")
-    # 누구에게 묻는지(destination) 정하지 않았으므로, 워커가 몇인지 모르는 inspect 는 timeout 내내 답을 모은다.
+    # 누구에게 묻는지(destination) 정하지 않았으므로, 워커가 몇인지 모르는 inspect는 적어도 timeout 동안 답을 모은다.
     replies = client.control.inspect(timeout=INSPECT_SECONDS).registered() or {}
     names = sorted({name for tasks in replies.values() for name in tasks if "email" in name or "practice06" in name})
     print(f"    {names}")

@@ -35,7 +35,7 @@ app.conf.update(
 @app.task(name="email.send_welcome")
 def send_welcome(user_id):
     # 이름을 직접 주었다: 이 함수를 다른 모듈로 옮기거나 이름을 바꿔도 "email.send_welcome" 으로 부를 수 있다.
-    return f"사용자 {user_id} 에게 환영 메일을 보냈습니다"
+    return f"환영 메일을 보냈습니다 (사용자 {user_id})"
 
 
 @app.task

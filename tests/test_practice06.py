@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import json
+import os
 import re
 import subprocess
 import sys
@@ -16,13 +18,15 @@ from celery.exceptions import TimeoutError as CeleryTimeoutError
 from kombu import Connection
 
 import global_config
-from playground import PROJECT_ROOT
-from playground.broker import delete_queue
+from playground import PROJECT_ROOT, broker
+from playground.broker import delete_queue, queue_counts
 from playground.lessons import run_call_tasks, worker_on_empty_queue
 from practice06.tasks import QUEUE, app, count_words, send_welcome
 from tests.readme import assert_samples_match
 
 WAIT = 15
+# README: 틀린 이름이면 get() 이 "곧바로" NotRegistered를 던진다. 워커가 거절하고 결과를 적는 데 드는 시간의 상한.
+NOT_REGISTERED_WITHIN_SECONDS = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +50,7 @@ def test_names_explicit_and_generated():
 
 
 def test_send_task_reaches_a_task_by_name(worker, client):
-    assert (
-        client.send_task("email.send_welcome", args=[42]).get(timeout=WAIT) == "사용자 42 에게 환영 메일을 보냈습니다"
-    )
+    assert client.send_task("email.send_welcome", args=[42]).get(timeout=WAIT) == "환영 메일을 보냈습니다 (사용자 42)"
     assert client.send_task("practice06.tasks.count_words", args=["a b c"]).get(timeout=WAIT) == 3
 
 
@@ -63,9 +65,11 @@ def test_the_caller_imports_no_tasks_module():
 
 
 def test_a_wrong_name_is_rejected_by_the_worker_as_not_registered(worker, client):
+    started = time.monotonic()
     result = client.send_task("email.send_welcom", args=[42])
     with pytest.raises(NotRegistered, match=r"email\.send_welcom"):  # 시간이 다 되면 TimeoutError 였을 것이다
         result.get(timeout=WAIT)
+    assert time.monotonic() - started < NOT_REGISTERED_WITHIN_SECONDS  # WAIT를 다 기다리지 않고 곧바로
     assert result.state == "FAILURE"
     worker.wait_for_log(r"Received unregistered task of type 'email\.send_welcom'", 5)
 
@@ -78,6 +82,7 @@ def test_with_no_worker_on_the_queue_a_wrong_name_stays_pending(client):
         with pytest.raises(CeleryTimeoutError):
             result.get(timeout=1)
         assert result.state == "PENDING"
+        assert queue_counts("practice06_nobody") == (1, 0)  # 메시지는 큐에서 기다린다. 거절해 줄 소비자가 없다
     finally:
         lonely.backend.remove_pending_result(result)
         delete_queue("practice06_nobody")
@@ -98,7 +103,7 @@ def test_celery_call_reaches_the_task_by_name(worker):
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30, check=True,
     ).stdout.strip()  # fmt: skip
     assert re.fullmatch(r"[0-9a-f-]{36}", out)
-    assert app.AsyncResult(out).get(timeout=WAIT) == "사용자 42 에게 환영 메일을 보냈습니다"
+    assert app.AsyncResult(out).get(timeout=WAIT) == "환영 메일을 보냈습니다 (사용자 42)"
 
 
 def test_call_tasks_output(worker):
@@ -119,6 +124,54 @@ def test_a_generated_name_follows_the_import_path_an_explicit_one_does_not():
     assert out.stdout.split() == ["tasks.count_words", "email.send_welcome"], out.stderr
 
 
+def test_moving_or_renaming_the_function_changes_a_generated_name_but_not_an_explicit_one(tmp_path):
+    # tasks.py 를 다른 패키지의 다른 모듈(mailing/jobs.py)로 옮기고 두 함수의 이름도 바꾼 사본을 import 한다.
+    source = (PROJECT_ROOT / "practice06" / "tasks.py").read_text()
+    moved = source.replace("def count_words(", "def count_all_words(").replace("def send_welcome(", "def welcome(")
+    assert moved.count("def count_all_words(") == moved.count("def welcome(") == 1
+    (tmp_path / "mailing").mkdir()
+    (tmp_path / "mailing" / "__init__.py").write_text("")
+    (tmp_path / "mailing" / "jobs.py").write_text(moved)
+    code = "import mailing.jobs as jobs; print(jobs.count_all_words.name, jobs.welcome.name)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert out.stdout.split() == ["mailing.jobs.count_all_words", "email.send_welcome"], out.stderr
+
+
+def test_the_callers_client_has_the_workers_broker_backend_queue_and_serialisation():
+    from practice06 import call_tasks
+
+    for key in (
+        "broker_url", "result_backend", "task_default_queue",
+        "task_serializer", "result_serializer", "accept_content", "result_accept_content",
+    ):  # fmt: skip
+        assert call_tasks.client.conf[key] == app.conf[key], key
+
+
+def test_a_json_message_published_over_http_runs_the_task(worker):
+    """파이썬이 아니어도 된다: 관리 API의 HTTP 요청 하나(curl 로도 보낼 수 있는 JSON)로 메시지를 큐에 넣는다."""
+    task_id = str(uuid.uuid4())
+    body = [[9], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
+    published = broker.management(
+        "POST",
+        f"exchanges/{broker.quoted(broker.vhost())}/amq.default/publish",
+        {
+            "properties": {
+                "content_type": "application/json",
+                "content_encoding": "utf-8",
+                "headers": {"lang": "py", "task": "email.send_welcome", "id": task_id},
+            },
+            "routing_key": QUEUE,
+            "payload": json.dumps(body),
+            "payload_encoding": "string",
+        },
+    )
+    assert published == {"routed": True}
+    assert app.AsyncResult(task_id).get(timeout=WAIT) == "환영 메일을 보냈습니다 (사용자 9)"
+
+
 def test_a_plain_json_message_without_celery_on_the_sending_side_runs_the_task(worker):
     """파이썬 Celery 없이도: Celery 메시지 형식(프로토콜 2)의 JSON 을 큐에 넣으면 워커가 실행한다."""
     task_id = str(uuid.uuid4())
@@ -127,7 +180,7 @@ def test_a_plain_json_message_without_celery_on_the_sending_side_runs_the_task(w
         conn.Producer(serializer="json").publish(
             body, routing_key=QUEUE, headers={"lang": "py", "task": "email.send_welcome", "id": task_id}
         )
-    assert app.AsyncResult(task_id).get(timeout=WAIT) == "사용자 7 에게 환영 메일을 보냈습니다"
+    assert app.AsyncResult(task_id).get(timeout=WAIT) == "환영 메일을 보냈습니다 (사용자 7)"
 
 
 def test_an_unregistered_message_is_dropped_not_requeued(worker, client):
