@@ -1,13 +1,13 @@
 """모든 실습의 call_tasks.py 가 함께 쓰는 작은 틀. Celery를 배우는 데 이 파일을 읽을 필요는 없다.
 
 - WorkerSpec, BeatSpec, Needs: 실습의 tasks.py 가 "이 실습을 돌리려면 무엇을 띄우고 얼마나 일부러 기다리는지"를 적는 틀.
-  README 의 워커 명령, 워커가 없을 때의 안내, 실행기, 테스트, 벤치마크가 모두 이 한 곳을 읽는다.
+  README의 워커 명령, 워커가 없을 때의 안내, 실행기, 테스트, 벤치마크가 모두 이 한 곳을 읽는다.
 - Scenario.step(): 단계 제목을 찍는다.
 - Scenario.expect(): 배운 대로 나왔는지 확인한다. 다르면 표시해 두었다가 종료 코드 1로 알린다.
 - Scenario.show(): 호출 하나를 한 줄로 — 무엇을 불렀는지, 무엇이 돌아왔는지 찍고, 배운 값이 주어졌으면 확인까지 한다.
   `show("add.delay(2, 3).get()", add.delay(2, 3).get(timeout=10), 5)` → `    add.delay(2, 3).get() → 5`
 - Scenario.raises(): 블록이 그 예외를 내야 한다(`with scenario.raises(TypeError) as refused:`). 잡은 예외와 걸린 시간을
-  넘겨주고, 예외가 나지 않으면 expect 처럼 예상과 다름으로 적는다.
+  넘겨주고, 예외가 나지 않으면 expect처럼 예상과 다름으로 적는다.
 - Scenario.run(): 브로커와 결과 백엔드가 응답하는지 먼저 확인하고 시나리오를 돌린다. 워커나 서비스가
   없으면 traceback 대신 무엇을 켜야 하는지 말하고 종료 코드 1로 끝난다.
 
@@ -45,7 +45,7 @@ class WorkerSpec:
     module: str = "tasks"  # 앱이 있는 모듈: 실습 폴더 안의 tasks.py 말고 다른 앱(다른 브로커)을 띄울 때
 
     def command(self, lesson: str) -> str:
-        """README 에 적는 그대로의 명령."""
+        """README에 적는 그대로의 명령."""
         words = [f"{name}={value}" for name, value in self.env.items()]
         words += ["celery", "-A", f"{lesson}.{self.module}", "worker"]
         if self.queues:
@@ -61,7 +61,7 @@ class BeatSpec:
     """실습이 띄우라고 하는 `celery beat` 하나: 일정(beat_schedule)에 맞춰 작업 메시지를 보내기만 하는 프로세스."""
 
     def command(self, lesson: str) -> str:
-        """README 에 적는 그대로의 명령. 일정 파일은 기본값(현재 폴더의 celerybeat-schedule)."""
+        """README에 적는 그대로의 명령. 일정 파일은 기본값(현재 폴더의 celerybeat-schedule)."""
         return f"celery -A {lesson}.tasks beat --loglevel=info"
 
 
@@ -69,13 +69,13 @@ class BeatSpec:
 class Needs:
     """실습을 돌리는 데 필요한 것: 띄울 프로세스들과, 일부러 기다리는 시간(무엇 → 초).
 
-    waits 는 call_tasks 가 결과를 기다리는 길 위에 놓인 sleep, countdown, 시간 제한, 재시도 간격, 끝까지 기다려
-    보는 timeout 이다. 나란히 도는 작업들은 가장 긴 것 하나만 적는다.
+    waits는 call_tasks 가 결과를 기다리는 길 위에 놓인 sleep, countdown, 시간 제한, 재시도 간격, 끝까지 기다려
+    보는 timeout이다. 나란히 도는 작업들은 가장 긴 것 하나만 적는다.
     """
 
     workers: tuple[WorkerSpec, ...] = (WorkerSpec(),)
     waits: Mapping[str, float] = field(default_factory=dict)
-    beat: BeatSpec | None = None  # 주기 작업을 보내는 celery beat 도 띄우는가
+    beat: BeatSpec | None = None  # 주기 작업을 보내는 celery beat도 띄우는가
 
     @property
     def wait_seconds(self) -> float:
@@ -200,7 +200,7 @@ def _probe_redis(url):
 class Service:
     name: str
     env_var: str  # global_config 의 변수 이름이자 그 값을 바꾸는 환경 변수 이름
-    scheme: str  # 이 서비스를 가리키는 URL 의 앞부분
+    scheme: str  # 이 서비스를 가리키는 URL의 앞부분
     compose_service: str
     probe: Callable[[str], None]  # 연결에 실패하면 예외를 던진다
 
@@ -259,7 +259,7 @@ def describe_unreachable(service, url, exc):
 
 
 def probe_failure(service, url):
-    """service 가 url 에서 응답하면 None, 아니면 그 예외(데이터베이스만 없으면 MissingDatabase)."""
+    """service가 url에서 응답하면 None, 아니면 그 예외(데이터베이스만 없으면 MissingDatabase)."""
     try:
         service.probe(url)
     except Exception as exc:  # 어떤 실패든 돌려주어 사람이 읽을 말로 바꾸게 한다
@@ -268,7 +268,7 @@ def probe_failure(service, url):
 
 
 def problem_with(service, url):
-    """service 가 url 에서 응답하면 None, 아니면 사람이 읽을 설명."""
+    """service가 url에서 응답하면 None, 아니면 사람이 읽을 설명."""
     exc = probe_failure(service, url)
     return None if exc is None else describe_unreachable(service, url, exc)
 
@@ -279,7 +279,7 @@ def unreachable_services():
 
 
 def _connection_errors():
-    """서비스 연결이 끊겼을 때 나는 예외들. SQLAlchemy 의 것은 이미 불러온 경우에만 (PostgreSQL 백엔드)."""
+    """서비스 연결이 끊겼을 때 나는 예외들. SQLAlchemy의 것은 이미 불러온 경우에만 (PostgreSQL 백엔드)."""
     errors = [BrokerError, redis.exceptions.ConnectionError]
     if "sqlalchemy.exc" in sys.modules:
         errors.append(sys.modules["sqlalchemy.exc"].OperationalError)
@@ -287,7 +287,7 @@ def _connection_errors():
 
 
 def service_for(url):
-    """url 이 가리키는 서비스 (주소의 앞부분으로 고른다)."""
+    """url이 가리키는 서비스 (주소의 앞부분으로 고른다)."""
     return next(service for service in SERVICES if url.startswith(service.scheme))
 
 
@@ -321,7 +321,7 @@ class Scenario:
             print(f"    !! 예상과 다름: {what} = {actual!r} (예상: {expected!r})")
 
     def show(self, call, value, expected=UNCHECKED, note=""):
-        """`    call → repr(value)   (note)` 를 찍고, expected 가 있으면 그 값인지 확인한다. value 를 돌려준다."""
+        """`    call → repr(value)   (note)` 를 찍고, expected가 있으면 그 값인지 확인한다. value를 돌려준다."""
         print(f"    {call} → {value!r}" + (f"   ({note})" if note else ""))
         if expected is not UNCHECKED:
             self.expect(call, value, expected)
@@ -337,11 +337,11 @@ class Scenario:
             raised.exc = exc
         raised.seconds = time.monotonic() - started
         if raised.exc is None:
-            self.expect(f"{expected.__name__} 가 나야 하는 호출", "예외 없이 끝남", expected.__name__)
+            self.expect(f"예외({expected.__name__})가 나야 하는 호출", "예외 없이 끝남", expected.__name__)
 
     def run(self, scenario):
         """scenario() 를 돌리고 종료 코드를 돌려준다: 모두 배운 대로면 0, 아니면 1."""
-        # SIGTERM(실행기가 멈출 때)도 Ctrl-C 처럼 finally 를 거쳐 끝나게 한다: 시나리오가 띄운 프로세스를 정리하도록.
+        # SIGTERM(실행기가 멈출 때)도 Ctrl-C 처럼 finally를 거쳐 끝나게 한다: 시나리오가 띄운 프로세스를 정리하도록.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
         for url in (self.app.conf.broker_url, self.app.conf.result_backend):
             problem = problem_with(service_for(url), url)
@@ -354,8 +354,8 @@ class Scenario:
             self._release_pending_results()
 
     def _release_pending_results(self):
-        # Redis 결과 백엔드는 결과를 기다리는 AsyncResult 마다 구독을 걸고, 결과가 오기 전까지 그 객체를 붙잡아
-        # 둔다. 워커가 없어 결과가 오지 않았으면 파이썬이 끝나는 도중에 구독을 풀려다 경고 traceback 을 찍는다.
+        # Redis 결과 백엔드는 결과를 기다리는 AsyncResult마다 구독을 걸고, 결과가 오기 전까지 그 객체를 붙잡아
+        # 둔다. 워커가 없어 결과가 오지 않았으면 파이썬이 끝나는 도중에 구독을 풀려다 경고 traceback을 찍는다.
         # 그래서 끝나기 전에 직접 푼다(공개 API가 없어 내부 목록을 읽는다).
         backend = self.app.backend
         for mapping in getattr(backend, "_pending_results", ()):
@@ -369,7 +369,7 @@ class Scenario:
         except CeleryTimeoutError:
             print(f"\n기다리던 결과가 오지 않았습니다(최대 {RESULT_TIMEOUT}초). {self.lesson} 워커가 돌고 있나요?")
             print("다른 터미널에서 띄우세요:")
-            # tasks.py 는 여기서야 읽는다: practice06 의 call_tasks 는 작업 코드를 import 하지 않고 부르는 것을 보인다.
+            # tasks.py 는 여기서야 읽는다: practice06의 call_tasks 는 작업 코드를 import 하지 않고 부르는 것을 보인다.
             for command in needs_of(self.lesson).commands(self.lesson):
                 print(f"    {command}")
             print("(이미 보낸 작업은 큐에 남아 있다가, 워커가 뜨면 실행됩니다.)")
@@ -379,10 +379,10 @@ class Scenario:
                 raise
             # 시작할 때는 응답했지만 도중에 끊겼다.
             print(f"\n도중에 서비스 연결이 끊겼습니다: {type(exc).__name__}: {str(exc).splitlines()[0]}")
-            print("docker compose ps 로 서비스 상태를 확인하세요.")
+            print("docker compose ps로 서비스 상태를 확인하세요.")
             return 1
         if self.surprises:
             print(f"\n예상과 다른 결과 {len(self.surprises)}개: {', '.join(self.surprises)}")
             return 1
-        print("\n모든 호출이 README 에 적힌 대로 동작했습니다.")
+        print("\n모든 호출이 README에 적힌 대로 동작했습니다.")
         return 0

@@ -15,7 +15,7 @@ EXIT_SERVICES_DOWN = 3
 
 
 def services_down() -> bool:
-    """서비스가 하나라도 응답하지 않으면 무엇이 빠졌는지 stderr 에 찍고 True."""
+    """서비스가 하나라도 응답하지 않으면 무엇이 빠졌는지 stderr에 찍고 True."""
     problems = ensure_services(lambda line: print(line, file=sys.stderr))
     if problems:
         print("\n".join(problems), file=sys.stderr)

@@ -1,9 +1,9 @@
-"""chord 의 콜백이 마지막 header 작업이 끝난 뒤 얼마 만에 시작하는가: Redis 대 PostgreSQL 결과 백엔드.
+"""chord의 콜백이 마지막 header 작업이 끝난 뒤 얼마 만에 시작하는가: Redis 대 PostgreSQL 결과 백엔드.
 
     python -m benchmarks.chord_latency [-n 20] [--json PATH]
 
-백엔드마다 practice03 워커를 하나 띄우고(PRACTICE03_BACKEND), 곧바로 끝나는 작업 4개짜리 chord 를 n 번
-차례로 돌린다. 잰 값은 콜백 merge 가 시작한 시각 - header 작업 중 가장 늦게 끝난 시각(같은 기계의 시계)이다.
+백엔드마다 practice03 워커를 하나 띄우고(PRACTICE03_BACKEND), 곧바로 끝나는 작업 4개짜리 chord를 n 번
+차례로 돌린다. 잰 값은 콜백 merge가 시작한 시각 - header 작업 중 가장 늦게 끝난 시각(같은 기계의 시계)이다.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ CHORD_TIMEOUT_SECONDS = 30
 
 
 def measure_here(n: int) -> list[float]:
-    """이 프로세스의 PRACTICE03_BACKEND 로 chord 를 n 번 돌려 지연(초)들을 돌려준다."""
+    """이 프로세스의 PRACTICE03_BACKEND 로 chord를 n 번 돌려 지연(초)들을 돌려준다."""
     from celery import chord
 
     from practice03.tasks import fetch, merge

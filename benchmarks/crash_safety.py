@@ -2,7 +2,7 @@
 
     python -m benchmarks.crash_safety [-n 1000] [--seconds 0.02] [--json PATH]
 
-설정마다: practice08 의 결제 작업(멱등: INSERT … ON CONFLICT DO NOTHING, 실행마다 한 행 더) n 개를 보내고, 절반쯤
+설정마다: practice08의 결제 작업(멱등: INSERT … ON CONFLICT DO NOTHING, 실행마다 한 행 더) n 개를 보내고, 절반쯤
 실행됐을 때 워커를 프로세스 그룹째 kill -9 한 뒤 새 워커를 띄워 끝까지 돌린다. 큐가 비고 실행 기록이 더 늘지 않으면
 끝난 것으로 본다.
 

@@ -1,12 +1,12 @@
-"""풀마다 CPU 를 쓰는 일과 기다리는 일: 같은 작업 묶음이 끝나기까지의 시간.
+"""풀마다 CPU를 쓰는 일과 기다리는 일: 같은 작업 묶음이 끝나기까지의 시간.
 
     python -m benchmarks.pools [-n 8] [--concurrency 4] [--work 1500000] [--wait 0.2] [--json PATH]
 
-풀마다 practice10 의 워커를 새로 띄우고(prefork 와 threads 는 --concurrency, solo 는 언제나 하나), 작업 n 개를
+풀마다 practice10의 워커를 새로 띄우고(prefork와 threads는 --concurrency, solo는 언제나 하나), 작업 n 개를
 한꺼번에 보내 마지막 결과가 올 때까지를 잰다.
 
-- cpu: `crunch(--work)` — 파이썬 계산(제곱의 합). 풀 프로세스는 코어 하나씩 쓰고, 스레드는 GIL 을 나눠 쓴다.
-- io: `wait_io(--wait)` — 기다리기만 한다(네트워크나 디스크를 기다리는 일). CPU 를 쓰지 않는다.
+- cpu: `crunch(--work)` — 파이썬 계산(제곱의 합). 풀 프로세스는 코어 하나씩 쓰고, 스레드는 GIL을 나눠 쓴다.
+- io: `wait_io(--wait)` — 기다리기만 한다(네트워크나 디스크를 기다리는 일). CPU를 쓰지 않는다.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def one_pool(pool: str, concurrency: int, n: int, work: int, wait: float) -> dic
     return {
         "pool": pool,
         "concurrency": 1 if pool == "solo" else concurrency,
-        # 잰 그대로 둔다(찍을 때만 반올림): 작은 크기의 smoke test 에서 0.00 으로 뭉개지지 않게.
+        # 잰 그대로 둔다(찍을 때만 반올림): 작은 크기의 smoke test에서 0.00으로 뭉개지지 않게.
         "cpu_s": cpu,
         "io_s": io,
     }
@@ -54,8 +54,8 @@ def one_pool(pool: str, concurrency: int, n: int, work: int, wait: float) -> dic
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.pools", description=__doc__)
     parser.add_argument("-n", type=int, default=8, help="묶음마다 보낼 작업 수 (기본 8)")
-    parser.add_argument("--concurrency", type=int, default=4, help="prefork 와 threads 의 --concurrency (기본 4)")
-    parser.add_argument("--work", type=int, default=1_500_000, help="crunch 의 크기 (기본 1500000)")
+    parser.add_argument("--concurrency", type=int, default=4, help="prefork와 threads의 --concurrency (기본 4)")
+    parser.add_argument("--work", type=int, default=1_500_000, help="crunch의 크기 (기본 1500000)")
     parser.add_argument("--wait", type=float, default=0.2, help="wait_io 가 기다리는 초 (기본 0.2)")
     parser.add_argument("--json", metavar="PATH", help="결과를 JSON 으로도 쓴다: 풀마다 한 행의 목록")
     args = parser.parse_args(argv)

@@ -2,7 +2,7 @@
 
     python -m benchmarks.queue_isolation [-n 5] [--rounds 5] [--seconds 0.2] [--json PATH]
 
-practice05 의 워커 둘(high, low; 각각 풀 프로세스 하나)을 띄운다. 한 판마다 low 큐에 느린 보고서 n 개를 쌓고
+practice05의 워커 둘(high, low; 각각 풀 프로세스 하나)을 띄운다. 한 판마다 low 큐에 느린 보고서 n 개를 쌓고
 곧바로 경보 하나를 보낸다. "separate" 는 경보를 high 큐로, "shared" 는 보고서와 같은 low 큐로 보낸다.
 잰 값은 경보를 보낸 순간부터 경보 작업이 끝난 순간까지(같은 기계의 시계)다.
 """

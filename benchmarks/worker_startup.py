@@ -1,4 +1,4 @@
-"""워커가 뜨는 데 걸리는 시간: 손으로 치는 명령(mingle, gossip 포함) 대 실행기·테스트가 쓰는 명령.
+"""워커가 뜨는 데 걸리는 시간: 직접 치는 명령(mingle, gossip 포함) 대 실행기·테스트가 쓰는 명령.
 
     python -m benchmarks.worker_startup [-n 5] [--lesson practice00] [--json PATH]
 

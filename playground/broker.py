@@ -1,8 +1,8 @@
-"""RabbitMQ 를 들여다보고 치우는 작은 도구(테스트와 벤치마크용).
+"""RabbitMQ를 들여다보고 치우는 작은 도구(테스트와 벤치마크용).
 
-큐의 메시지 수는 AMQP 로 묻고, 바인딩과 큐의 종류처럼 AMQP 로 물을 수 없는 것은 설정된 브로커의 관리 HTTP API
+큐의 메시지 수는 AMQP로 묻고, 바인딩과 큐의 종류처럼 AMQP로 물을 수 없는 것은 설정된 브로커의 관리 HTTP API
 (`RABBITMQ_MANAGEMENT_URL`, 기본 http://guest:guest@localhost:15672 — docker-compose 의 관리 UI)로 묻는다.
-이 기계에 설치된 `rabbitmqctl` 은 다른 RabbitMQ 를 볼 수 있으므로 쓰지 않는다.
+이 기계에 설치된 `rabbitmqctl` 은 다른 RabbitMQ를 볼 수 있으므로 쓰지 않는다.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ MANAGEMENT_TIMEOUT_SECONDS = 10
 
 
 class ManagementError(RuntimeError):
-    """관리 API 가 답하지 않거나 요청을 거절했다."""
+    """관리 API가 답하지 않거나 요청을 거절했다."""
 
 
 def management_url() -> str:
@@ -39,7 +39,7 @@ def vhost(url: str | None = None) -> str:
 
 
 def management(method: str, path: str, body: Any = None) -> Any:
-    """관리 API 에 요청하고 JSON 답을 돌려준다(답이 비었으면 None). path 는 /api/ 뒤의 부분."""
+    """관리 API에 요청하고 JSON 답을 돌려준다(답이 비었으면 None). path는 /api/ 뒤의 부분."""
     parts = urllib.parse.urlsplit(management_url())
     base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}"
     user = urllib.parse.unquote(parts.username or "guest")
@@ -60,7 +60,7 @@ def management(method: str, path: str, body: Any = None) -> Any:
         raise ManagementError(f"{method} {base}/api/{path}: HTTP {exc.code} {exc.read()[:200]!r}") from exc
     except OSError as exc:
         raise ManagementError(
-            f"RabbitMQ 관리 API 에 연결할 수 없습니다: {base} ({exc})\n"
+            f"RabbitMQ 관리 API에 연결할 수 없습니다: {base} ({exc})\n"
             "  관리 플러그인을 켜세요(docker-compose 의 rabbitmq 이미지는 켜져 있다: rabbitmq-plugins enable "
             "rabbitmq_management), 다른 주소라면 환경 변수 RABBITMQ_MANAGEMENT_URL"
         ) from exc
@@ -72,12 +72,12 @@ def quoted(name: str) -> str:
 
 
 def queues() -> list[dict[str, Any]]:
-    """설정된 가상 호스트의 큐들 (관리 API 가 보여 주는 그대로: name, durable, exclusive, arguments, type …)."""
+    """설정된 가상 호스트의 큐들 (관리 API가 보여 주는 그대로: name, durable, exclusive, arguments, type …)."""
     return management("GET", f"queues/{quoted(vhost())}")
 
 
 def bindings() -> list[tuple[str, str, str]]:
-    """설정된 가상 호스트의 (exchange, 큐, routing key) 바인딩들. 기본 exchange 는 ""."""
+    """설정된 가상 호스트의 (exchange, 큐, routing key) 바인딩들. 기본 exchange는 ""."""
     return [
         (b["source"], b["destination"], b["routing_key"])
         for b in management("GET", f"bindings/{quoted(vhost())}")
@@ -86,7 +86,7 @@ def bindings() -> list[tuple[str, str, str]]:
 
 
 def server_version() -> str:
-    """설정된 RabbitMQ 가 연결할 때 알려 주는 자기 버전 ("4.3.6")."""
+    """설정된 RabbitMQ가 연결할 때 알려 주는 자기 버전 ("4.3.6")."""
     with Connection(global_config.RABBITMQ_URL) as conn:
         conn.ensure_connection(max_retries=1)
         version = conn.connection.server_properties["version"]

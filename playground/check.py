@@ -1,7 +1,7 @@
 """`python -m playground check` — 실습 폴더마다 빠진 것이나 어긋난 것을 이름으로 말한다.
 
 CONTRIBUTING.md 의 "실습 하나 더하기" 목록을 이것이 확인한다. 모두 갖추었으면 종료 코드 0, 하나라도 빠지면 1.
-서비스에 연결하지 않는다(실습 모듈을 import 만 한다).
+서비스에 연결하지 않는다(실습 모듈을 import만 한다).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from course import Needs
 from playground import PROJECT_ROOT
 from playground.lessons import LESSON_PATTERN, available_lessons
+from playground.style import findings as style_findings
 
 TOP_READMES = ("README.md", "README.en.md")
 
@@ -47,14 +48,14 @@ def problems_of(lesson: str) -> Iterator[str]:
         yield f"{lesson}/tasks.py declares no NEEDS = Needs(workers=..., waits=...) (the processes and the waits)"
         return
     if app is not None:
-        # 기본 큐는 실습 이름이다. 큐 자체가 주제인 실습(practice05)은 NEEDS 의 워커가 소비하는 큐 가운데 하나다.
+        # 기본 큐는 실습 이름이다. 큐 자체가 주제인 실습(practice05)은 NEEDS의 워커가 소비하는 큐 가운데 하나다.
         queue = app.conf.task_default_queue
         if queue != lesson and not any(queue in worker.queues for worker in needs.workers):
             yield f"{lesson}/tasks.py: task_default_queue is {queue!r}; each lesson uses its own queue ({lesson!r})"
     if not needs.workers:
         yield f"{lesson}/tasks.py: NEEDS names no worker"
     for module in sorted({spec.module for spec in needs.workers} - {"tasks"}):
-        # 다른 모듈의 앱을 띄우는 워커(practice12 의 redis_tasks): celery -A {lesson}.{module} 이 찾을 앱이 있어야 한다.
+        # 다른 모듈의 앱을 띄우는 워커(practice12의 redis_tasks): celery -A {lesson}.{module} 이 찾을 앱이 있어야 한다.
         try:
             other = importlib.import_module(f"{lesson}.{module}")
         except Exception as exc:  # 어떤 실패든 이름을 붙여 보고한다
@@ -76,7 +77,7 @@ def problems_of(lesson: str) -> Iterator[str]:
             yield f"{lesson}/{readme} does not give the declared commands {commands}"
         elif not re.search(r"^```text\n\[\d+\. ", own.read_text(), re.MULTILINE):
             yield f"{lesson}/{readme} shows no sample output (a ```text block starting with a '[1. …]' step line)"
-        # 최상위 README 의 실습 목록: 실습마다 그 언어의 실습 README 로 가는 행 하나.
+        # 최상위 README의 실습 목록: 실습마다 그 언어의 실습 README로 가는 행 하나.
         if not re.search(
             rf"^\| \[{lesson}\]\({lesson}/{re.escape(readme)}\)", (PROJECT_ROOT / readme).read_text(), re.M
         ):
@@ -91,6 +92,16 @@ def main() -> int:
         print(f"{lesson}: {'ok' if not problems else f'{len(problems)} missing or inconsistent'}")
         for problem in problems:
             print(f"  - {problem}")
+    # 한국어 문체 안내(CONTRIBUTING.md) 가운데 기계가 볼 수 있는 규칙: 파일과 줄 번호로.
+    style = style_findings()
+    by_file: dict[str, list[str]] = {}
+    for finding in style:
+        by_file.setdefault(str(finding).split(":", 1)[0], []).append(str(finding))
+    print(f"Korean style: {'ok' if not style else f'{len(style)} problems in {len(by_file)} files'}")
+    for lines in by_file.values():
+        for line in lines:
+            print(f"  - {line}")
+    found += len(style)
     print(f"\n{len(lesson_folders())} lessons, {found} problems")
     return 1 if found else 0
 

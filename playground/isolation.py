@@ -7,7 +7,7 @@
 - PostgreSQL: 데이터베이스 `celery_jobs_<프로세스>`
 - Redis: 데이터베이스 번호 (gw0 → 1, gw1 → 2 …; 혼자 돌면 1)
 
-실습 코드는 바꾸지 않는다. 실습은 global_config 의 URL 을 읽고, 그 URL 이 환경 변수에서 오기 때문이다.
+실습 코드는 바꾸지 않는다. 실습은 global_config 의 URL을 읽고, 그 URL이 환경 변수에서 오기 때문이다.
 테스트가 띄우는 워커와 call_tasks 도 환경 변수를 물려받아 같은 자리를 쓴다. 자리는 세션을 시작할 때마다
 비운 채로 새로 만든다(지난 실행이 남긴 메시지와 결과가 섞이지 않게).
 """
@@ -28,7 +28,7 @@ import global_config
 from course import CONNECT_TIMEOUT_SECONDS
 from playground import broker
 
-REDIS_DATABASES = 16  # Redis 의 기본 databases 설정
+REDIS_DATABASES = 16  # Redis의 기본 databases 설정
 VHOST_SETTLE_SECONDS = 10
 
 
@@ -71,7 +71,7 @@ def _vhost_exists(name: str) -> bool:
 
 
 def _wait_for_vhost(name: str, exists: bool) -> None:
-    # 가상 호스트를 지우고 만드는 일은 API 가 답한 뒤에도 브로커 안에서 조금 더 이어진다(RabbitMQ 4.x).
+    # 가상 호스트를 지우고 만드는 일은 API가 답한 뒤에도 브로커 안에서 조금 더 이어진다(RabbitMQ 4.x).
     deadline = time.monotonic() + VHOST_SETTLE_SECONDS
     while _vhost_exists(name) != exists:
         if time.monotonic() > deadline:

@@ -20,10 +20,10 @@ from playground.workers import Beat, Worker, running
 
 LESSON_PATTERN = re.compile(r"practice\d\d")
 CALL_TASKS_TIMEOUT_SECONDS = 180
-CALL_STOP_SECONDS = 15  # SIGTERM 을 받은 call_tasks 가 정리하고 끝나기를 기다리는 시간
+CALL_STOP_SECONDS = 15  # SIGTERM을 받은 call_tasks 가 정리하고 끝나기를 기다리는 시간
 
 
-# 테스트와 실행기의 워커는 풀 프로세스 둘로 띄운다(손으로 띄우면 CPU 수만큼). 앱이 worker_concurrency 를 정해 둔
+# 테스트와 실행기의 워커는 풀 프로세스 둘로 띄운다(직접 띄우면 CPU 수만큼). 앱이 worker_concurrency 를 정해 둔
 # 실습(practice05)은 그 값을 따른다: 그것도 그 실습이 가르치는 것이다.
 DEFAULT_CONCURRENCY = 2
 
@@ -60,12 +60,12 @@ def result_backend_service(lesson: str) -> Service:
 
 
 def service_down_env(service: Service) -> dict[str, str]:
-    """service 가 꺼져 있는 것처럼 보이게 하는 환경 변수."""
+    """service가 꺼져 있는 것처럼 보이게 하는 환경 변수."""
     return {service.env_var: CLOSED_PORT_URLS[service.env_var]}
 
 
 def purge(lesson: str) -> int:
-    """이 실습의 앱들(NEEDS 의 워커가 띄우는 앱: practice12 는 Redis 브로커 앱도)의 큐를 비우고 지운 수를 돌려준다."""
+    """이 실습의 앱들(NEEDS의 워커가 띄우는 앱: practice12는 Redis 브로커 앱도)의 큐를 비우고 지운 수를 돌려준다."""
     modules = {spec.module for spec in needs_of(lesson).workers} | {"tasks"}
     return sum(importlib.import_module(f"{lesson}.{module}").app.control.purge() for module in sorted(modules))
 
@@ -93,9 +93,9 @@ def _concurrency(lesson: str, module: str) -> int | None:
 
 
 def lesson_workers(lesson: str, on_line: Callable[[Worker, str], None] | None = None) -> list[Worker]:
-    """그 실습의 tasks.py 가 NEEDS 에 적은 워커들과, 적었다면 beat (아직 띄우지 않은 상태).
+    """그 실습의 tasks.py 가 NEEDS에 적은 워커들과, 적었다면 beat (아직 띄우지 않은 상태).
 
-    노드 이름은 매번 새로 만든다. beat 는 워커 뒤에 온다: 워커가 준비된 뒤에 보내기 시작하게.
+    노드 이름은 매번 새로 만든다. beat는 워커 뒤에 온다: 워커가 준비된 뒤에 보내기 시작하게.
     """
     try:
         needs = needs_of(lesson)
@@ -126,7 +126,7 @@ RUNNING_CALLS: set[subprocess.Popen[str]] = set()
 
 
 def stop_running_calls() -> None:
-    """돌고 있는 call_tasks 에 SIGTERM 을 보내고 끝나기를 기다린다(시나리오가 띄운 프로세스를 스스로 정리한다)."""
+    """돌고 있는 call_tasks 에 SIGTERM을 보내고 끝나기를 기다린다(시나리오가 띄운 프로세스를 스스로 정리한다)."""
     for proc in list(RUNNING_CALLS):
         if proc.poll() is None:
             proc.terminate()
@@ -153,7 +153,7 @@ def run_call_tasks(
 ) -> CallResult:
     """`python -m <lesson>.call_tasks` 를 학습자가 하듯 하위 프로세스로 돌린다.
 
-    출력은 줄마다 on_line 에 넘기고 모아서 돌려준다. timeout 을 넘기면 프로세스를 죽이고 실패로 본다.
+    출력은 줄마다 on_line 에 넘기고 모아서 돌려준다. timeout을 넘기면 프로세스를 죽이고 실패로 본다.
     """
     started = time.monotonic()
     proc = subprocess.Popen(

@@ -70,7 +70,7 @@ class Console:
         self.line(lesson, f"{tag:<18}│ {line}")
 
     def finish(self, lesson: str, text: str) -> None:
-        """lesson 의 마지막 줄을 찍고, 그 뒤 실습들 가운데 차례가 된 것의 모아 둔 줄을 내보낸다."""
+        """lesson의 마지막 줄을 찍고, 그 뒤 실습들 가운데 차례가 된 것의 모아 둔 줄을 내보낸다."""
         with self._lock:
             self._emit(lesson, text)
             self._finished.add(lesson)
@@ -107,7 +107,7 @@ class Lineup:
         self._stopping: list[threading.Thread] = []
 
     def start(self, lesson: str) -> list[Worker]:
-        """lesson 의 워커를 띄운다(준비를 기다리지 않는다). 이미 띄웠으면 그 워커들을 돌려준다."""
+        """lesson의 워커를 띄운다(준비를 기다리지 않는다). 이미 띄웠으면 그 워커들을 돌려준다."""
         with self._lock:
             if lesson not in self._started:
                 workers = lesson_workers(
@@ -119,14 +119,14 @@ class Lineup:
             return self._started[lesson]
 
     def ready(self, lesson: str) -> list[Worker]:
-        """lesson 의 워커가 모두 준비될 때까지 기다린다. 띄우지 않았으면 지금 띄운다."""
+        """lesson의 워커가 모두 준비될 때까지 기다린다. 띄우지 않았으면 지금 띄운다."""
         workers = self.start(lesson)
         for worker in workers:
             worker.wait_ready()
         return workers
 
     def retire(self, lesson: str, then: Callable[[], None]) -> None:
-        """lesson 의 워커를 뒤에서 멈추고(warm shutdown 에 1~2초가 걸린다), 다 멈추면 then() 을 부른다."""
+        """lesson의 워커를 뒤에서 멈추고(warm shutdown에 1~2초가 걸린다), 다 멈추면 then() 을 부른다."""
         workers = self.start(lesson)
 
         def stop_then() -> None:
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         console.say("\n".join(problems))
         return EXIT_SERVICES_DOWN
 
-    # SIGTERM 도 Ctrl-C 처럼: 돌던 call_tasks 와 띄운 워커, beat 를 멈추고 끝낸다(남는 프로세스가 없게).
+    # SIGTERM도 Ctrl-C 처럼: 돌던 call_tasks 와 띄운 워커, beat를 멈추고 끝낸다(남는 프로세스가 없게).
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     started = time.monotonic()
     outcomes = run_lessons(selected, console, jobs=args.jobs)

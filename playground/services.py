@@ -1,4 +1,4 @@
-"""세 서비스가 응답하는지 보고, 기본 주소(localhost)의 서비스가 꺼져 있으면 docker compose 로 띄운다.
+"""세 서비스가 응답하는지 보고, 기본 주소(localhost)의 서비스가 꺼져 있으면 docker compose로 띄운다.
 
 실행기(`python -m playground`)와 테스트 세션이 시작할 때 쓴다. 환경 변수로 주소를 바꾼 서비스는 학습자가 따로
 돌리는 것이므로 건드리지 않는다. Docker(와 compose)가 없으면 아무것도 띄우지 않고, 무엇을 켜야 하는지만 말한다.
@@ -70,13 +70,13 @@ def ensure_services(say: Callable[[str], None] = print) -> list[str]:
     startable = down_at_default_address()
     if startable and compose_available():
         command = compose_up_command(startable)
-        say(f"꺼져 있는 서비스를 docker compose 로 띄웁니다: {' '.join(command)}")
+        say(f"꺼져 있는 서비스를 docker compose로 띄웁니다: {' '.join(command)}")
         try:
             started = subprocess.run(command, cwd=PROJECT_ROOT, timeout=COMPOSE_UP_SECONDS, check=False)
             if started.returncode != 0:
-                say(f"docker compose 가 종료 코드 {started.returncode} 로 끝났습니다.")
+                say(f"docker compose가 종료 코드 {started.returncode} 로 끝났습니다.")
         except (OSError, subprocess.TimeoutExpired) as exc:
-            say(f"docker compose 를 끝내지 못했습니다: {exc}")
+            say(f"docker compose를 끝내지 못했습니다: {exc}")
     return [problem for service in SERVICES if (problem := _problem_after_setup(service, say))]
 
 

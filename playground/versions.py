@@ -3,7 +3,7 @@
     python -m playground.versions               # 버전을 찍고, 줄이 다르면 두 버전을 모두 말하며 종료 코드 1
     python -m playground.versions --print-only  # 찍기만 한다 (호환성 확인용 옛 서버)
 
-CI 는 테스트를 돌린 서버가 학습자가 docker compose 로 띄우는 서버와 같은 줄인지 이것으로 확인한다.
+CI는 테스트를 돌린 서버가 학습자가 docker compose로 띄우는 서버와 같은 줄인지 이것으로 확인한다.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
 
 
 def running_versions() -> dict[str, str]:
-    """서비스 이름(compose 의 서비스 이름) → 지금 설정된 서버가 말하는 버전."""
+    """서비스 이름(compose의 서비스 이름) → 지금 설정된 서버가 말하는 버전."""
     client = redis.Redis.from_url(global_config.REDIS_URL)
     try:
         redis_version = client.info("server")["redis_version"]
@@ -54,7 +54,7 @@ def compose_images() -> dict[str, str]:
 
 
 def line_of(service: str, version: str) -> str:
-    """지원 줄: PostgreSQL 은 major 하나('18.6' → '18'), 나머지는 major.minor('4.3.6', '4.3-management' → '4.3')."""
+    """지원 줄: PostgreSQL은 major 하나('18.6' → '18'), 나머지는 major.minor('4.3.6', '4.3-management' → '4.3')."""
     numbers = re.match(r"\d+(?:\.\d+)*", version)
     if numbers is None:
         raise ValueError(f"no version number in {version!r}")
@@ -63,7 +63,7 @@ def line_of(service: str, version: str) -> str:
 
 
 def mismatches(running: dict[str, str], images: dict[str, str]) -> list[str]:
-    """고정한 줄과 다른 서버마다 한 줄: 서비스, 돌고 있는 버전, compose 의 이미지."""
+    """고정한 줄과 다른 서버마다 한 줄: 서비스, 돌고 있는 버전, compose의 이미지."""
     problems = []
     for service in SERVICES:
         name = service.compose_service

@@ -1,4 +1,4 @@
-"""진짜 `celery worker` 하위 프로세스를 띄우고, 준비될 때까지 기다리고, PID로 멈춘다."""
+"""실제 `celery worker` 하위 프로세스를 띄우고, 준비될 때까지 기다리고, PID로 멈춘다."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class WorkerError(RuntimeError):
 
 
 class Worker:
-    """`python -m celery -A <lesson>.<module> worker` 프로세스 하나 (module 은 보통 tasks).
+    """`python -m celery -A <lesson>.<module> worker` 프로세스 하나 (module은 보통 tasks).
 
     출력(stdout과 stderr)은 스레드가 계속 읽어 `log` 에 모으고, `on_line` 이 있으면 줄마다 넘긴다.
     노드 이름은 매번 새로 만들어 같은 기계의 다른 워커와 겹치지 않는다.
@@ -67,7 +67,7 @@ class Worker:
         self._changed = threading.Condition()
         self._reader: threading.Thread | None = None
         self._stop_lock = threading.Lock()
-        self._exit_code: int | None = None  # stop() 이 끝나면 채워진다. 그 뒤에는 PID 를 다시 쓰지 않는다.
+        self._exit_code: int | None = None  # stop() 이 끝나면 채워진다. 그 뒤에는 PID를 다시 쓰지 않는다.
 
     @property
     def argv(self) -> list[str]:
@@ -147,7 +147,7 @@ class Worker:
     def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> float:
         """워커가 준비될 때까지 기다리고, 걸린 시간(초)을 돌려준다.
 
-        "<노드> ready." 로그가 나온 뒤, 브로커를 거친 ping 에 그 노드가 답해야 준비된 것으로 본다.
+        "<노드> ready." 로그가 나온 뒤, 브로커를 거친 ping에 그 노드가 답해야 준비된 것으로 본다.
         """
         started = time.monotonic()
         deadline = started + timeout
@@ -167,7 +167,7 @@ class Worker:
         """쉬고 있는 워커의 이벤트 루프를 깨운다.
 
         워커는 신호를 받으면 표시만 해 두고, 이벤트 루프가 다음에 깨어날 때(쉬고 있으면 1초 넘게 걸린다)
-        그 표시를 보고 멈추기 시작한다. 그 노드에 답장을 기다리지 않는 ping 을 보내면 메시지가 도착하면서
+        그 표시를 보고 멈추기 시작한다. 그 노드에 답장을 기다리지 않는 ping을 보내면 메시지가 도착하면서
         루프가 곧바로 깨어난다. 신호의 뜻(warm/cold)은 바뀌지 않는다.
         """
         if self.node is None:
@@ -207,7 +207,7 @@ class Worker:
             return self._exit_code
 
     def kill(self) -> int | None:
-        """kill -9 로 워커째(메인 프로세스와 풀 자식 모두) 죽인다: 정리도, ack 도, 결과 기록도 없다."""
+        """kill -9 로 워커째(메인 프로세스와 풀 자식 모두) 죽인다: 정리도, ack도, 결과 기록도 없다."""
         if self.proc is None:
             return None
         with suppress(ProcessLookupError):
@@ -243,9 +243,9 @@ class Worker:
 class Beat(Worker):
     """`python -m celery -A <lesson>.tasks beat` 프로세스 하나: 일정에 맞춰 작업 메시지를 보내기만 한다.
 
-    워커와 같은 방법으로 띄우고 멈춘다. 일정 파일(-s)은 schedule 에 둔다: 손으로 띄우면 현재 폴더의
-    celerybeat-schedule 이지만, 실행기와 테스트는 beat 마다 자기 파일을 쓴다(함께 도는 beat 끼리 섞이지 않게).
-    beat 는 핑에 답하지 않으므로, 일정을 읽고 돌기 시작했다는 로그 줄을 준비로 본다.
+    워커와 같은 방법으로 띄우고 멈춘다. 일정 파일(-s)은 schedule에 둔다: 직접 띄우면 현재 폴더의
+    celerybeat-schedule 이지만, 실행기와 테스트는 beat마다 자기 파일을 쓴다(함께 도는 beat 끼리 섞이지 않게).
+    beat는 핑에 답하지 않으므로, 일정을 읽고 돌기 시작했다는 로그 줄을 준비로 본다.
     """
 
     def __init__(self, lesson: str, *, schedule: str | None = None, name: str | None = None, **options) -> None:
@@ -292,7 +292,7 @@ def running(*workers: Worker, timeout: float = READY_TIMEOUT_SECONDS) -> Iterato
 
 
 def stop_all(workers: Sequence[Worker]) -> None:
-    """워커들을 한꺼번에 멈춘다: 쉬고 있는 워커도 warm shutdown 에 몇 초가 걸리므로 차례로 기다리지 않는다."""
+    """워커들을 한꺼번에 멈춘다: 쉬고 있는 워커도 warm shutdown에 몇 초가 걸리므로 차례로 기다리지 않는다."""
     threads = [threading.Thread(target=worker.stop, name=f"stop:{worker.name}") for worker in workers]
     for thread in threads:
         thread.start()

@@ -1,4 +1,4 @@
-"""practice00 의 작업들을 차례로 호출하고, 부를 때마다 무엇이 돌아오는지 보여 준다.
+"""practice00의 작업들을 차례로 호출하고, 부를 때마다 무엇이 돌아오는지 보여 준다.
 
 먼저 다른 터미널에서 워커를 띄운다:  celery -A practice00.tasks worker --loglevel=info
 그다음:                             python -m practice00.call_tasks
@@ -73,7 +73,7 @@ def calls():
         result.get(timeout=RESULT_TIMEOUT, interval=POLL_INTERVAL)
     show("result.get()", rethrown.exc, note="워커에서 난 예외를 호출한 쪽에서 다시 던진다")
 
-    step("5. 모르는 id: PENDING 은 '대기 중'이 아니라 '모른다'")
+    step("5. 모르는 id: PENDING은 '대기 중'이 아니라 '모른다'")
     unknown = AsyncResult(str(uuid.uuid4()), app=app)
     show(f"AsyncResult('{unknown.id}').state", unknown.state, "PENDING")
     with scenario.raises(CeleryTimeoutError) as gave_up:
@@ -81,7 +81,7 @@ def calls():
     show(
         f"get(timeout={UNKNOWN_ID_TIMEOUT})",
         gave_up.exc,
-        note=f"{gave_up.seconds:.1f}초 뒤. timeout 이 없으면 영원히 기다린다",
+        note=f"{gave_up.seconds:.1f}초 뒤. timeout이 없으면 영원히 기다린다",
     )
 
 

@@ -21,7 +21,7 @@ WORK_SECONDS = 1.0
 # call_tasks 가 apply_async(countdown=...) 로 미루는 시간(초).
 COUNTDOWN_SECONDS = 2
 
-# call_tasks 가 없는 id 를 get() 으로 기다려 볼 시간(초).
+# call_tasks 가 없는 id를 get() 으로 기다려 볼 시간(초).
 UNKNOWN_ID_TIMEOUT = 1
 
 # 이 실습을 돌리는 데 필요한 것: 띄울 워커와 일부러 기다리는 시간. 실행기(python -m playground), 워커가 없을 때의
@@ -31,14 +31,14 @@ NEEDS = Needs(
     waits={
         "countdown 작업": COUNTDOWN_SECONDS,
         "slow_add": WORK_SECONDS,
-        "없는 id 의 get(timeout=…)": UNKNOWN_ID_TIMEOUT,
+        "없는 id의 get(timeout=…)": UNKNOWN_ID_TIMEOUT,
     },
 )
 
 app = Celery("practice00", broker=RABBITMQ_URL, backend=POSTGRES_URL)
 app.conf.update(
     # 메시지와 결과는 JSON으로만 주고받는다. pickle은 받은 쪽에서 임의 코드를 실행할 수 있다.
-    # 세 줄 모두 Celery 의 기본값이다. 무엇을 받는지 보이게 여기 한 번 적는다(다른 실습은 기본값을 그대로 쓴다).
+    # 세 줄 모두 Celery의 기본값이다. 무엇을 받는지 보이게 여기 한 번 적는다(다른 실습은 기본값을 그대로 쓴다).
     task_serializer="json",
     result_serializer="json",
     accept_content=["json"],

@@ -1,4 +1,4 @@
-"""practice01 의 작업들로 하드 제한과 소프트 제한을 호출한 쪽에서 지켜본다.
+"""practice01의 작업들로 하드 제한과 소프트 제한을 호출한 쪽에서 지켜본다.
 
 먼저 다른 터미널에서 워커를 띄운다:  celery -A practice01.tasks worker --loglevel=info
 그다음:                             python -m practice01.call_tasks
@@ -50,22 +50,22 @@ def calls():
     print(f"    작업이 남긴 흔적: {notes}")
     expect("하드 제한의 state", result.state, "FAILURE")
     expect("하드 제한의 예외", type(value), TimeLimitExceeded)
-    expect("하드 제한 뒤 finally 가 끝까지 실행됨", "finally 끝" in notes, False)
+    expect("하드 제한 뒤 finally가 끝까지 실행됨", "finally 끝" in notes, False)
     killed_pid = int(notes[0].split("pid ")[1].rstrip(")")) if notes else None
     began = "시작했지만" if "finally 시작" in notes else "시작하지도 못했고"
-    print(f"    → 풀 프로세스가 SIGTERM, 약 0.1초 뒤 SIGKILL 로 끝났다. finally 는 {began} 끝나지 못했다.")
+    print(f"    → 풀 프로세스가 SIGTERM, 약 0.1초 뒤 SIGKILL로 끝났다. finally는 {began} 끝나지 못했다.")
 
     step("3. 워커는 죽은 프로세스 대신 새 프로세스를 띄워 계속 일한다")
     results = [unlimited.delay() for _ in range(2)]
     pids = sorted({r.get(timeout=RESULT_TIMEOUT) for r in results})
     print(f"    unlimited.delay() 두 번 → 둘 다 SUCCESS, 실행한 pid {pids}, 하드 제한으로 죽은 pid {killed_pid}")
     print("    (워커 로그: Process 'ForkPoolWorker-N' pid:… exited with 'signal 9 (SIGKILL)')")
-    expect("죽은 pid 가 다시 일함", killed_pid in pids, False)
+    expect("죽은 pid가 다시 일함", killed_pid in pids, False)
 
     step(f"4. 소프트 제한: batch_with_cleanup (soft_time_limit={SOFT_LIMIT}초, time_limit={HARD_LIMIT}초)")
     result, value, notes = call(batch_with_cleanup, "batch_with_cleanup.delay(run_id)")
     print(f"    작업이 남긴 흔적: {notes}")
-    print("    → SoftTimeLimitExceeded 를 잡아 정리하고 값을 돌려주었다. 작업은 SUCCESS.")
+    print("    → SoftTimeLimitExceeded를 잡아 정리하고 값을 돌려주었다. 작업은 SUCCESS.")
     expect("소프트 제한 뒤 state", result.state, "SUCCESS")
     expect("정리했다는 반환값", isinstance(value, dict) and value.get("cleaned_up"), True)
 

@@ -31,8 +31,8 @@ CLEANUP_SECONDS = 0.1  # 여유(1초) 안에 끝나는 정리
 SLOW_CLEANUP_SECONDS = 2  # 여유(1초)보다 긴 정리: 하드 제한이 먼저 온다
 HARD_CLEANUP_SECONDS = 0.5  # 하드 제한에 걸린 작업의 finally 정리. SIGKILL(약 0.1초 뒤)보다 길다.
 
-# 하드 제한의 FAILURE 는 워커의 메인 프로세스가 제한 시각에 곧바로 기록하고, 풀 프로세스는 그 뒤에
-# SIGTERM, 약 0.1초 뒤 SIGKILL 로 끝난다. call_tasks 는 그 사이에 작업이 남기는 흔적까지 보려고 잠깐 기다린다.
+# 하드 제한의 FAILURE는 워커의 메인 프로세스가 제한 시각에 곧바로 기록하고, 풀 프로세스는 그 뒤에
+# SIGTERM, 약 0.1초 뒤 SIGKILL로 끝난다. call_tasks 는 그 사이에 작업이 남기는 흔적까지 보려고 잠깐 기다린다.
 KILL_SETTLE_SECONDS = 0.3
 
 # 이 실습을 돌리는 데 필요한 것: 띄울 워커와 일부러 기다리는 시간. 실행기(python -m playground), 워커가 없을 때의
@@ -70,7 +70,7 @@ def note(run_id, text):
 
 @app.task
 def unlimited():
-    # 제한이 없다. 끝나면 자기를 실행한 풀 프로세스의 pid 를 돌려준다.
+    # 제한이 없다. 끝나면 자기를 실행한 풀 프로세스의 pid를 돌려준다.
     time.sleep(WORK_SECONDS)
     return os.getpid()
 
@@ -82,7 +82,7 @@ def hard_limited(run_id):
         time.sleep(OVERRUN_SECONDS)
         note(run_id, "끝까지 실행")
     finally:
-        # 하드 제한: 먼저 SIGTERM 이 와서 여기까지는 올 수 있지만, 약 0.1초 뒤 SIGKILL 이 프로세스를 끝낸다.
+        # 하드 제한: 먼저 SIGTERM이 와서 여기까지는 올 수 있지만, 약 0.1초 뒤 SIGKILL이 프로세스를 끝낸다.
         note(run_id, "finally 시작")
         time.sleep(HARD_CLEANUP_SECONDS)
         note(run_id, "finally 끝")
@@ -115,7 +115,7 @@ def slow_cleanup(run_id):
         raise
 
 
-# 잘못된 설정: 소프트 제한이 하드 제한보다 길다. 정의는 되지만, 호출하는 순간 ValueError 가 난다.
+# 잘못된 설정: 소프트 제한이 하드 제한보다 길다. 정의는 되지만, 호출하는 순간 ValueError가 난다.
 @app.task(time_limit=HARD_LIMIT, soft_time_limit=HARD_LIMIT + 1)
 def misconfigured():
     return "never sent"

@@ -1,4 +1,4 @@
-"""practice02 의 작업들을 chain 으로 이어 호출하고, 단계마다의 결과를 id 로 읽는다.
+"""practice02의 작업들을 chain으로 이어 호출하고, 단계마다의 결과를 id로 읽는다.
 
 먼저 다른 터미널에서 워커를 띄운다:  celery -A practice02.tasks worker --loglevel=info
 그다음:                             python -m practice02.call_tasks
@@ -18,12 +18,12 @@ step, show, expect = scenario.step, scenario.show, scenario.expect
 
 
 def fresh_ids(n):
-    # 실행할 때마다 새 id. 같은 id 를 다시 쓰면 결과 백엔드가 지난번 결과를 돌려줄 수 있다(README 참고).
+    # 실행할 때마다 새 id. 같은 id를 다시 쓰면 결과 백엔드가 지난번 결과를 돌려줄 수 있다(README 참고).
     return [str(uuid.uuid4()) for _ in range(n)]
 
 
 def calls():
-    step("1. 서명: .s() 는 호출을 담아 둘 뿐 실행하지 않는다")
+    step("1. 시그니처: .s() 는 호출을 담아 둘 뿐 실행하지 않는다")
     signature = show("add.s(1, 2)", add.s(1, 2), note="Signature, 아직 아무것도 보내지 않았다")
     expect("add.s(1, 2) 의 타입", isinstance(signature, Signature), True)
     show("add.s(1, 2).delay().get()", signature.delay().get(timeout=RESULT_TIMEOUT), 3.0)
@@ -40,8 +40,8 @@ def calls():
     final = show("chain(...).apply_async().get()", result.get(timeout=RESULT_TIMEOUT))
     for name, task_id in zip(["add(1, 2)", "multiply(·, 3)", "divide(·, 7)", "subtract(·, 2)"], ids, strict=True):
         print(f"      {name:<15} id={task_id[:8]}…  → {app.AsyncResult(task_id).get(timeout=RESULT_TIMEOUT)!r}")
-    expect("chain 의 최종값", round(final, 6), -0.714286)
-    expect("chain 의 AsyncResult 는 마지막 작업", result.id, ids[3])
+    expect("chain의 최종값", round(final, 6), -0.714286)
+    expect("chain의 AsyncResult는 마지막 작업", result.id, ids[3])
     parents = []
     node = result
     while node is not None:
@@ -52,7 +52,7 @@ def calls():
 
     step("3. .si(): 앞 결과를 무시하는 단계")
     value = chain(add.s(1, 2), multiply.si(10, 10)).apply_async().get(timeout=RESULT_TIMEOUT)
-    show("chain(add.s(1, 2), multiply.si(10, 10)).apply_async().get()", value, 100.0, note="3.0 은 넘겨받지 않았다")
+    show("chain(add.s(1, 2), multiply.si(10, 10)).apply_async().get()", value, 100.0, note="3.0은 넘겨받지 않았다")
 
     step("4. 중간에 실패하는 chain: add(1, 2) → divide(·, 0) → subtract(·, 2)")
     ids = fresh_ids(3)
@@ -65,19 +65,19 @@ def calls():
     states = [app.AsyncResult(task_id).state for task_id in ids]
     for name, task_id, state in zip(["add(1, 2)", "divide(·, 0)", "subtract(·, 2)"], ids, states, strict=True):
         print(f"      {name:<15} state={state:<8} result={app.AsyncResult(task_id).result!r}")
-    print("    → 앞 단계의 결과는 남고, 실패한 단계 뒤의 subtract 는 실행되지 않았다.")
-    print("      그래도 Celery는 그 id 에 같은 예외를 FAILURE 로 적어 둔다(기다리는 쪽이 영원히 기다리지 않게).")
-    expect("실패한 chain 의 예외", type(error), ZeroDivisionError)
-    expect("실패한 chain 의 단계별 state", states, ["SUCCESS", "FAILURE", "FAILURE"])
+    print("    → 앞 단계의 결과는 남고, 실패한 단계 뒤의 subtract는 실행되지 않았다.")
+    print("      그래도 Celery는 그 id에 같은 예외를 FAILURE로 적어 둔다(기다리는 쪽이 영원히 기다리지 않게).")
+    expect("실패한 chain의 예외", type(error), ZeroDivisionError)
+    expect("실패한 chain의 단계별 state", states, ["SUCCESS", "FAILURE", "FAILURE"])
 
-    step("5. 같은 id 를 다시 쓰면: 결과 백엔드는 처음 SUCCESS 를 지킨다")
+    step("5. 같은 id를 다시 쓰면: 결과 백엔드는 처음 SUCCESS를 지킨다")
     reused = str(uuid.uuid4())
     show(
         "add.apply_async((1, 1), task_id=X).get()", add.apply_async((1, 1), task_id=reused).get(timeout=RESULT_TIMEOUT)
     )
     value = add.apply_async((5, 5), task_id=reused).get(timeout=RESULT_TIMEOUT)
-    show("add.apply_async((5, 5), task_id=X).get()", value, 2.0, note="10.0 이 아니다: 지난번 결과")
-    print("    → 그래서 이 실습은 실행할 때마다 id 를 새로 만든다.")
+    show("add.apply_async((5, 5), task_id=X).get()", value, 2.0, note="10.0이 아니다: 지난번 결과")
+    print("    → 그래서 이 실습은 실행할 때마다 id를 새로 만든다.")
 
 
 if __name__ == "__main__":

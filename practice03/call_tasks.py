@@ -1,4 +1,4 @@
-"""practice03 의 group 과 chord 를 호출하고, chord 의 콜백이 마지막 작업 뒤 얼마 만에 시작했는지 잰다.
+"""practice03의 group과 chord를 호출하고, chord의 콜백이 마지막 작업 뒤 얼마 만에 시작했는지 잰다.
 
 먼저 다른 터미널에서 워커를 띄운다:  celery -A practice03.tasks worker --loglevel=info
 그다음:                             python -m practice03.call_tasks
@@ -17,7 +17,7 @@ from practice03.tasks import BACKEND, LONG_SECONDS, SHORT_SECONDS, app, fetch, m
 scenario = Scenario(app)
 step, show, expect = scenario.step, scenario.show, scenario.expect
 
-# 첫 번째 조각만 길고 나머지는 짧다: 끝나는 순서는 2, 3, 4, 1 이 된다.
+# 첫 번째 조각만 길고 나머지는 짧다: 끝나는 순서는 2, 3, 4, 1이 된다.
 HEADER = [(1, LONG_SECONDS), (2, SHORT_SECONDS), (3, SHORT_SECONDS), (4, SHORT_SECONDS)]
 
 
@@ -38,7 +38,7 @@ def calls():
     print(f"    끝난 순서는 {finished_order}: 결과 목록은 끝난 순서가 아니라 부른 순서다")
     expect("가장 늦게 끝난 조각", finished_order[-1], 1)
 
-    step("2. chord: 다 끝나면 콜백 merge 가 결과 목록을 받는다")
+    step("2. chord: 다 끝나면 콜백 merge가 결과 목록을 받는다")
     merged = chord(signatures())(merge.s()).get(timeout=RESULT_TIMEOUT)
     delay = merged["started_at"] - merged["last_header_finished_at"]
     show("chord(header)(merge.s()).get()['parts']", merged["parts"], [1, 2, 3, 4], note="header 순서")
@@ -49,7 +49,7 @@ def calls():
         print("    → PostgreSQL: celery.chord_unlock 이 1초마다 확인한다 (워커 로그에서 chord_unlock 을 찾아보세요)")
     expect("콜백은 가장 느린 작업 뒤에 시작", delay >= 0, True)
 
-    step("3. rpc:// 결과 백엔드는 chord 를 돌리지 못한다")
+    step("3. rpc:// 결과 백엔드는 chord를 돌리지 못한다")
     rpc_app = Celery("practice03_rpc", broker=RABBITMQ_URL, backend="rpc://")
     header = [rpc_app.signature(fetch.name, args=(part, seconds)) for part, seconds in HEADER]
     with scenario.raises(NotImplementedError) as refused:

@@ -1,8 +1,8 @@
-"""practice03 — group 과 chord: 여러 작업을 나란히, 그리고 다 끝나면 한 번
+"""practice03 — group과 chord: 여러 작업을 나란히, 그리고 다 끝나면 한 번
 
-무엇을 배우나: group 은 작업들을 한꺼번에 보내 나란히 실행하고, 결과를 끝난 순서가 아니라 부른 순서로
-돌려준다. chord 는 group(header)에 콜백(body)을 붙인 것으로, 가장 느린 작업까지 끝나면 콜백이 header 의
-결과 목록을 받아 한 번 실행된다. chord 를 끝내는 방법은 결과 백엔드마다 다르다. Redis 는 마지막 결과를
+무엇을 배우나: group은 작업들을 한꺼번에 보내 나란히 실행하고, 결과를 끝난 순서가 아니라 부른 순서로
+돌려준다. chord는 group(header)에 콜백(body)을 붙인 것으로, 가장 느린 작업까지 끝나면 콜백이 header의
+결과 목록을 받아 한 번 실행된다. chord를 끝내는 방법은 결과 백엔드마다 다르다. Redis는 마지막 결과를
 저장한 워커가 곧바로 콜백을 보내고, PostgreSQL 같은 데이터베이스 백엔드는 celery.chord_unlock 작업이
 1초마다 "다 끝났나?"를 확인한다.
 
@@ -24,7 +24,7 @@ from course import Needs, WorkerSpec
 from global_config import POSTGRES_URL, RABBITMQ_URL, REDIS_URL
 
 SHORT_SECONDS = 0.2  # 짧은 작업 하나의 길이
-LONG_SECONDS = 2  # 긴 작업 하나의 길이: chord 의 콜백은 이것이 끝나야 돈다
+LONG_SECONDS = 2  # 긴 작업 하나의 길이: chord의 콜백은 이것이 끝나야 돈다
 
 BACKENDS = {"redis": REDIS_URL, "postgres": POSTGRES_URL}
 BACKEND = os.environ.get("PRACTICE03_BACKEND", "redis")
@@ -33,10 +33,10 @@ if BACKEND not in BACKENDS:
 
 # 이 실습을 돌리는 데 필요한 것: 띄울 워커와 일부러 기다리는 시간. 실행기(python -m playground), 워커가 없을 때의
 # 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
-# PostgreSQL 로 바꿔 보는 변형은 워커에도 같은 환경 변수를 준다.
+# PostgreSQL로 바꿔 보는 변형은 워커에도 같은 환경 변수를 준다.
 NEEDS = Needs(
     workers=(WorkerSpec(env={} if BACKEND == "redis" else {"PRACTICE03_BACKEND": BACKEND}),),
-    waits={"group 의 가장 긴 조각": LONG_SECONDS, "chord 의 가장 긴 조각": LONG_SECONDS},
+    waits={"group의 가장 긴 조각": LONG_SECONDS, "chord의 가장 긴 조각": LONG_SECONDS},
 )
 
 app = Celery("practice03", broker=RABBITMQ_URL, backend=BACKENDS[BACKEND])
@@ -56,7 +56,7 @@ def fetch(part, seconds):
 
 @app.task
 def merge(pieces):
-    """chord 의 콜백: header 결과 목록을 header 순서대로 받는다. 자기가 시작한 시각을 함께 돌려준다."""
+    """chord의 콜백: header 결과 목록을 header 순서대로 받는다. 자기가 시작한 시각을 함께 돌려준다."""
     started_at = time.time()
     return {
         "parts": [piece["part"] for piece in pieces],

@@ -1,4 +1,4 @@
-"""practice04 의 재시도 작업들을 호출하고, 시도마다의 self.request.retries 와 간격을 보여 준다.
+"""practice04의 재시도 작업들을 호출하고, 시도마다의 self.request.retries 와 간격을 보여 준다.
 
 먼저 다른 터미널에서 워커를 띄운다:  celery -A practice04.tasks worker --loglevel=info
 그다음:                             python -m practice04.call_tasks
@@ -32,7 +32,7 @@ from practice04.tasks import (
 TRAP_EXPIRES_SECONDS = 10
 # 작업이 RETRY 상태가 되기를 기다리는 상한.
 STATE_WAIT_SECONDS = 5
-# inspect 가 워커의 답을 기다리는 상한.
+# inspect가 워커의 답을 기다리는 상한.
 INSPECT_TIMEOUT = 1.0
 
 scenario = Scenario(app)
@@ -50,7 +50,7 @@ def show_attempts(run_id):
 
 
 def state_after_waiting(result, state):
-    """result 가 state 가 되기를 기다린다. 끝까지 PENDING 이면 워커가 없는 것이다."""
+    """result가 state가 되기를 기다린다. 끝까지 PENDING이면 워커가 없는 것이다."""
     seen = wait_for_state(result, state, STATE_WAIT_SECONDS)
     if seen == "PENDING":
         raise CeleryTimeoutError(f"{result.id} is still PENDING")
@@ -73,8 +73,8 @@ def calls():
     step(f"3. 일시적 실패 뒤 성공: flaky (두 번 실패, countdown={RETRY_COUNTDOWN}초)")
     show("flaky_result.get()", flaky_result.get(timeout=RESULT_TIMEOUT), "성공: retries=2")
     retries, gaps = show_attempts(flaky_id)
-    expect("flaky 의 retries 값들", retries, [0, 1, 2])
-    expect("flaky 의 간격(초)", gaps, [RETRY_COUNTDOWN] * 2)
+    expect("flaky의 retries 값들", retries, [0, 1, 2])
+    expect("flaky의 간격(초)", gaps, [RETRY_COUNTDOWN] * 2)
 
     step(f"4. 끝내 실패: always_fails (max_retries={MAX_RETRIES}, retry(exc=exc))")
     error = show("failing.get(propagate=False)", failing.get(timeout=RESULT_TIMEOUT, propagate=False))
@@ -105,7 +105,7 @@ def calls():
         "jitter 간격이 백오프 값을 넘지 않음", all(g <= c for g, c in zip(jittered_gaps, ceilings, strict=False)), True
     )
 
-    step("7. 함정: autoretry_for 만 있고 retry_backoff 도 countdown 도 없으면")
+    step("7. 함정: autoretry_for 만 있고 retry_backoff 도 countdown도 없으면")
     trap, trap_id = send(auto_retrying_slowly, expires=TRAP_EXPIRES_SECONDS)
     show("trap.state", state_after_waiting(trap, "RETRY"), "RETRY")
     show("trap.info", trap.info)
@@ -119,14 +119,14 @@ def calls():
 
 
 def first_attempt_worker(run_id):
-    """첫 시도를 실행한 워커의 노드 이름. 재시도 메시지는 그 워커가 eta 까지 쥐고 있다."""
+    """첫 시도를 실행한 워커의 노드 이름. 재시도 메시지는 그 워커가 eta까지 쥐고 있다."""
     return attempts(run_id)[0]["worker"]
 
 
 def scheduled_eta(task_id, worker):
-    """worker 가 eta 까지 쥐고 있는 작업 중 task_id 의 eta (ISO 문자열). 못 찾으면 None.
+    """worker가 eta까지 쥐고 있는 작업 중 task_id 의 eta (ISO 문자열). 못 찾으면 None.
 
-    destination 을 주면 그 워커의 답이 오는 즉시 돌아온다. 주지 않으면 워커가 몇인지 모르므로
+    destination을 주면 그 워커의 답이 오는 즉시 돌아온다. 주지 않으면 워커가 몇인지 모르므로
     적어도 timeout 동안 답을 모은다.
     """
     replies = app.control.inspect(destination=[worker], timeout=INSPECT_TIMEOUT).scheduled() or {}

@@ -2,8 +2,8 @@
 
 무엇을 배우나: 일시적으로 실패하는 작업(네트워크 끊김, 잠깐 바쁜 외부 API)을 다시 시도하는 두 가지 방법.
 bind=True 로 작업 자신(self)을 받아 self.request.retries(0부터 센다)를 보고, 실패하면
-raise self.retry(exc=..., countdown=...) 로 같은 작업을 같은 id 로 다시 보낸다. 또는 autoretry_for 와
-retry_backoff 로 같은 일을 선언만으로 한다. 그리고 그 선언의 함정: backoff 도 countdown 도 없으면
+raise self.retry(exc=..., countdown=...) 로 같은 작업을 같은 id로 다시 보낸다. 또는 autoretry_for 와
+retry_backoff 로 같은 일을 선언만으로 한다. 그리고 그 선언의 함정: backoff도 countdown도 없으면
 다음 시도까지 default_retry_delay(180초)를 기다린다.
 
 실행 방법 (프로젝트 폴더에서, 터미널 두 개):
@@ -23,7 +23,7 @@ from global_config import RABBITMQ_URL, REDIS_URL
 
 MAX_RETRIES = 3  # 처음 한 번 + 재시도 3번 = 최대 4번 실행
 RETRY_COUNTDOWN = 1  # self.retry(countdown=...): 다음 시도까지 기다릴 초
-FAILURES_BEFORE_SUCCESS = 2  # flaky 는 두 번 실패하고 세 번째 시도에 성공한다
+FAILURES_BEFORE_SUCCESS = 2  # flaky는 두 번 실패하고 세 번째 시도에 성공한다
 BACKOFF_MAX = 2  # retry_backoff_max: 지수 백오프(1, 2, 4 …초)의 상한
 
 # 이 실습을 돌리는 데 필요한 것: 띄울 워커와 일부러 기다리는 시간. 실행기(python -m playground), 워커가 없을 때의
@@ -63,8 +63,8 @@ def flaky(self, run_id, failures=FAILURES_BEFORE_SUCCESS):
             raise ConnectionError(f"일시적 오류 (retries={self.request.retries})")
         return f"성공: retries={self.request.retries}"
     except ConnectionError as exc:
-        # retry() 는 같은 작업을 같은 id 로 다시 보낸 뒤 그 자리에서 Retry 예외를 던진다: 이번 실행은 여기서
-        # 끝나고 상태는 RETRY 가 된다. 앞의 raise 는 "여기서 끝난다"를 읽는 사람에게 보여 주는 관용구다.
+        # retry() 는 같은 작업을 같은 id로 다시 보낸 뒤 그 자리에서 Retry 예외를 던진다: 이번 실행은 여기서
+        # 끝나고 상태는 RETRY가 된다. 앞의 raise는 "여기서 끝난다"를 읽는 사람에게 보여 주는 관용구다.
         raise self.retry(exc=exc, countdown=RETRY_COUNTDOWN) from exc
 
 
@@ -84,7 +84,7 @@ def always_fails_without_exc(self, run_id):
     try:
         raise ConnectionError("외부 서비스가 응답하지 않음")
     except ConnectionError:
-        # exc= 가 없으면, 재시도를 다 쓴 뒤 호출한 쪽은 MaxRetriesExceededError 를 받는다.
+        # exc= 가 없으면, 재시도를 다 쓴 뒤 호출한 쪽은 MaxRetriesExceededError를 받는다.
         raise self.retry(countdown=RETRY_COUNTDOWN) from None
 
 
@@ -98,7 +98,7 @@ def retry_without_raise(self, run_id):
     return f"끝까지 실행됨: retries={self.request.retries}"
 
 
-# 선언으로 하는 재시도: ConnectionError 가 나면 Celery가 대신 self.retry(exc=...) 를 부른다.
+# 선언으로 하는 재시도: ConnectionError가 나면 Celery가 대신 self.retry(exc=...) 를 부른다.
 # 다음 시도까지 1, 2, 4 …초(retry_backoff=True)를 기다리되 BACKOFF_MAX 초를 넘지 않는다.
 # retry_jitter 의 기본값은 True(0초와 그 값 사이에서 무작위)다. 여기서는 간격을 눈으로 보려고 끈다.
 @app.task(
@@ -128,7 +128,7 @@ def auto_retrying_with_jitter(self, run_id):
     raise ConnectionError("외부 서비스가 응답하지 않음")
 
 
-# 함정: autoretry_for 만 주고 retry_backoff 도 countdown 도 주지 않으면,
+# 함정: autoretry_for 만 주고 retry_backoff 도 countdown도 주지 않으면,
 # 다음 시도까지 default_retry_delay = 180초를 기다린다.
 @app.task(bind=True, autoretry_for=(ConnectionError,), max_retries=1)
 def auto_retrying_slowly(self, run_id):
@@ -149,7 +149,7 @@ def attempts(run_id):
 
 
 def wait_for_state(result, state, timeout):
-    """result 의 state 가 state 가 될 때까지, 길어야 timeout 초 기다린다. 마지막으로 본 state 를 돌려준다."""
+    """result의 state가 state가 될 때까지, 길어야 timeout 초 기다린다. 마지막으로 본 state를 돌려준다."""
     deadline = time.monotonic() + timeout
     while result.state != state and time.monotonic() < deadline:
         time.sleep(0.05)

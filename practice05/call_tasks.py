@@ -1,4 +1,4 @@
-"""practice05 의 작업들이 어느 큐를 거쳐 어느 워커에서 실행되는지 보여 준다.
+"""practice05의 작업들이 어느 큐를 거쳐 어느 워커에서 실행되는지 보여 준다.
 
 먼저 다른 터미널 두 개에서 워커를 띄운다:
     celery -A practice05.tasks worker --queues=high --hostname=worker-high@%h --loglevel=info
@@ -35,7 +35,7 @@ def calls():
     show("build_report.apply_async(queue='high') 의 (큐, 워커)", where(build_report.apply_async(queue="high")), HIGH)
     show("cleanup.delay() 의 (큐, 워커)", where(cleanup.delay()), LOW, note="경로 없음 → 기본 큐")
 
-    step(f"2. 큐를 나누는 이유: low 에 {SLOW_SECONDS}초짜리 보고서 {BACKLOG}개가 밀려 있을 때")
+    step(f"2. 큐를 나누는 이유: low에 {SLOW_SECONDS}초짜리 보고서 {BACKLOG}개가 밀려 있을 때")
     backlog = [build_report.delay(SLOW_SECONDS) for _ in range(BACKLOG)]
     sent = time.time()
     separate = send_alert.delay("high 큐로 보낸 경보")

@@ -31,15 +31,15 @@ UNWATCHED_WAIT_SECONDS = 1
 NEEDS = Needs(
     workers=(WorkerSpec("worker-high", ("high",)), WorkerSpec("worker-low", ("low",))),
     waits={
-        "low 에 밀린 보고서들 (차례로)": BACKLOG * SLOW_SECONDS,
+        "low에 밀린 보고서들 (차례로)": BACKLOG * SLOW_SECONDS,
         "아무도 보지 않는 큐의 get(timeout=…)": UNWATCHED_WAIT_SECONDS,
     },
 )
 
 app = Celery("practice05", broker=RABBITMQ_URL, backend=REDIS_URL)
 app.conf.update(
-    # 브로커에 선언할 큐. 큐마다 자기 exchange 와 routing key 를 준다. Queue("high") 처럼 exchange 를 빼면
-    # 기본 큐(low)와 같은 이름의 exchange 에 묶여, 그 exchange 로 보낸 메시지가 두 큐에 모두 들어간다.
+    # 브로커에 선언할 큐. 큐마다 자기 exchange와 routing key를 준다. Queue("high") 처럼 exchange를 빼면
+    # 기본 큐(low)와 같은 이름의 exchange에 묶여, 그 exchange로 보낸 메시지가 두 큐에 모두 들어간다.
     task_queues=(
         Queue("high", Exchange("high", type="direct"), routing_key="high"),
         Queue("low", Exchange("low", type="direct"), routing_key="low"),
@@ -73,13 +73,13 @@ def where(task):
 
 @app.task(bind=True)
 def send_alert(self, text):
-    # task_routes 가 high 로 보낸다.
+    # task_routes 가 high로 보낸다.
     return {"text": text, **where(self)}
 
 
 @app.task(bind=True)
 def build_report(self, seconds=0):
-    # task_routes 가 low 로 보낸다. seconds 만큼 걸리는 느린 작업이 될 수 있다.
+    # task_routes 가 low로 보낸다. seconds 만큼 걸리는 느린 작업이 될 수 있다.
     time.sleep(seconds)
     return where(self)
 

@@ -1,4 +1,4 @@
-"""practice06 의 작업들을 import 하지 않고, 이름만으로 부른다.
+"""practice06의 작업들을 import 하지 않고, 이름만으로 부른다.
 
 먼저 다른 터미널에서 워커를 띄운다:  celery -A practice06.tasks worker --loglevel=info
 그다음:                             python -m practice06.call_tasks
@@ -39,7 +39,7 @@ def calls():
     value = client.send_task("practice06.tasks.count_words", args=["이름 없는 작업도 이름은 있다"])
     show("client.send_task('practice06.tasks.count_words', args=[...]).get()", value.get(timeout=RESULT_TIMEOUT), 5)
 
-    step("3. 틀린 이름: 워커가 거절하고 NotRegistered 가 돌아온다")
+    step("3. 틀린 이름: 워커가 거절하고 NotRegistered가 돌아온다")
     started = time.monotonic()
     result = client.send_task("email.send_welcom", args=[42])
     with scenario.raises(NotRegistered) as refused:

@@ -1,6 +1,6 @@
-"""practice07: beat 가 보낸 작업을 세고, beat 를 하나 더 띄워 중복을 보고, 만료와 결과 정리를 지켜본다.
+"""practice07: beat가 보낸 작업을 세고, beat를 하나 더 띄워 중복을 보고, 만료와 결과 정리를 지켜본다.
 
-먼저 다른 터미널에서 워커와 beat 를 띄운다:
+먼저 다른 터미널에서 워커와 beat를 띄운다:
     celery -A practice07.tasks worker --loglevel=info
     celery -A practice07.tasks beat --loglevel=info
 그다음:  python -m practice07.call_tasks
@@ -33,12 +33,12 @@ from practice07.tasks import (
 scenario = Scenario(app)
 step, show, expect = scenario.step, scenario.show, scenario.expect
 
-BEAT_STOP_SECONDS = 5  # 두 번째 beat 가 SIGTERM 에 끝나기를 기다리는 상한
+BEAT_STOP_SECONDS = 5  # 두 번째 beat가 SIGTERM에 끝나기를 기다리는 상한
 NOBODY = "practice07.nobody"  # 어떤 워커도 소비하지 않는 큐: 메시지가 워커에 닿지 못하는 상황
 
 
 def wait_for_beat():
-    """beat 가 보낸 tick 이 워커에서 실행될 때까지 기다린다. 오지 않으면 beat 나 워커가 없는 것이다."""
+    """beat가 보낸 tick이 워커에서 실행될 때까지 기다린다. 오지 않으면 beat나 워커가 없는 것이다."""
     deadline = time.time() + RESULT_TIMEOUT
     while not runs("tick", since=time.time() - 2 * TICK_SECONDS):
         if time.time() > deadline:
@@ -54,7 +54,7 @@ def per_second(task_name):
 
 
 def second_beat(folder):
-    """beat 를 하나 더 띄운다(자기 일정 파일과 로그 파일로)."""
+    """beat를 하나 더 띄운다(자기 일정 파일과 로그 파일로)."""
     log = f"{folder}/second-beat.log"
     command = [
         "celery",
@@ -68,7 +68,7 @@ def second_beat(folder):
     beat = subprocess.Popen([sys.executable, "-m", *command], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     deadline = time.time() + RESULT_TIMEOUT
     while time.time() < deadline and beat.poll() is None:
-        # 돌기 시작했고 첫 tick 을 보냈으면(새 일정 항목은 한 간격 뒤에 처음 보낸다) 돌려준다.
+        # 돌기 시작했고 첫 tick을 보냈으면(새 일정 항목은 한 간격 뒤에 처음 보낸다) 돌려준다.
         if os.path.exists(log) and "Sending due task tick-every-second" in Path(log).read_text():
             return beat
         time.sleep(0.1)
@@ -77,10 +77,10 @@ def second_beat(folder):
 
 
 def stop_second_beat(beat):
-    """SIGTERM 으로 멈추고, BEAT_STOP_SECONDS 안에 끝나지 않으면 SIGKILL: 어떤 경우에도 남겨 두지 않는다.
+    """SIGTERM으로 멈추고, BEAT_STOP_SECONDS 안에 끝나지 않으면 SIGKILL: 어떤 경우에도 남겨 두지 않는다.
 
-    Celery 5.7 의 beat 는 메시지를 보내는 도중에 SIGTERM 을 받으면 신호 처리기가 같은 연결을 닫으려다 스스로 막힐 수
-    있다(py-amqp 의 쓰기 잠금). 이 beat 의 일정 파일은 임시 폴더에 있으므로 SIGKILL 로 잃을 것이 없다.
+    Celery 5.7의 beat는 메시지를 보내는 도중에 SIGTERM을 받으면 신호 처리기가 같은 연결을 닫으려다 스스로 막힐 수
+    있다(py-amqp 의 쓰기 잠금). 이 beat의 일정 파일은 임시 폴더에 있으므로 SIGKILL로 잃을 것이 없다.
     """
     beat.terminate()
     try:
@@ -91,21 +91,21 @@ def stop_second_beat(beat):
 
 
 def calls():
-    step("1. beat 가 일정에 맞춰 보내고, 워커가 실행한다")
+    step("1. beat가 일정에 맞춰 보내고, 워커가 실행한다")
     wait_for_beat()
-    show(f"{WATCH_SECONDS}초 동안 tick 이 실행된 횟수 ÷ {WATCH_SECONDS}", per_second("tick"), 1)
+    show(f"{WATCH_SECONDS}초 동안 tick이 실행된 횟수 ÷ {WATCH_SECONDS}", per_second("tick"), 1)
     nightly = app.conf.beat_schedule["nightly-report"]["schedule"]
     show("beat_schedule['nightly-report']['schedule']", nightly)
     now = nightly.now()
     next_run = datetime.fromtimestamp(round((now + nightly.remaining_estimate(now)).timestamp()), nightly.tz)
     show("다음 실행", next_run.strftime("%H:%M %Z"), "04:00 KST", note=f"timezone={app.conf.timezone}")
 
-    step("2. beat 를 하나 더 띄우면: 모든 일정이 두 번씩 보내진다")
+    step("2. beat를 하나 더 띄우면: 모든 일정이 두 번씩 보내진다")
     with tempfile.TemporaryDirectory() as schedule_dir:
         beat = second_beat(schedule_dir)
-        print("    celery -A practice07.tasks beat 를 하나 더 띄웠다 (자기 일정 파일, 같은 beat_schedule)")
+        print("    celery -A practice07.tasks beat를 하나 더 띄웠다 (자기 일정 파일, 같은 beat_schedule)")
         try:
-            show("beat 둘: tick 이 초당 실행된 횟수", per_second("tick"), 2, note="같은 일을 두 번 했다")
+            show("beat 둘: tick이 초당 실행된 횟수", per_second("tick"), 2, note="같은 일을 두 번 했다")
             show("beat 둘: tick_once 가 초당 효과를 낸 횟수", per_second("tick_once"), 1, note="잠금으로 한 번만")
         finally:
             stop_second_beat(beat)
@@ -116,7 +116,7 @@ def calls():
     with app.connection_for_write() as conn:
         left = conn.default_channel.queue_declare(queue=NOBODY, passive=True).message_count
         conn.default_channel.queue_delete(queue=NOBODY)
-    show("큐에서 만료: 큐에 남은 메시지", left, 0, note="RabbitMQ 가 조용히 버렸다: per-message TTL")
+    show("큐에서 만료: 큐에 남은 메시지", left, 0, note="RabbitMQ가 조용히 버렸다: per-message TTL")
     show("큐에서 만료: state", queued.state, "PENDING", note="누구도 기록하지 않아 영원히 PENDING")
     late = add.apply_async((1, 1), countdown=LATE_SECONDS, expires=EXPIRES_SECONDS)
     error = late.get(timeout=RESULT_TIMEOUT + LATE_SECONDS, propagate=False, interval=0.1)
@@ -124,7 +124,7 @@ def calls():
     expect("워커에서 만료된 작업의 예외", type(error), TaskRevokedError)
     show("워커에서 만료: state", late.state, "REVOKED")
 
-    step(f"4. 결과 정리: result_expires={RESULT_EXPIRES_SECONDS} 초가 지난 행을 celery.backend_cleanup 이 지운다")
+    step(f"4. 결과 정리: result_expires={RESULT_EXPIRES_SECONDS}초가 지난 행을 celery.backend_cleanup 이 지운다")
     done = add.delay(2, 3)
     show("add.delay(2, 3).get()", done.get(timeout=RESULT_TIMEOUT, interval=0.1), 5)
     time.sleep(RESULT_EXPIRES_SECONDS + 0.5)

@@ -1,8 +1,8 @@
 """practice07 — 주기 작업: celery beat
 
-무엇을 배우나: beat_schedule 에 주기(초)와 crontab 으로 일정을 적는 법. celery beat 는 따로 도는 프로세스이고 일정에
-맞춰 작업 메시지를 보내기만 한다: 실행은 워커가 한다. 그리고 무엇이 잘못되는지: beat 가 둘이면 모든 일정이 두 번씩
-실행된다(고치는 법: beat 는 하나만, 그리고 두 번 와도 한 번만 효과를 내는 작업). 큐에서 만료된(expires) 메시지는
+무엇을 배우나: beat_schedule 에 주기(초)와 crontab으로 일정을 적는 법. celery beat는 따로 도는 프로세스이고 일정에
+맞춰 작업 메시지를 보내기만 한다: 실행은 워커가 한다. 그리고 무엇이 잘못되는지: beat가 둘이면 모든 일정이 두 번씩
+실행된다(고치는 법: beat는 하나만, 그리고 두 번 와도 한 번만 효과를 내는 작업). 큐에서 만료된(expires) 메시지는
 조용히 사라진다. 결과 행은 result_expires 가 지나면 celery.backend_cleanup 이 지운다.
 
 실행 방법 (프로젝트 폴더에서, 터미널 세 개):
@@ -21,12 +21,12 @@ from course import BeatSpec, Needs, WorkerSpec
 from global_config import POSTGRES_URL, RABBITMQ_URL, REDIS_URL
 
 TICK_SECONDS = 1  # 주기 일정의 간격
-WATCH_SECONDS = 3  # call_tasks 가 tick 을 세는 시간
+WATCH_SECONDS = 3  # call_tasks 가 tick을 세는 시간
 EXPIRES_SECONDS = 1  # call_tasks 가 보내는 작업의 expires
-LATE_SECONDS = 2  # expires 보다 늦게 실행되도록 주는 countdown
+LATE_SECONDS = 2  # expires보다 늦게 실행되도록 주는 countdown
 RESULT_EXPIRES_SECONDS = 2  # 이보다 오래된 결과 행은 backend_cleanup 이 지운다 (기본값은 1일)
 ONCE_LOCK_FRACTION = 0.8  # tick_once 의 잠금은 간격의 80% 동안: 그 안에 다시 온 것은 중복으로 본다
-FRESH_EXPIRES_SECONDS = 1  # tick_fresh 메시지의 expires: 이보다 오래 큐에서 기다린 tick 은 RabbitMQ 가 버린다
+FRESH_EXPIRES_SECONDS = 1  # tick_fresh 메시지의 expires: 이보다 오래 큐에서 기다린 tick은 RabbitMQ가 버린다
 
 NEEDS = Needs(
     workers=(WorkerSpec(),),
@@ -43,16 +43,16 @@ NEEDS = Needs(
 app = Celery("practice07", broker=RABBITMQ_URL, backend=POSTGRES_URL)
 app.conf.update(
     task_default_queue="practice07",
-    timezone="Asia/Seoul",  # crontab 의 시각은 이 시간대로 읽는다 (기본값 UTC)
+    timezone="Asia/Seoul",  # crontab의 시각은 이 시간대로 읽는다 (기본값 UTC)
     result_expires=RESULT_EXPIRES_SECONDS,
     beat_schedule={
-        # 주기: TICK_SECONDS 초마다. 일정 파일에 없는 항목은 beat 가 시작하고 한 간격 뒤에 처음 보낸다. 파일에 지난
+        # 주기: TICK_SECONDS 초마다. 일정 파일에 없는 항목은 beat가 시작하고 한 간격 뒤에 처음 보낸다. 파일에 지난
         # 실행이 남아 있고 간격이 이미 지났으면 시작하자마자 한 번 보낸다.
         "tick-every-second": {"task": "practice07.tasks.tick", "schedule": TICK_SECONDS, "args": ("beat",)},
         # 같은 일정의 멱등한 작업: 두 번 보내져도 한 간격에 한 번만 효과를 낸다.
         "tick-once-every-second": {"task": "practice07.tasks.tick_once", "schedule": TICK_SECONDS, "args": ("beat",)},
-        # 같은 일정에 expires 를 단 작업: 워커가 없는 동안 쌓인 tick 은 만료되어, 워커가 돌아와도 몰아서 돌지 않는다.
-        # Celery 도 자기 celery.backend_cleanup 항목에 expires(12시간)를 단다.
+        # 같은 일정에 expires를 단 작업: 워커가 없는 동안 쌓인 tick은 만료되어, 워커가 돌아와도 몰아서 돌지 않는다.
+        # Celery도 자기 celery.backend_cleanup 항목에 expires(12시간)를 단다.
         "tick-fresh-every-second": {
             "task": "practice07.tasks.tick_fresh",
             "schedule": TICK_SECONDS,
@@ -107,6 +107,6 @@ def add(x, y):
 
 
 def runs(task_name, label="beat", since=0.0, until=float("inf")):
-    """task_name 이 label 로 실행된 시각들 가운데 [since, until) 안의 것 (time.time() 기준)."""
+    """task_name 이 label로 실행된 시각들 가운데 [since, until) 안의 것 (time.time() 기준)."""
     stamps = (float(stamp) for stamp in journal.lrange(_journal_key(task_name, label), 0, -1))
     return [stamp for stamp in stamps if since <= stamp < until]

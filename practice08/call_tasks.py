@@ -1,4 +1,4 @@
-"""practice08 의 작업들이 일하다가 자기 프로세스를 죽인다. 메시지가 어떻게 되는지 호출한 쪽에서 지켜본다.
+"""practice08의 작업들이 일하다가 자기 프로세스를 죽인다. 메시지가 어떻게 되는지 호출한 쪽에서 지켜본다.
 
 먼저 다른 터미널에서 워커를 띄운다:  celery -A practice08.tasks worker --loglevel=info
 그다음:                             python -m practice08.call_tasks
@@ -33,7 +33,7 @@ step, show, expect = scenario.step, scenario.show, scenario.expect
 
 
 def crash(task):
-    """task 를 첫 실행에서 죽도록 보내고 (결과, 실행 기록)을 돌려준다. 결과는 예외도 값으로 받는다."""
+    """task를 첫 실행에서 죽도록 보내고 (결과, 실행 기록)을 돌려준다. 결과는 예외도 값으로 받는다."""
     run_id = str(uuid.uuid4())
     value = task.delay(run_id).get(timeout=RESULT_TIMEOUT, propagate=False)
     return value, executions(run_id)
@@ -54,7 +54,7 @@ def until(what, predicate):
 
 
 def calls():
-    step("1. 기본값(일찍 ack): 풀 프로세스가 받자마자 ack, 죽으면 FAILURE")
+    step("1. 기본값(시작 시 ack): 풀 프로세스가 받자마자 ack, 죽으면 FAILURE")
     value, runs = crash(early_ack)
     show("early_ack.delay(run_id).get(propagate=False)", value)
     expect("early_ack 의 예외", type(value), WorkerLostError)
@@ -74,7 +74,7 @@ def calls():
     step("4. retry_on_worker_lost=True (Celery 5.7): 죽으면 재시도로 다시 보낸다")
     value, runs = crash(retried_on_lost)
     show("retried_on_lost.delay(run_id).get()", value, "끝남: 2번째 실행")
-    show("실행마다 request.retries", [run["retries"] for run in runs], [0, 1], note="새 메시지: redelivered 가 아니다")
+    show("실행마다 request.retries", [run["retries"] for run in runs], [0, 1], note="새 메시지: redelivered가 아니다")
 
     step("5. 다시 실행되는 작업의 효과: 커밋한 뒤, ack 하기 전에 죽으면")
     create_tables()
@@ -90,7 +90,7 @@ def calls():
     step("6. 매번 실패해 큐로 돌아가는 작업(poison message): 클래식 큐는 끝없이, 쿼럼 큐는 배달 한도까지")
     run_id = str(uuid.uuid4())
     looping = bounce.delay(run_id)
-    runs = until("bounce 의 실행", lambda: len(executions(run_id)) >= POISON_RUNS and executions(run_id))
+    runs = until("bounce의 실행", lambda: len(executions(run_id)) >= POISON_RUNS and executions(run_id))
     show(
         "클래식 큐: 실행마다 redelivered", redelivered(runs[:POISON_RUNS]), [False, True, True], note="끊을 때까지 계속"
     )

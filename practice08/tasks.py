@@ -1,7 +1,7 @@
 """practice08 — 워커가 죽으면: acks_late, reject_on_worker_lost, 멱등성
 
 무엇을 배우나: 브로커는 메시지를 언제 지우는가(ack). 작업을 돌리던 프로세스가 죽으면(OOM 킬러, kill -9, C 확장의
-충돌) 그 메시지가 어떻게 되는가. 기본값(일찍 ack)이면 작업은 FAILURE(WorkerLostError)로 끝나고 다시 돌지 않는다.
+충돌) 그 메시지가 어떻게 되는가. 기본값(시작 시 ack)이면 작업은 FAILURE(WorkerLostError)로 끝나고 다시 돌지 않는다.
 acks_late=True 만으로는 바뀌지 않고, reject_on_worker_lost=True 를 더해야 메시지가 큐로 돌아가 다시 실행된다.
 다시 실행될 수 있는 작업은 두 번 돌아도 결과가 한 번인 것처럼(멱등하게) 써야 한다.
 
@@ -29,7 +29,7 @@ from global_config import POSTGRES_URL, RABBITMQ_URL, REDIS_URL
 
 WORK_SECONDS = 0.3  # 작업 하나가 일하는 시간. 죽는 작업은 이만큼 일한 뒤 죽는다.
 RETRY_DELAY_SECONDS = 1  # retry_on_worker_lost 의 재시도 간격 (default_retry_delay)
-POISON_RUNS = 3  # 클래식 큐에서 매번 실패하는 작업이 이만큼 되돌아오는 것을 본 뒤 revoke 로 끊는다
+POISON_RUNS = 3  # 클래식 큐에서 매번 실패하는 작업이 이만큼 되돌아오는 것을 본 뒤 revoke로 끊는다
 DELIVERY_LIMIT = 2  # 쿼럼 큐의 x-delivery-limit: 이만큼 되돌아온 뒤에는 dead-letter 큐로 (RabbitMQ 4 기본값은 20)
 
 NEEDS = Needs(
@@ -52,7 +52,7 @@ app.conf.update(
     task_queues=(
         Queue("practice08", Exchange("practice08", type="direct"), routing_key="practice08"),
         # 쿼럼 큐는 메시지마다 몇 번 되돌아왔는지(delivery-count) 센다. 한도를 넘기면 버리거나, dead-letter
-        # exchange 가 있으면 그리로 보낸다. 클래식 큐에는 이런 한도가 없다.
+        # exchange가 있으면 그리로 보낸다. 클래식 큐에는 이런 한도가 없다.
         Queue(
             "practice08.quorum",
             Exchange("practice08.quorum", type="direct"),
@@ -65,7 +65,7 @@ app.conf.update(
             },
         ),
     ),
-    # 실행을 시작한 작업은 STARTED 로 적는다. 워커째 죽으면 그 작업의 state 는 STARTED 에서 멈춘다.
+    # 실행을 시작한 작업은 STARTED로 적는다. 워커째 죽으면 그 작업의 state는 STARTED에서 멈춘다.
     task_track_started=True,
 )
 
@@ -120,7 +120,7 @@ def early_ack(self, run_id, crash=True, seconds=WORK_SECONDS):
 
 @app.task(bind=True, acks_late=True)
 def late_ack(self, run_id, crash=True, seconds=WORK_SECONDS):
-    # 끝난 뒤에 ack. 그래도 프로세스가 죽으면(작업의 acks_on_failure=True) ack 하고 FAILURE 로 끝난다.
+    # 끝난 뒤에 ack. 그래도 프로세스가 죽으면(작업의 acks_on_failure=True) ack 하고 FAILURE로 끝난다.
     return _work(self, run_id, crash, seconds)
 
 
@@ -132,15 +132,15 @@ def late_ack_requeued(self, run_id, crash=True, seconds=WORK_SECONDS):
 
 @app.task(bind=True, retry_on_worker_lost=True, default_retry_delay=RETRY_DELAY_SECONDS, max_retries=3)
 def retried_on_lost(self, run_id, crash=True, seconds=WORK_SECONDS):
-    # Celery 5.7: 프로세스가 죽으면 self.retry() 처럼 다시 보낸다(retries 가 1 늘고, max_retries 가 적용된다).
+    # Celery 5.7: 프로세스가 죽으면 self.retry() 처럼 다시 보낸다(retries가 1 늘고, max_retries 가 적용된다).
     return _work(self, run_id, crash, seconds)
 
 
 # 매번 실패하며 큐로 돌아가는 작업(poison message). 둘 다 acks_late 라 끝나기 전에는 ack 하지 않는다.
-# - poison: 실행할 때마다 프로세스를 죽인다(세그폴트나 OOM 처럼). reject_on_worker_lost 라 매번 큐로 돌아간다.
-# - bounce: 실행할 때마다 Reject(requeue=True) 로 스스로 큐에 되돌린다. 브로커가 보기에는 poison 과 같은 reject 다.
+# - poison: 실행할 때마다 프로세스를 죽인다(세그폴트나 OOM처럼). reject_on_worker_lost 라 매번 큐로 돌아간다.
+# - bounce: 실행할 때마다 Reject(requeue=True) 로 스스로 큐에 되돌린다. 브로커가 보기에는 poison과 같은 reject 다.
 # 클래식 큐는 되돌아온 횟수를 세지 않으므로 누가 끊기 전까지 영원히 돈다. 쿼럼 큐(practice08.quorum)로 보내면
-# DELIVERY_LIMIT 번 되돌아온 뒤 RabbitMQ 가 dead-letter 큐로 옮긴다.
+# DELIVERY_LIMIT 번 되돌아온 뒤 RabbitMQ가 dead-letter 큐로 옮긴다.
 
 
 @app.task(bind=True, acks_late=True, reject_on_worker_lost=True)
@@ -180,8 +180,8 @@ def dead_lettered(task_id):
     return found
 
 
-# 결제처럼 두 번 일어나면 안 되는 효과. 효과는 PostgreSQL 에 남긴다.
-# - practice08_payments: (run, payment_id) 가 기본 키. INSERT … ON CONFLICT DO NOTHING 이면 두 번 돌아도 한 행.
+# 결제처럼 두 번 일어나면 안 되는 효과. 효과는 PostgreSQL에 남긴다.
+# - practice08_payments: (run, payment_id) 가 기본 키. INSERT … ON CONFLICT DO NOTHING이면 두 번 돌아도 한 행.
 # - practice08_charges: 키가 없는 표. 두 번 돌면 두 행 — 멱등하지 않은 효과.
 # - practice08_executions: 실행마다 한 행 (실행 횟수를 세려고).
 DSN = POSTGRES_URL.removeprefix("db+").replace("+psycopg2", "")
@@ -217,7 +217,7 @@ def _charge(task, run, payment_id, guarded, crash_after_commit, seconds):
             cur.execute("INSERT INTO practice08_charges VALUES (%s, %s)", (run, payment_id))
     conn.close()  # with 블록을 나오며 커밋했다
     if crash_after_commit and not redelivered:
-        die()  # 효과는 커밋했지만 ack 는 아직: 다시 배달되면 한 번 더 돈다
+        die()  # 효과는 커밋했지만 ack는 아직: 다시 배달되면 한 번 더 돈다
     return payment_id
 
 
@@ -247,7 +247,7 @@ def grow(self, run_id, megabytes, seconds=WORK_SECONDS):
 
 
 def effects(run):
-    """run 의 (결제 행 수 — 멱등한 표, 결제 행 수 — 키 없는 표, 실행 횟수)."""
+    """run의 (결제 행 수 — 멱등한 표, 결제 행 수 — 키 없는 표, 실행 횟수)."""
     with database() as conn, conn.cursor() as cur:
         counts = []
         for table in ("practice08_payments", "practice08_charges", "practice08_executions"):

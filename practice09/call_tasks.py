@@ -1,4 +1,4 @@
-"""practice09: 콜백과 errback, 실패하는 chain 과 chord, 진행률, chunks 를 호출한 쪽에서 지켜본다.
+"""practice09: 콜백과 errback, 실패하는 chain과 chord, 진행률, chunks를 호출한 쪽에서 지켜본다.
 
 먼저 다른 터미널에서 워커를 띄운다:  celery -A practice09.tasks worker --loglevel=info
 그다음:                             python -m practice09.call_tasks
@@ -38,7 +38,7 @@ SETTLE_SECONDS = 0.5  # 콜백 메시지가 실행되기를 기다리는 시간 
 
 
 def notes_after(run, what, count=1):
-    """run 의 기록 가운데 what 이 count 개 모이기를 (길어야 RESULT_TIMEOUT 초) 기다렸다가 돌려준다.
+    """run의 기록 가운데 what이 count 개 모이기를 (길어야 RESULT_TIMEOUT 초) 기다렸다가 돌려준다.
 
     count=0 이면 "오지 않는다"를 보이려는 것이다: SETTLE_SECONDS 만큼 기다려 본 뒤 돌려준다.
     """
@@ -66,7 +66,7 @@ def calls():
         add.apply_async((2, 3), link=record.s(run=run)).get(timeout=RESULT_TIMEOUT),
         5,
     )
-    show("record 가 받은 값", [n["value"] for n in notes_after(run, "record")], [5])
+    show("record가 받은 값", [n["value"] for n in notes_after(run, "record")], [5])
 
     step("2. link_error, 인자 셋 (request, exc, traceback): 실패한 그 프로세스 안에서 곧바로")
     run = str(uuid.uuid4())
@@ -74,14 +74,14 @@ def calls():
     show("fail(7) 의 get(propagate=False)", failed.get(timeout=RESULT_TIMEOUT, propagate=False))
     (seen,) = notes_after(run, "on_error")
     show(
-        "errback 이 받은 (request.id == 실패한 id, request.task, request.args)",
+        "errback이 받은 (request.id == 실패한 id, request.task, request.args)",
         (seen["id"] == failed.id, seen["task"], seen["args"]),
         (True, "practice09.tasks.fail", [7]),
     )
-    show("errback 이 받은 exc", seen["exc"], "ValueError('나쁜 값: 7')")
-    show("errback 이 받은 traceback 의 마지막 줄", seen["last_line"], "ValueError: 나쁜 값: 7")
+    show("errback이 받은 exc", seen["exc"], "ValueError('나쁜 값: 7')")
+    show("errback이 받은 traceback의 마지막 줄", seen["last_line"], "ValueError: 나쁜 값: 7")
     show(
-        "실패한 작업과 errback 의 pid 가 같다",
+        "실패한 작업과 errback의 pid가 같다",
         seen["pid"] == notes_after(run, "fail")[0]["pid"],
         True,
         note="메시지 없이 불렸다",
@@ -93,7 +93,7 @@ def calls():
     failed.get(timeout=RESULT_TIMEOUT, propagate=False)
     (seen,) = notes_after(run, "on_error_id")
     show(
-        "errback 이 받은 task_id == 실패한 id", seen["id"] == failed.id, True, note="워커 로그: on_error_id[…] received"
+        "errback이 받은 task_id == 실패한 id", seen["id"] == failed.id, True, note="워커 로그: on_error_id[…] received"
     )
 
     step("4. 함정: bind=True 인 errback은 옛 방식으로, 새 메시지에 (task_id,) 만 받는다")
@@ -139,26 +139,26 @@ def calls():
     step("6. 함정: 하드 시간 제한에 걸리면 인자 셋 errback이 두 번, 워커의 메인 프로세스에서, traceback 없이")
     run = str(uuid.uuid4())
     show(
-        "overrun 의 get(propagate=False)",
+        "overrun의 get(propagate=False)",
         overrun.apply_async((run,), link_error=on_error.s(run=run)).get(timeout=RESULT_TIMEOUT, propagate=False),
     )
     errbacks = notes_after(run, "on_error", count=2)
     started_in = notes_after(run, "overrun")[0]["pid"]
-    show("errback 이 불린 횟수", len(errbacks), 2)
+    show("errback이 불린 횟수", len(errbacks), 2)
     show(
-        "errback 의 pid 가 작업의 pid 와 다르다",
+        "errback의 pid가 작업의 pid와 다르다",
         all(n["pid"] != started_in for n in errbacks),
         True,
         note="죽은 풀 프로세스 대신 메인 프로세스",
     )
-    show("errback 이 받은 traceback", [n["last_line"] for n in errbacks], [None, None])
+    show("errback이 받은 traceback", [n["last_line"] for n in errbacks], [None, None])
 
     step("7. 실패하는 chain과 chord")
     run = str(uuid.uuid4())
     result = chain(add.s(1, 2), fail.s(), add.s(10), add.s(100)).apply_async(link_error=on_error.s(run=run))
     show("chain(add(1, 2), fail, add, add).get(propagate=False)", result.get(timeout=RESULT_TIMEOUT, propagate=False))
     show(
-        "errback 이 불린 단계",
+        "errback이 불린 단계",
         [n["task"] for n in notes_after(run, "on_error")],
         ["practice09.tasks.fail"],
         note="단계마다 붙지만 한 번만",
@@ -171,20 +171,20 @@ def calls():
         "단계별 state",
         states,
         ["SUCCESS", "FAILURE", "FAILURE", "FAILURE"],
-        note="뒤 단계는 실행되지 않고 FAILURE 로 적힌다",
+        note="뒤 단계는 실행되지 않고 FAILURE로 적힌다",
     )
     run = str(uuid.uuid4())
     header = [add.s(1, 1), fail.s(5), add.s(2, 2)]
     result = chord(header)(merge.s().on_error(on_error.s(run=run)))
     with scenario.raises(ValueError) as raised:
         result.get(timeout=RESULT_TIMEOUT)
-    show("chord(...).get()", raised.exc, note="header 의 원래 예외")
+    show("chord(...).get()", raised.exc, note="header의 원래 예외")
     error = show("chord(...).get(propagate=False)", result.get(timeout=RESULT_TIMEOUT, propagate=False))
     expect("chord 실패의 예외 이름", type(error).__name__, "ChordError")
-    show("header 의 state", [child.state for child in result.parent.results], ["SUCCESS", "FAILURE", "SUCCESS"])
+    show("header의 state", [child.state for child in result.parent.results], ["SUCCESS", "FAILURE", "SUCCESS"])
     (seen,) = notes_after(run, "on_error")
     show(
-        "body 의 errback 이 받은 (exc 이름, traceback)",
+        "body의 errback이 받은 (exc 이름, traceback)",
         (seen["exc"].split("(")[0], seen["last_line"]),
         ("ChordError", None),
     )
@@ -209,7 +209,7 @@ def calls():
     while not seen or seen[-1][0] not in READY_STATES:
         if time.monotonic() > deadline:
             raise CeleryTimeoutError("progress did not finish")
-        # state 와 info 를 한 번에 읽는다: 결과 백엔드에 한 번만 묻고, 둘이 서로 다른 순간의 것이 되지 않는다.
+        # state와 info를 한 번에 읽는다: 결과 백엔드에 한 번만 묻고, 둘이 서로 다른 순간의 것이 되지 않는다.
         meta = result.backend.get_task_meta(result.id)
         if not seen or seen[-1] != (meta["status"], meta["result"]):
             seen.append((meta["status"], meta["result"]))

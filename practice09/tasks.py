@@ -1,6 +1,6 @@
 """practice09 — 워크플로가 실패할 때, 진행률 알리기
 
-무엇을 배우나: 작업이 끝나면 부를 작업(link)과 실패하면 부를 작업(link_error, errback). errback 의 두 모양 — 인자
+무엇을 배우나: 작업이 끝나면 부를 작업(link)과 실패하면 부를 작업(link_error, errback). errback의 두 모양 — 인자
 셋(request, exc, traceback)이면 실패한 작업을 돌린 그 프로세스 안에서 곧바로 불리고, 인자 하나(task_id)면 새 메시지로
 간다 — 과 그 함정들(bind=True 인 errback, errback 안에서 난 예외, 하드 시간 제한). chain과 chord의 한 단계가
 실패하면 나머지는 어떻게 되나. chord의 header 작업을 잃으면(워커째 죽으면) body가 왜 영영 실행되지 않나. 오래
@@ -10,7 +10,7 @@
     터미널 1:  celery -A practice09.tasks worker --loglevel=info
     터미널 2:  python -m practice09.call_tasks
 
-결과 백엔드를 PostgreSQL 로 바꿔 chord 실패를 비교하려면 두 명령 앞에 PRACTICE09_BACKEND=postgres 를 붙인다.
+결과 백엔드를 PostgreSQL로 바꿔 chord 실패를 비교하려면 두 명령 앞에 PRACTICE09_BACKEND=postgres 를 붙인다.
 """
 
 import json
@@ -49,7 +49,7 @@ app.conf.update(
     task_default_queue="practice09" if BACKEND == "redis" else "practice09_postgres",
 )
 
-# 콜백과 errback 이 불릴 때마다 Redis 목록에 남기는 기록. call_tasks 와 테스트가 읽는다.
+# 콜백과 errback이 불릴 때마다 Redis 목록에 남기는 기록. call_tasks 와 테스트가 읽는다.
 journal = redis.Redis.from_url(REDIS_URL, decode_responses=True)
 JOURNAL_TTL_SECONDS = 3600
 
@@ -61,7 +61,7 @@ def note(run, **entry):
 
 
 def notes(run):
-    """run 의 기록들 (남긴 순서)."""
+    """run의 기록들 (남긴 순서)."""
     return [json.loads(entry) for entry in journal.lrange(f"practice09:{run}", 0, -1)]
 
 
@@ -107,7 +107,7 @@ def on_error(request, exc, traceback, run):
 
 @app.task
 def on_error_id(task_id, run):
-    # 인자 하나(+ 미리 준 run)의 errback: 실패한 작업의 id 만 받는 새 메시지로 간다.
+    # 인자 하나(+ 미리 준 run)의 errback: 실패한 작업의 id만 받는 새 메시지로 간다.
     note(run, what="on_error_id", id=task_id)
 
 

@@ -27,7 +27,7 @@ from practice10.tasks import (
 scenario = Scenario(app)
 step, show, expect = scenario.step, scenario.show, scenario.expect
 
-INSPECT_SECONDS = 1.0  # inspect 가 그 워커의 답을 기다리는 상한
+INSPECT_SECONDS = 1.0  # inspect가 그 워커의 답을 기다리는 상한
 
 
 def until(happened, what):
@@ -40,7 +40,7 @@ def until(happened, what):
 
 
 def held_by(hostname, task_id):
-    """hostname 워커가 task_id 를 eta 까지 쥐고 있나 (inspect().scheduled())."""
+    """hostname 워커가 task_id 를 eta까지 쥐고 있나 (inspect().scheduled())."""
     replies = app.control.inspect(destination=[hostname], timeout=INSPECT_SECONDS).scheduled() or {}
     return any(entry["request"]["id"] == task_id for entry in replies.get(hostname, []))
 
@@ -55,7 +55,7 @@ def calls():
     until(lambda: app.AsyncResult(held.id).state != "PENDING", "the revoke reaching the worker")
     show("revoke 뒤 state", held.state, "REVOKED", note="워커 로그: Tasks flagged as revoked")
     time.sleep(COUNTDOWN_SECONDS)
-    show("countdown 이 지난 뒤 작업이 남긴 기록", [n["what"] for n in notes(run)], [], note="Discarding revoked task")
+    show("countdown이 지난 뒤 작업이 남긴 기록", [n["what"] for n in notes(run)], [], note="Discarding revoked task")
     show("get(propagate=False)", held.get(timeout=RESULT_TIMEOUT, propagate=False))
 
     step("2. 실행 중인 작업 멈추기: revoke(id, terminate=True)")
@@ -66,13 +66,13 @@ def calls():
     error = show("get(propagate=False)", running.get(timeout=RESULT_TIMEOUT, propagate=False), note="SIGTERM")
     expect("terminate 된 작업의 예외", type(error), TaskRevokedError)
     show("state", running.state, "REVOKED")
-    # REVOKED 는 워커의 메인 프로세스가 적는다. 풀 프로세스의 finally 는 그 뒤에 끝날 수 있으므로 끝날 때까지 기다린다.
+    # REVOKED는 워커의 메인 프로세스가 적는다. 풀 프로세스의 finally는 그 뒤에 끝날 수 있으므로 끝날 때까지 기다린다.
     until(lambda: len(notes(run)) >= 3, "the terminated task's finally")
     show(
         "작업이 남긴 기록",
         [n["what"] for n in notes(run)],
         ["시작", "SystemExit", "finally"],
-        note="SIGTERM 이 SystemExit 로 나타나 finally 는 실행되었습니다",
+        note="SIGTERM이 SystemExit로 나타나 finally는 실행되었습니다",
     )
 
     step(f"3. rate_limit='{RATE}': 워커 하나가 1초에 시작하는 수")

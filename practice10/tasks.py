@@ -21,15 +21,15 @@ from course import Needs, WorkerSpec
 from global_config import RABBITMQ_URL, REDIS_URL
 
 COUNTDOWN_SECONDS = 2  # 취소할 작업을 미뤄 두는 시간
-LONG_SECONDS = 30  # terminate 로 멈출 작업이 하려던 길이 (끝까지 기다리지 않는다)
-RATE = "5/s"  # limited 의 rate_limit
+LONG_SECONDS = 30  # terminate로 멈출 작업이 하려던 길이 (끝까지 기다리지 않는다)
+RATE = "5/s"  # limited의 rate_limit
 RATE_PER_SECOND = 5
 RATE_TASKS = 10  # rate_limit 을 재려고 보내는 작업 수: 5/s 면 약 2초
 
 NEEDS = Needs(
     workers=(WorkerSpec(),),
     waits={
-        "1. countdown 이 지나기까지": COUNTDOWN_SECONDS,
+        "1. countdown이 지나기까지": COUNTDOWN_SECONDS,
         "3. rate_limit": RATE_TASKS / RATE_PER_SECOND,
     },
 )
@@ -51,24 +51,24 @@ def note(run, what):
 
 
 def notes(run):
-    """run 의 기록들: [{"what", "at", "pid"}, ...] (남긴 순서)."""
+    """run의 기록들: [{"what", "at", "pid"}, ...] (남긴 순서)."""
     return [json.loads(entry) for entry in journal.lrange(f"practice10:{run}", 0, -1)]
 
 
 @app.task(bind=True)
 def work(self, run, seconds=0):
     try:
-        # "시작"도 try 안에서 적는다: 기록을 본 호출자의 terminate 가 기록을 마치기 전에 닿아도 finally 가 실행된다.
+        # "시작"도 try 안에서 적는다: 기록을 본 호출자의 terminate가 기록을 마치기 전에 닿아도 finally가 실행된다.
         note(run, "시작")
         time.sleep(seconds)
         note(run, "끝")
     except BaseException as exc:
         # revoke(terminate=True) 가 작업 안에서 무엇으로 나타나는지 남긴다.
-        # prefork 는 SIGTERM 이라 SystemExit, gevent 는 greenlet 을 죽이므로 GreenletExit 다.
+        # prefork는 SIGTERM 이라 SystemExit, gevent는 greenlet을 죽이므로 GreenletExit 다.
         note(run, type(exc).__name__)
         raise
     finally:
-        # 어느 쪽이든 예외라서 finally 는 실행된다.
+        # 어느 쪽이든 예외라서 finally는 실행된다.
         note(run, "finally")
     return self.request.hostname  # 이 작업을 실행한 워커의 노드 이름
 
@@ -80,12 +80,12 @@ def limited(run):
 
 @app.task
 def crunch(n):
-    # CPU 를 쓰는 일: 풀 프로세스 하나가 코어 하나를 차지한다.
+    # CPU를 쓰는 일: 풀 프로세스 하나가 코어 하나를 차지한다.
     return sum(i * i for i in range(n))
 
 
 @app.task
 def wait_io(seconds):
-    # 기다리기만 하는 일(네트워크, 디스크): 기다리는 동안 CPU 를 쓰지 않는다.
+    # 기다리기만 하는 일(네트워크, 디스크): 기다리는 동안 CPU를 쓰지 않는다.
     time.sleep(seconds)
     return seconds

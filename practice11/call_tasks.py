@@ -54,7 +54,7 @@ def calls():
             order_id = insert_order(session, "펜")
             send_after_commit(session, ship, order_id)
         (sent,) = session.info["sent"]
-    show("커밋한 뒤 보낸 ship 의 get()['found']", sent.get(timeout=RESULT_TIMEOUT)["found"], True)
+    show("커밋한 뒤 보낸 ship의 get()['found']", sent.get(timeout=RESULT_TIMEOUT)["found"], True)
     with Session(engine) as session:
         session.begin()
         insert_order(session, "잘못 넣은 주문")

@@ -1,8 +1,8 @@
 """practice11 — 트랜잭션 경계: 커밋 전에 보낸 작업
 
 무엇을 배우나: 웹 앱에서 가장 흔하고 조용한 버그. 트랜잭션 안에서 행을 넣고 커밋하기 전에 작업을 보내면, 워커가 그
-행을 찾을 때 아직 커밋되지 않아 보이지 않는다. 작업은 "없음"을 보고 그래도 SUCCESS 로 끝난다. 고치는 법: 커밋한 뒤에
-보낸다(SQLAlchemy 의 after_commit 이벤트; Django 에는 Celery 의 delay_on_commit). 더 튼튼하게는 아웃박스: 행과 "보낼
+행을 찾을 때 아직 커밋되지 않아 보이지 않는다. 작업은 "없음"을 보고 그래도 SUCCESS로 끝난다. 고치는 법: 커밋한 뒤에
+보낸다(SQLAlchemy의 after_commit 이벤트; Django 에는 Celery의 delay_on_commit). 더 튼튼하게는 아웃박스: 행과 "보낼
 작업" 행을 한 트랜잭션에 쓰고, 릴레이가 나중에 보낸다. 릴레이는 publisher confirms로 브로커가 메시지를 받았는지 확인한
 뒤에야 보냈다고 적는다(Celery의 기본값은 확인하지 않는다). 행이 없을 때 작업이 할 일(짧게 재시도)도 본다.
 
@@ -70,7 +70,7 @@ def order_exists(order_id):
 
 
 def insert_order(session, item):
-    """session 의 (아직 커밋하지 않은) 트랜잭션 안에서 주문 한 행을 넣고 id 를 돌려준다."""
+    """session의 (아직 커밋하지 않은) 트랜잭션 안에서 주문 한 행을 넣고 id를 돌려준다."""
     return session.execute(
         sqlalchemy.text("INSERT INTO practice11_orders (item) VALUES (:item) RETURNING id"), {"item": item}
     ).scalar_one()
@@ -81,7 +81,7 @@ def ship(order_id):
     # 주문을 찾아 배송한다. 찾지 못해도 예외 없이 끝나므로 작업은 SUCCESS 다: 그래서 조용한 버그다.
     found = order_exists(order_id)
     if not found:
-        logger.warning("주문 %s 이 없습니다. 커밋하기 전에 보낸 작업인가요?", order_id)
+        logger.warning("주문 %s이 없습니다. 커밋하기 전에 보낸 작업인가요?", order_id)
     return {"order_id": order_id, "found": found, "checked_at": time.time()}
 
 
@@ -111,7 +111,7 @@ def ship_express(order_id):
 
 
 def send_after_commit(session, task, *args):
-    """session 이 커밋된 뒤에 task.delay(*args) 를 보낸다. 롤백되면 보내지 않는다. 보낸 결과는 session.info["sent"]."""
+    """session이 커밋된 뒤에 task.delay(*args) 를 보낸다. 롤백되면 보내지 않는다. 보낸 결과는 session.info["sent"]."""
     pending = session.info.setdefault("send_after_commit", [])
     pending.append((task, args))
     if not event.contains(session, "after_commit", _send_pending):
@@ -139,7 +139,7 @@ def add_to_outbox(session, task, order_id):
 
 @app.task
 def relay_outbox(crash_before_mark=False, confirm=True):
-    # 아직 보내지 않은 아웃박스 행을 보내고 보냈다고 적는다. 운영에서는 beat 가 몇 초마다 부른다(practice07).
+    # 아직 보내지 않은 아웃박스 행을 보내고 보냈다고 적는다. 운영에서는 beat가 몇 초마다 부른다(practice07).
     # confirm=True 면 publisher confirms를 켠 연결로 보낸다. 메시지마다 브로커가 받았다고 답할 때까지 기다리고,
     # 받지 않으면 send_task 가 예외를 낸다. 그러면 트랜잭션이 롤백되어 행은 보내지 않은 채로 남는다.
     # confirm=False 는 Celery의 기본값이다: 브로커가 받지 않아도 모른 채 보냈다고 적는다(비교용).

@@ -26,7 +26,7 @@ def new_journal():
 
 
 def order_while_busy(lesson_tasks, blocker):
-    """blocker 가 하나뿐인 풀 프로세스를 붙잡은 동안 우선순위 없음, 1, 9 를 차례로 보내고, 시작한 순서를 돌려준다."""
+    """blocker가 하나뿐인 풀 프로세스를 붙잡은 동안 우선순위 없음, 1, 9를 차례로 보내고, 시작한 순서를 돌려준다."""
     key = new_journal()
     blocker.delay(key, "먼저", HOLD_SECONDS)
     wait_for_starts(key, 1, RESULT_TIMEOUT)
@@ -49,21 +49,21 @@ def after_a_countdown_task(queue):
 def calls():
     step("1. RabbitMQ 우선순위 큐: 큰 숫자가 먼저 — 워커가 이미 받아 둔 메시지만 빼고")
     show(
-        "hold 가 도는 동안 보낸 없음, 1, 9 가 돈 순서",
+        "hold가 도는 동안 보낸 없음, 1, 9가 돈 순서",
         order_while_busy(tasks, tasks.hold),
         ["없음", "9", "1"],
-        note="hold 는 시작하며 ack: 빈 자리에 '없음'을 받아 두었다",
+        note="hold는 시작하며 ack: 빈 자리에 '없음'을 받아 두었다",
     )
     show(
-        "hold_acks_late 가 도는 동안 보낸 없음, 1, 9 가 돈 순서",
+        "hold_acks_late 가 도는 동안 보낸 없음, 1, 9가 돈 순서",
         order_while_busy(tasks, tasks.hold_acks_late),
         ["9", "1", "없음"],
         note="자리가 차 있어 셋 다 큐에서 기다렸다",
     )
 
-    step("2. Redis 브로커의 우선순위는 거꾸로: 0 이 먼저, 없음도 0")
+    step("2. Redis 브로커의 우선순위는 거꾸로: 0이 먼저, 없음도 0")
     show(
-        "hold_acks_late 가 도는 동안 보낸 없음, 1, 9 가 돈 순서",
+        "hold_acks_late 가 도는 동안 보낸 없음, 1, 9가 돈 순서",
         order_while_busy(redis_tasks, redis_tasks.hold_acks_late),
         ["없음", "1", "9"],
     )
@@ -71,7 +71,7 @@ def calls():
     step(f"3. 워커가 쥔 countdown={COUNTDOWN_SECONDS} 작업이 prefetch 자리를 차지한다")
     waited, _ = after_a_countdown_task(queue=None)
     show(
-        "classic 큐: 곧바로 보낸 작업도 countdown 을 기다렸다",
+        "classic 큐: 곧바로 보낸 작업도 countdown을 기다렸다",
         waited >= COUNTDOWN_SECONDS - 0.5,
         True,
         note=f"{waited}초 뒤에 시작",
@@ -86,7 +86,7 @@ def calls():
     )
 
     timeout = redis_tasks.VISIBILITY_TIMEOUT_SECONDS
-    step(f"4. Redis 브로커: visibility_timeout={timeout}초보다 긴 countdown 은 두 번 이상 돈다")
+    step(f"4. Redis 브로커: visibility_timeout={timeout}초보다 긴 countdown은 두 번 이상 돈다")
     key = new_journal()
     redis_tasks.note.apply_async((key, "짧은"), countdown=SHORT_COUNTDOWN_SECONDS)
     redis_tasks.note.apply_async((key, "긴"), countdown=LONG_COUNTDOWN_SECONDS)

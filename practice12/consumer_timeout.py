@@ -1,11 +1,11 @@
-"""practice12 의 세 번째 앱 (손으로 해 보기): RabbitMQ 의 consumer_timeout — ack 를 너무 오래 미루면 소비자가 끊긴다.
+"""practice12의 세 번째 앱 (직접 해 보기): RabbitMQ의 consumer_timeout — ack를 너무 오래 미루면 소비자가 끊긴다.
 
-RabbitMQ 는 소비자가 메시지를 받고 consumer_timeout 안에 ack 하지 않으면 그 소비자를 끊는다(quorum 큐: basic.cancel).
-Celery 는 다시 연결하고, ack 되지 않은 메시지는 다시 배달된다 — 첫 실행이 아직 도는 동안에. acks_late 작업이 이
+RabbitMQ는 소비자가 메시지를 받고 consumer_timeout 안에 ack 하지 않으면 그 소비자를 끊는다(quorum 큐: basic.cancel).
+Celery는 다시 연결하고, ack 되지 않은 메시지는 다시 배달된다 — 첫 실행이 아직 도는 동안에. acks_late 작업이 이
 시간보다 길면 같은 작업이 끝없이 다시 돈다. 규칙: consumer_timeout 은 가장 긴 작업보다 길게(RabbitMQ 기본값 30분),
-긴 일은 잘게 나눈다. 이 스크립트는 그 되풀이를 보이고 revoke 로 멈춘다.
+긴 일은 잘게 나눈다. 이 스크립트는 그 되풀이를 보이고 revoke로 멈춘다.
 큐마다 x-consumer-timeout 인자로 정할 수 있는 것은 quorum 큐뿐이다: PRACTICE12_QUEUE_TYPE=classic 으로 워커를 띄우면
-RabbitMQ 4.3 이 큐 선언을 거부하고(PRECONDITION_FAILED) 워커가 끝난다.
+RabbitMQ 4.3이 큐 선언을 거부하고(PRECONDITION_FAILED) 워커가 끝난다.
 
 실행 방법 (프로젝트 폴더에서, 터미널 두 개):
     터미널 1:  celery -A practice12.consumer_timeout worker --hostname=timeout@%h --loglevel=info
@@ -24,11 +24,11 @@ from kombu import Exchange, Queue
 from global_config import RABBITMQ_URL, REDIS_URL
 from practice12.journal import note_start, started, wait_for_starts
 
-CONSUMER_TIMEOUT_SECONDS = 5  # ack 없이 이만큼 지나면 브로커가 소비자를 끊는다 (RabbitMQ 가 몇 초마다 확인한다)
+CONSUMER_TIMEOUT_SECONDS = 5  # ack 없이 이만큼 지나면 브로커가 소비자를 끊는다 (RabbitMQ가 몇 초마다 확인한다)
 LONG_TASK_SECONDS = 12  # consumer_timeout 보다 긴 acks_late 작업
 START_TIMEOUT_SECONDS = 10  # 워커가 없다고 보기까지
-REPLY_SECONDS = 0.5  # revoke 에 워커가 답하기를 기다리는 시간
-# 노드 이름을 따로 준다: practice12.tasks 워커(celery@호스트)와 같은 이름이면 RabbitMQ 4.3 이 둘째를 거부한다.
+REPLY_SECONDS = 0.5  # revoke에 워커가 답하기를 기다리는 시간
+# 노드 이름을 따로 준다: practice12.tasks 워커(celery@호스트)와 같은 이름이면 RabbitMQ 4.3이 둘째를 거부한다.
 WORKER_COMMAND = "celery -A practice12.consumer_timeout worker --hostname=timeout@%h --loglevel=info"
 QUEUE_TYPES = ("quorum", "classic")
 
@@ -47,7 +47,7 @@ app.conf.update(
     task_queues=[TIMEOUT_QUEUE],
     task_default_queue=TIMEOUT_QUEUE.name,
     task_acks_late=True,  # 작업이 끝난 뒤에 ack: 그때까지 브로커는 이 소비자가 메시지를 붙잡고 있다고 본다
-    worker_concurrency=2,  # 다시 배달된 메시지가 첫 실행과 나란히 돈다 (CPU 가 하나인 기계에서도)
+    worker_concurrency=2,  # 다시 배달된 메시지가 첫 실행과 나란히 돈다 (CPU가 하나인 기계에서도)
 )
 
 
@@ -58,10 +58,10 @@ def long_job(key):
 
 
 def stop_redelivering(task_id):
-    """revoke 된 id 는 다시 배달되어도 워커가 실행하지 않고 버린다(ack). 이미 도는 실행은 끝까지 간다.
+    """revoke 된 id는 다시 배달되어도 워커가 실행하지 않고 버린다(ack). 이미 도는 실행은 끝까지 간다.
 
-    revoke 는 워커마다 있는 제어 큐로 가는데, 이 큐는 연결에 딸려 있어 워커가 다시 연결하는 동안에는 없다. 그때 보낸
-    revoke 는 아무도 받지 못하므로, 워커가 받았다고 답할 때까지 다시 보낸다.
+    revoke는 워커마다 있는 제어 큐로 가는데, 이 큐는 연결에 딸려 있어 워커가 다시 연결하는 동안에는 없다. 그때 보낸
+    revoke는 아무도 받지 못하므로, 워커가 받았다고 답할 때까지 다시 보낸다.
     """
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while not app.control.revoke(task_id, reply=True, timeout=REPLY_SECONDS) and time.monotonic() < deadline:

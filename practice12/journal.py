@@ -1,4 +1,4 @@
-"""practice12 의 두 앱(tasks.py 의 RabbitMQ, redis_tasks.py 의 Redis)이 함께 쓰는 일지.
+"""practice12의 두 앱(tasks.py 의 RabbitMQ, redis_tasks.py 의 Redis)이 함께 쓰는 일지.
 
 작업이 시작할 때마다 Redis 목록에 (이름표, 시각)을 적는다. call_tasks 와 테스트는 이것으로 순서와 때, 횟수를 읽는다.
 """
@@ -20,7 +20,7 @@ def note_start(key, label):
 
 
 def started(key):
-    """key 의 일지: 시작한 순서대로 (이름표, 시각)."""
+    """key의 일지: 시작한 순서대로 (이름표, 시각)."""
     return [(label, float(at)) for label, at in (entry.rsplit(" ", 1) for entry in _redis.lrange(key, 0, -1))]
 
 

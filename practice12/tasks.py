@@ -1,6 +1,6 @@
-"""practice12 — 브로커가 약속하는 것: RabbitMQ 4.3 과 Redis
+"""practice12 — 브로커가 약속하는 것: RabbitMQ 4.3과 Redis
 
-무엇을 배우나: 같은 Celery 코드라도 브로커가 무엇을 약속하느냐에 따라 다르게 돈다. RabbitMQ 의 우선순위 큐
+무엇을 배우나: 같은 Celery 코드라도 브로커가 무엇을 약속하느냐에 따라 다르게 돈다. RabbitMQ의 우선순위 큐
 (x-max-priority)는 숫자가 클수록 먼저지만, 워커가 이미 받아 둔(prefetch) 메시지는 우선순위와 상관없이 먼저 돈다:
 acks_late 면 자리가 비지 않아 받아 두지 않는다. RabbitMQ 4.x 에서는 kombu가 prefetch를 소비자마다 걸므로(global
 QoS를 요청하지 않는다) 워커가 붙잡고 있는 countdown 작업은 prefetch 자리 하나를 기다리는 내내 차지한다. 고치는 법은

@@ -1,7 +1,7 @@
-"""`celery …` 명령 여럿을 파이썬 프로세스 하나 안에서 `--help` 를 붙여 돌리고, 종료 코드와 출력을 JSON 으로 찍는다.
+"""`celery …` 명령 여럿을 파이썬 프로세스 하나 안에서 `--help` 를 붙여 돌리고, 종료 코드와 출력을 JSON으로 찍는다.
 
-명령마다 `celery` 프로세스를 띄우면 Celery 를 불러오는 데만 명령 하나에 1초 가까이 든다. click 으로 만든 celery CLI 를
-이 프로세스 안에서 부르면 판정(모르는 하위 명령이나 옵션 → 종료 코드 2)은 같고 Celery 는 한 번만 불러온다.
+명령마다 `celery` 프로세스를 띄우면 Celery를 불러오는 데만 명령 하나에 1초 가까이 든다. click으로 만든 celery CLI를
+이 프로세스 안에서 부르면 판정(모르는 하위 명령이나 옵션 → 종료 코드 2)은 같고 Celery는 한 번만 불러온다.
 
     python -m tests.celery_cli_check < commands.json   # [{"env": {...}, "args": ["-A", "practice00.tasks", ...]}, ...]
 """

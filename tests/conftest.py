@@ -1,4 +1,4 @@
-"""모든 테스트가 진짜 RabbitMQ, PostgreSQL, Redis 와 진짜 `celery worker` 하위 프로세스를 쓴다."""
+"""모든 테스트가 실제 RabbitMQ, PostgreSQL, Redis와 실제 `celery worker` 하위 프로세스를 쓴다."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     worker = getattr(config, "workerinput", None)
     if worker is not None:
-        # xdist 의 테스트 프로세스: 조정 프로세스가 서비스를 확인하고 자리를 만들어 두었다.
+        # xdist의 테스트 프로세스: 조정 프로세스가 서비스를 확인하고 자리를 만들어 두었다.
         isolation.use(worker["workerid"])
         return
     # 서비스가 없으면 테스트를 건너뛰지 않고, 무엇이 없는지 말하며 곧바로 실패한다(병렬이면 워커를 띄우기 전에).
@@ -88,11 +88,11 @@ def _share_the_machine(request: pytest.FixtureRequest, tmp_path_factory: pytest.
     """`@pytest.mark.alone` 인 테스트는 다른 테스트가 하나도 돌지 않을 때 혼자 돈다(병렬 부하에서 지킬 수 없는
     시간 주장을 재는 테스트). 나머지 테스트는 서로 함께 돈다.
 
-    모든 프로세스가 같은 파일에 flock 을 건다: 보통 테스트는 공유 잠금, alone 테스트는 배타 잠금. alone 테스트는
+    모든 프로세스가 같은 파일에 flock을 건다: 보통 테스트는 공유 잠금, alone 테스트는 배타 잠금. alone 테스트는
     맨 뒤로 모아 두므로(pytest_collection_modifyitems) 다른 프로세스가 할 일을 다 끝낼 무렵 차례가 온다.
     """
     alone = request.node.get_closest_marker("alone") is not None
-    # 이 세션의 프로세스들이 함께 보는 폴더: xdist 면 프로세스마다의 임시 폴더의 부모, 혼자면 그 임시 폴더.
+    # 이 세션의 프로세스들이 함께 보는 폴더: xdist면 프로세스마다의 임시 폴더의 부모, 혼자면 그 임시 폴더.
     basetemp = tmp_path_factory.getbasetemp()
     shared_dir = basetemp.parent if hasattr(request.config, "workerinput") else basetemp
     with open(shared_dir / "alone.lock", "a") as lock:

@@ -1,4 +1,4 @@
-"""README(한국어판과 영어판)의 코드 블록과 명령을 읽는 도우미. 테스트가 README 에 적힌 그대로를 돌리게 한다."""
+"""README(한국어판과 영어판)의 코드 블록과 명령을 읽는 도우미. 테스트가 README에 적힌 그대로를 돌리게 한다."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class Command:
 
 
 def parse(command: str) -> Command:
-    """'NAME=value celery -A …' → 환경 변수와 argv. celery 는 이 파이썬의 `python -m celery` 로 바꾼다."""
+    """'NAME=value celery -A …' → 환경 변수와 argv. celery는 이 파이썬의 `python -m celery` 로 바꾼다."""
     words = shlex.split(command)
     env = {}
     while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):
@@ -74,19 +74,19 @@ def parse(command: str) -> Command:
 
 
 def command_starting(text: str, prefix: str) -> str:
-    """README 의 명령 중 prefix 로 시작하는 것 하나 (환경 변수 앞붙임은 건너뛰고 비교한다)."""
+    """README의 명령 중 prefix로 시작하는 것 하나 (환경 변수 앞붙임은 건너뛰고 비교한다)."""
     matches = [c for c in commands(text) if re.sub(r"^(?:[A-Z_][A-Z0-9_]*=\S+\s+)*", "", c).startswith(prefix)]
-    assert len(matches) == 1, f"README 에 {prefix!r} 로 시작하는 명령이 {len(matches)}개: {matches}"
+    assert len(matches) == 1, f"README에 {prefix!r} 로 시작하는 명령이 {len(matches)}개: {matches}"
     return matches[0]
 
 
-# README 의 출력 예시에서 실행마다 바뀌는 부분(id, pid, 시간, 호스트 이름)은 이 표시 하나로 적는다.
+# README의 출력 예시에서 실행마다 바뀌는 부분(id, pid, 시간, 호스트 이름)은 이 표시 하나로 적는다.
 # 비교할 때 이 표시는 한 줄 안의 아무 글자들(하나 이상)과 맞는다. 나머지는 글자 그대로 같아야 한다.
 PLACEHOLDER = "‹…›"
 
 
 def sample_outputs(text: str) -> list[str]:
-    """실습 README 의 출력 예시 블록들: ```text 블록 가운데 call_tasks 의 단계 머리줄([1. …])이 있는 것."""
+    """실습 README의 출력 예시 블록들: ```text 블록 가운데 call_tasks 의 단계 머리줄([1. …])이 있는 것."""
     return [block for block in code_blocks(text, "text") if re.search(r"^\[\d+\. ", block, re.MULTILINE)]
 
 
@@ -115,7 +115,7 @@ def sample_mismatches(sample: str, output: str) -> list[str]:
 
 
 def assert_samples_match(lesson: str, output: str) -> None:
-    """그 실습 README(두 언어판)의 출력 예시가 모두 진짜 call_tasks 출력과 맞는지 본다."""
+    """그 실습 README(두 언어판)의 출력 예시가 모두 실제 call_tasks 출력과 맞는지 본다."""
     checked = 0
     for name in lesson_readmes(lesson):
         for sample in sample_outputs(readme(name)):

@@ -28,7 +28,7 @@ def test_worker_startup_benchmark_runs_and_writes_json(tmp_path, capsys):
 
 
 def test_mingle_waits_a_second_for_neighbours_a_lone_worker_does_not_have():
-    # README: --without-mingle 이면 약 1초 빨리 뜬다. mingle 은 이웃의 답을 1초 기다린다(혼자면 끝까지 기다린다).
+    # README: --without-mingle 이면 약 1초 빨리 뜬다. mingle은 이웃의 답을 1초 기다린다(혼자면 끝까지 기다린다).
     with worker_on_empty_queue("practice00", fast_start=False) as worker:
         log = worker.log
     stamp = r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): INFO/MainProcess\] "
@@ -58,7 +58,7 @@ def test_course_speed_counts_deliberate_waits_for_every_lesson():
     waits = course_speed.deliberate_waits()
     assert set(waits) == set(available_lessons())
     assert all(seconds >= 0 for seconds in waits.values())
-    assert waits["practice04"] == 5  # auto_retrying 의 간격 1 + 2 + 2 초 (README)
+    assert waits["practice04"] == 5  # auto_retrying 의 간격 1 + 2 + 2초 (README)
 
 
 def test_course_speed_benchmark_runs_and_writes_json(tmp_path, capsys, monkeypatch):

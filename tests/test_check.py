@@ -53,7 +53,7 @@ def test_a_copied_lesson_folder_alone_is_named_with_every_missing_piece(tmp_path
         "practice99/README.md does not give the declared commands",
     ):
         assert missing in out, (missing, out)
-    # 실습 README 가 없으면 그것도 이름으로
+    # 실습 README가 없으면 그것도 이름으로
     (copy / "practice99" / "README.en.md").unlink()
     assert "practice99/README.en.md is missing (the lesson's full text)" in run_check(copy).stdout
 

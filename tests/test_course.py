@@ -23,8 +23,8 @@ def test_raises_records_a_surprise_when_nothing_is_raised(capsys):
     with lesson.raises(TypeError) as raised:
         pass
     assert raised.exc is None
-    assert lesson.surprises == ["TypeError 가 나야 하는 호출"]
-    assert "!! 예상과 다름: TypeError 가 나야 하는 호출" in capsys.readouterr().out
+    assert lesson.surprises == ["예외(TypeError)가 나야 하는 호출"]
+    assert "!! 예상과 다름: 예외(TypeError)가 나야 하는 호출" in capsys.readouterr().out
 
 
 def test_raises_lets_any_other_exception_through():

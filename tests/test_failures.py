@@ -92,7 +92,7 @@ def _worker_running_a_slow_task(seconds):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_is_a_warm_shutdown_the_running_task_finishes_first(sig):
-    # README: Ctrl-C(SIGINT) 한 번은 warm shutdown 이고, SIGTERM 도 같다.
+    # README: Ctrl-C(SIGINT) 한 번은 warm shutdown이고, SIGTERM도 같다.
     worker, result = _worker_running_a_slow_task(seconds=2)
     try:
         worker.proc.send_signal(sig)
@@ -113,7 +113,7 @@ def test_cold_shutdown_cancels_the_running_task_and_without_acks_late_it_is_gone
         worker.stop()
     assert "Cold shutdown" in worker.log
     assert f"{result.id}] succeeded" not in worker.log
-    assert result.state == "RETRY"  # 취소되며 RETRY 로 적히지만 다시 보내지지는 않는다
+    assert result.state == "RETRY"  # 취소되며 RETRY로 적히지만 다시 보내지지는 않는다
     with worker_on_empty_queue("practice00", purge_first=False) as again:
         time.sleep(3.5)  # 다시 배달되었다면 이 안에 실행되어 끝났을 것이다
         assert result.id not in again.log

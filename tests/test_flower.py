@@ -1,4 +1,4 @@
-"""README 'Flower' 절: README 의 명령 그대로 띄운 Flower 가 떠 있는 워커와 그 워커의 작업을 HTTP API 로 보여 준다."""
+"""README 'Flower' 절: README의 명령 그대로 띄운 Flower가 떠 있는 워커와 그 워커의 작업을 HTTP API로 보여 준다."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ README = readme("docs/flower.md")
 
 
 class Flower:
-    """README 의 명령으로 띄운 Flower 프로세스 하나. 로그는 파일에 모은다."""
+    """README의 명령으로 띄운 Flower 프로세스 하나. 로그는 파일에 모은다."""
 
     def __init__(self, command: str, *, port: int | None = None, drop_env: tuple[str, ...] = ()) -> None:
         parsed = parse(command)
@@ -97,7 +97,7 @@ def free_port() -> int:
 
 
 def poll_json(flower: Flower, path: str, until, seconds: float = EVENT_WAIT_SECONDS):
-    """path 의 JSON 이 until(data) 를 만족할 때까지 다시 읽는다. 만족한 data 를 돌려준다."""
+    """path의 JSON이 until(data) 를 만족할 때까지 다시 읽는다. 만족한 data를 돌려준다."""
     deadline = time.monotonic() + seconds
     data = None
     while time.monotonic() < deadline:
@@ -120,8 +120,8 @@ def worker():
 
 
 def wait_until_flower_hears(flower: Flower, worker) -> None:
-    """Flower 가 그 워커의 이벤트(하트비트)를 받기 시작할 때까지 기다린다. 포트가 열린 것만으로는 모자란다:
-    이벤트를 받을 연결은 그 뒤에 맺어지고, 그 전에 난 이벤트는 Flower 에 오지 않는다."""
+    """Flower가 그 워커의 이벤트(하트비트)를 받기 시작할 때까지 기다린다. 포트가 열린 것만으로는 모자란다:
+    이벤트를 받을 연결은 그 뒤에 맺어지고, 그 전에 난 이벤트는 Flower에 오지 않는다."""
     poll_json(flower, "/api/workers?status=1", lambda data: data.get(worker.node) is True)
 
 
@@ -139,7 +139,7 @@ def test_readme_flower_command_listens_only_on_this_machine_at_5555():
 
 
 def readme_curl_path(part: str) -> str:
-    """README 의 curl 명령 중 part 가 든 것의 경로 (http://127.0.0.1:5555 뒤)."""
+    """README의 curl 명령 중 part가 든 것의 경로 (http://127.0.0.1:5555 뒤)."""
     urls = [c.removeprefix("curl ").strip('"') for c in commands(README) if c.startswith("curl ") and part in c]
     assert len(urls) == 1, urls
     assert urls[0].startswith("http://127.0.0.1:5555/")
@@ -148,7 +148,7 @@ def readme_curl_path(part: str) -> str:
 
 def test_flower_lists_the_running_worker_with_its_registered_tasks(worker):
     with flower_running(port=free_port()) as flower:
-        # Flower 는 켜질 때 워커들에게 한 번 물어 둔다: 그때 떠 있던 워커는 refresh=1 없이도 나온다.
+        # Flower는 켜질 때 워커들에게 한 번 물어 둔다: 그때 떠 있던 워커는 refresh=1 없이도 나온다.
         workers = poll_json(flower, "/api/workers", lambda data: worker.node in data)
         assert "practice00.tasks.add" in workers[worker.node]["registered"]
         workers = poll_json(flower, readme_curl_path("/api/workers"), lambda data: worker.node in data)
@@ -218,14 +218,14 @@ def test_without_the_env_var_the_api_is_refused_but_the_web_page_opens(worker):
 
 @pytest.mark.skipif("broker.server_major() < 4", reason="kombu 5.7 declares these queues for RabbitMQ 4.x")
 def test_no_queue_the_worker_and_flower_declare_is_transient_and_non_exclusive(flower, worker):
-    # README 의 서비스 절: Celery 5.7 은 원격 제어와 이벤트 큐를 exclusive 로 선언한다. durable 도 exclusive 도
-    # 아닌 큐는 RabbitMQ 4.3 이 아직 허용하지만 없어질 기능이다(test_services 가 deprecated-features 로 본다).
+    # README의 서비스 절: Celery 5.7은 원격 제어와 이벤트 큐를 exclusive로 선언한다. durable도 exclusive도
+    # 아닌 큐는 RabbitMQ 4.3이 아직 허용하지만 없어질 기능이다(test_services 가 deprecated-features 로 본다).
     wait_until_flower_hears(flower, worker)
     queues = broker.queues()
     names = [queue["name"] for queue in queues]
     assert "practice00" in names  # 작업 큐
     assert f"{worker.node}.celery.pidbox" in names  # 워커의 원격 제어 큐
-    assert any(name.startswith("celeryev.") for name in names)  # Flower 가 이벤트를 받는 큐
+    assert any(name.startswith("celeryev.") for name in names)  # Flower가 이벤트를 받는 큐
     transient = [queue["name"] for queue in queues if not queue["durable"] and not queue["exclusive"]]
     assert transient == []
     control = next(queue for queue in queues if queue["name"] == f"{worker.node}.celery.pidbox")

@@ -1,4 +1,4 @@
-"""README Flower 절의 `refresh=1`: Flower 는 켜질 때 한 번 워커들에게 물어 두고, refresh 없는 요청에는 그 답을 준다.
+"""README Flower 절의 `refresh=1`: Flower는 켜질 때 한 번 워커들에게 물어 두고, refresh 없는 요청에는 그 답을 준다.
 
 켜질 때 떠 있는 워커가 없어야 하는 테스트라, 모듈 범위의 워커를 띄워 두는 test_flower.py 와 다른 모듈에 둔다.
 """
@@ -21,7 +21,7 @@ def wait_for_output(flower, text: str, seconds: float = EVENT_WAIT_SECONDS) -> N
 
 def test_a_worker_started_after_flower_is_listed_only_with_refresh():
     with flower_running(port=free_port()) as flower:
-        # 켜질 때 물었지만 아무 워커도 답하지 않았다(Flower 가 그렇게 로그를 남긴다).
+        # 켜질 때 물었지만 아무 워커도 답하지 않았다(Flower가 그렇게 로그를 남긴다).
         wait_for_output(flower, "Inspect method registered failed")
         assert flower.get("/api/workers") == (200, b"{}")
         with worker_on_empty_queue("practice00") as worker:

@@ -1,4 +1,4 @@
-"""테스트 프로세스마다의 자리(playground/isolation.py): URL 을 어떻게 바꾸고, 다시 만들 때 무엇을 비우는가."""
+"""테스트 프로세스마다의 자리(playground/isolation.py): URL을 어떻게 바꾸고, 다시 만들 때 무엇을 비우는가."""
 
 from __future__ import annotations
 

@@ -59,13 +59,13 @@ def test_runner_runs_a_lesson_end_to_end_and_leaves_no_worker_behind():
     # 워커 로그와 call_tasks 출력이 한 터미널에, 접두사로 구분되어 나온다.
     node = re.search(r"^(worker-[0-9a-f]{6})\s+│ .*\1@\S+ ready\.", out, re.MULTILINE)
     assert node, out
-    assert re.search(r"^call_tasks\s+│ 모든 호출이 README 에 적힌 대로 동작했습니다\.", out, re.MULTILINE)
+    assert re.search(r"^call_tasks\s+│ 모든 호출이 README에 적힌 대로 동작했습니다\.", out, re.MULTILINE)
     assert re.search(rf"^{node.group(1)}\s+│ .*Task practice00\.tasks\.add\[.*\] succeeded", out, re.MULTILINE)
     assert "━━ practice00: 통과" in out
     assert live_processes_mentioning(f"--hostname={node.group(1)}@") == []
 
 
-# README '빠른 시작'의 실행기 인자 (test_readme 가 README 와 같은지 확인한다).
+# README '빠른 시작'의 실행기 인자 (test_readme 가 README와 같은지 확인한다).
 QUICK_START_ARGS = ("all",)
 
 
@@ -88,14 +88,14 @@ def test_runner_all_shows_every_lesson_as_one_block_in_order_and_leaves_no_worke
             assert re.search(rf"^{re.escape(tag)}\s*│ .*{re.escape(tag)}@\S+ ready\.", block, re.MULTILINE)
             assert re.search(rf"^{re.escape(tag)}\s*│ worker: Warm shutdown", block, re.MULTILINE)
     assert len(nodes_seen) == sum(len(needs_of(lesson).workers) for lesson in available_lessons())
-    # beat 를 적어 둔 실습은 그 블록 안에서 beat 가 뜨고(일정을 읽고) 보낸다.
+    # beat를 적어 둔 실습은 그 블록 안에서 beat가 뜨고(일정을 읽고) 보낸다.
     for lesson, block in zip(available_lessons(), blocks, strict=True):
         beat_started = re.search(r"^beat-\w+\s*│ .*beat: Starting\.\.\.", block, re.MULTILINE)
         assert bool(beat_started) == (needs_of(lesson).beat is not None), lesson
     assert "한 번에 2개씩" in run.stdout
     for tag in nodes_seen:
         assert live_processes_mentioning(f"--hostname={tag}@") == []
-    # beat 도 남지 않고, 실행기가 beat 마다 만든 일정 파일 폴더도 지워졌다(배너의 ". db -> …" 가 그 파일).
+    # beat도 남지 않고, 실행기가 beat마다 만든 일정 파일 폴더도 지워졌다(배너의 ". db -> …" 가 그 파일).
     schedules = re.findall(r"^beat-\w+\s*│\s+\. db -> (\S+)", run.stdout, re.MULTILINE)
     assert len(schedules) == sum(needs_of(lesson).beat is not None for lesson in available_lessons())
     for schedule in schedules:
@@ -111,9 +111,9 @@ def test_console_shows_lessons_in_order_whatever_order_their_lines_come_in():
     console.line("b", "b1")
     console.line("a", "a1")
     console.finish("c", "c done")
-    assert out.getvalue().splitlines() == ["━━ a " + "━" * 50, "a1"]  # a 만 곧바로, b 와 c 는 모아 둔다
+    assert out.getvalue().splitlines() == ["━━ a " + "━" * 50, "a1"]  # a만 곧바로, b와 c는 모아 둔다
     console.finish("a", "a done")
-    console.line("b", "b2")  # 이제 b 가 맨 앞: 곧바로 찍는다
+    console.line("b", "b2")  # 이제 b가 맨 앞: 곧바로 찍는다
     console.finish("b", "b done")
     console.line("a", "a late")  # 이미 보여 준 실습의 늦은 줄은 곧바로
     assert out.getvalue().splitlines() == [
@@ -186,7 +186,7 @@ def test_stop_ends_the_worker_and_its_pool_processes():
         assert len(pids) == 3  # 메인 프로세스 + prefork 자식 둘
     finally:
         code = worker.stop()
-    assert code == 0  # SIGTERM 으로 warm shutdown 했다
+    assert code == 0  # SIGTERM으로 warm shutdown 했다
     assert worker.pids() == set()
     assert "Warm shutdown" in worker.log
     assert live_processes_mentioning(f"--hostname={worker.name}@") == []
@@ -234,10 +234,10 @@ def test_one_at_a_time_the_next_lessons_worker_starts_early_and_the_last_ones_st
     console = RecordingConsole()
     outcomes = run_lessons(["practice00", "practice03"], console, jobs=1)
     assert [o.ok for o in outcomes] == [True, True]
-    # practice03 의 워커는 practice00 의 call_tasks 가 끝나기 전에 이미 떠 있었다.
+    # practice03의 워커는 practice00의 call_tasks 가 끝나기 전에 이미 떠 있었다.
     assert console.first("practice03", r"ready\.") < console.last("practice00", r"^call_tasks")
     assert console.first("practice03", r"^call_tasks") > console.last("practice00", r"^call_tasks")  # 하나씩
-    # practice00 의 워커는 practice03 이 도는 동안 멈췄다.
+    # practice00의 워커는 practice03이 도는 동안 멈췄다.
     assert console.first("practice00", r"Warm shutdown") < console.last("practice03", r"^call_tasks")
 
 
@@ -249,7 +249,7 @@ def test_two_at_a_time_two_lessons_call_tasks_overlap():
 
 
 def _descendants(pid: int) -> set[int]:
-    """pid 의 자손 프로세스들(살아 있는 것). 워커는 새 세션으로 뜨지만 부모-자식 관계는 그대로다."""
+    """pid의 자손 프로세스들(살아 있는 것). 워커는 새 세션으로 뜨지만 부모-자식 관계는 그대로다."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -277,7 +277,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_sigterm_stops_the_runner_and_everything_it_started():
-    # practice07 의 2단계: 실행기의 워커와 beat, call_tasks, 그리고 call_tasks 가 띄운 두 번째 beat 가 모두 돈다.
+    # practice07의 2단계: 실행기의 워커와 beat, call_tasks, 그리고 call_tasks 가 띄운 두 번째 beat가 모두 돈다.
     runner = subprocess.Popen(
         [sys.executable, "-m", "playground", "practice07"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -285,7 +285,7 @@ def test_sigterm_stops_the_runner_and_everything_it_started():
     output = []
     for line in runner.stdout:
         output.append(line)
-        if "beat 를 하나 더 띄웠다" in line:
+        if "beat를 하나 더 띄웠다" in line:
             break
     started = _descendants(runner.pid)
     assert len(started) >= 4, "".join(output)  # 워커(와 풀 자식), beat, call_tasks, 두 번째 beat

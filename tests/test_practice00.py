@@ -1,4 +1,4 @@
-"""practice00 README 절의 주장 하나하나를 진짜 워커와 PostgreSQL 결과 백엔드로 확인한다."""
+"""practice00 README 절의 주장 하나하나를 실제 워커와 PostgreSQL 결과 백엔드로 확인한다."""
 
 from __future__ import annotations
 
@@ -167,8 +167,8 @@ def test_get_without_a_timeout_keeps_waiting():
     assert "returned" not in out
 
 
-# 첫 조회가 곧바로 끝나야 0.2초 작업이 아직 PENDING 으로 보인다. 코어 둘이 바쁘면 첫 조회(연결 + SELECT)가
-# 0.3초 걸려 그 사이 작업이 끝나 버린다(CI 에서 0.298초에 돌려받았다): 혼자 잰다.
+# 첫 조회가 곧바로 끝나야 0.2초 작업이 아직 PENDING으로 보인다. 코어 둘이 바쁘면 첫 조회(연결 + SELECT)가
+# 0.3초 걸려 그 사이 작업이 끝나 버린다(CI에서 0.298초에 돌려받았다): 혼자 잰다.
 @pytest.mark.alone
 def test_database_backend_get_polls_every_half_second(worker):
     # 0.2초짜리 작업: 첫 조회(거의 즉시)에는 아직 PENDING, 다음 조회는 0.5초 뒤다.
@@ -183,7 +183,7 @@ def test_database_backend_get_polls_every_half_second(worker):
 
 
 # 조회 횟수는 조회 하나가 걸리는 시간에 달려 있다. 바쁜 기계에서는 조회가 느려 interval=0.1 의 횟수가 줄어든다
-# (CI 에서 5번 대 3번): 혼자 잰다.
+# (CI에서 5번 대 3번): 혼자 잰다.
 @pytest.mark.alone
 def test_get_interval_sets_how_often_the_database_backend_reads_the_table(worker):
     def reads_during_get(**options):
@@ -266,7 +266,7 @@ def test_call_tasks_gives_every_get_interval_0_1():
 
 def test_get_timeout_counts_only_the_sleeps_between_reads_not_the_reads():
     # README: 데이터베이스 백엔드의 get(timeout=…) 은 조회 사이에 쉰 시간만 센다. 조회마다 0.1초씩 늦춰 보면
-    # (느린 데이터베이스처럼), 기다린 시간은 timeout 에 조회 시간들을 더한 만큼이다.
+    # (느린 데이터베이스처럼), 기다린 시간은 timeout에 조회 시간들을 더한 만큼이다.
     slow_read, timeout, interval = 0.1, 1.0, 0.1
     reads = []
 
@@ -329,7 +329,7 @@ def test_the_readme_query_on_celery_taskmeta_runs(worker, results_db):
     result = add.delay(20, 22)
     result.get(timeout=WAIT)
     rows = results_db.execute(sqlalchemy.text(query)).mappings().all()
-    # 방금 끝난 작업이 맨 위에 온다(끝나지 않은 RETRY 같은 행은 date_done 이 비어 있어 NULLS LAST 로 뒤에 간다)
+    # 방금 끝난 작업이 맨 위에 온다(끝나지 않은 RETRY 같은 행은 date_done 이 비어 있어 NULLS LAST로 뒤에 간다)
     assert {"task_id": result.id, "status": "SUCCESS", "result": "42"}.items() <= rows[0].items()
 
 
@@ -355,16 +355,16 @@ def test_the_readme_psql_command_runs_without_docker(worker):
 def test_call_tasks_runs_the_whole_scenario(worker):
     run = run_call_tasks("practice00", timeout=60)
     assert run.returncode == 0, run.output
-    assert_samples_match("practice00", run.output)  # README 의 출력 예시가 곧 이 출력이다
+    assert_samples_match("practice00", run.output)  # README의 출력 예시가 곧 이 출력이다
     out = run.output
     assert re.findall(r"^\[(\d+)\. ", out, re.MULTILINE) == ["1", "2", "3", "4", "5"]  # 다섯 단계
     assert re.search(r"AsyncResult\('[0-9a-f-]{36}'\)\.state → 'PENDING'", out)
     assert "!!" not in out
-    assert out.rstrip().endswith("모든 호출이 README 에 적힌 대로 동작했습니다.")
+    assert out.rstrip().endswith("모든 호출이 README에 적힌 대로 동작했습니다.")
 
 
 def _log_time(worker, pattern: str) -> float:
-    """워커 로그에서 pattern 이 있는 줄의 시각(초). 그 줄이 아직 안 나왔으면 잠깐 기다린다."""
+    """워커 로그에서 pattern이 있는 줄의 시각(초). 그 줄이 아직 안 나왔으면 잠깐 기다린다."""
     match = worker.wait_for_log(r"(?m)^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): [^\n]*" + pattern, 5)
     return datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
@@ -382,7 +382,7 @@ def test_a_pickle_message_is_refused_and_only_a_timeout_ends_the_wait(worker, re
     result = add.apply_async((1, 2), serializer="pickle")
     worker.wait_for_log(r"Refusing to deserialize untrusted content of type pickle", WAIT)
     with pytest.raises(CeleryTimeoutError):
-        result.get(timeout=1)  # 워커는 결과를 남기지 않는다: timeout 이 없으면 영원히 기다린다
+        result.get(timeout=1)  # 워커는 결과를 남기지 않는다: timeout이 없으면 영원히 기다린다
     assert result.state == "PENDING"
     assert _rows(results_db, result.id) == []
     assert f"{result.id}] received" not in worker.log
@@ -403,4 +403,4 @@ def test_json_only_is_celerys_default_and_every_lesson_app_keeps_it():
     assert serializers(Celery("defaults", set_as_current=False).conf) == json_only
     for lesson in available_lessons():
         assert serializers(importlib.import_module(f"{lesson}.tasks").app.conf) == json_only, lesson
-    assert set(json_only) <= set(app.conf.changes)  # practice00 은 세 줄을 보이게 적는다
+    assert set(json_only) <= set(app.conf.changes)  # practice00은 세 줄을 보이게 적는다

@@ -53,7 +53,7 @@ def test_the_readme_worker_command_as_written_gives_the_readme_output(lesson):
         run = run_call_tasks(lesson, timeout=CALL_TASKS_SECONDS)
     assert run.returncode == 0, run.output
     assert_samples_match(lesson, run.output)
-    assert run.output.rstrip().endswith("모든 호출이 README 에 적힌 대로 동작했습니다.")
+    assert run.output.rstrip().endswith("모든 호출이 README에 적힌 대로 동작했습니다.")
     # practice01 README: prefork가 워커의 기본 풀이다(--pool 을 주지 않았다). 풀 프로세스는 CPU 수만큼이다.
     assert banner_pool(worker) == (os.cpu_count(), "prefork")
 

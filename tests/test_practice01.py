@@ -1,4 +1,4 @@
-"""practice01 README 절: 하드/소프트 시간 제한을 진짜 prefork 워커(와 solo, threads 워커)로 확인한다."""
+"""practice01 README 절: 하드/소프트 시간 제한을 실제 prefork 워커(와 solo, threads 워커)로 확인한다."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def worker():
 
 
 def full_pool(worker):
-    """하드 제한에 걸린 풀 프로세스가 모두 SIGKILL 로 끝나고(앞 테스트나 call_tasks 의 것까지), 풀이 메인 프로세스 +
+    """하드 제한에 걸린 풀 프로세스가 모두 SIGKILL로 끝나고(앞 테스트나 call_tasks 의 것까지), 풀이 메인 프로세스 +
     concurrency 개로 돌아올 때까지 기다린 뒤 그 pid 들을 돌려준다."""
     deadline = time.monotonic() + 5
 
@@ -54,9 +54,9 @@ def full_pool(worker):
 
 
 def wait_for_kill(worker, task_id):
-    """task_id 의 하드 제한 뒤에 SIGKILL 로 끝난 풀 프로세스가 로그에 찍힐 때까지 기다리고 그 pid 를 돌려준다.
+    """task_id 의 하드 제한 뒤에 SIGKILL로 끝난 풀 프로세스가 로그에 찍힐 때까지 기다리고 그 pid를 돌려준다.
 
-    FAILURE 는 제한 시각에 곧바로 기록되고 프로세스는 그 뒤에 죽으므로, 작업이 남긴 흔적은 이다음에 읽는다.
+    FAILURE는 제한 시각에 곧바로 기록되고 프로세스는 그 뒤에 죽으므로, 작업이 남긴 흔적은 이다음에 읽는다.
     """
     limit = worker.wait_for_log(rf"Hard time limit \(\d+s\) exceeded for \S+\[{task_id}\]", 5)
     deadline = time.monotonic() + 5
@@ -83,7 +83,7 @@ def test_hard_limit_marks_the_task_failed_with_time_limit_exceeded(worker):
         rf"Hard time limit \({HARD_LIMIT}s\) exceeded for practice01\.tasks\.hard_limited\[{result.id}\]", 5
     )
     assert line
-    # 그 풀 프로세스가 SIGKILL 로 끝나는 것까지 기다린다: 바쁜 기계에서는 그 줄이 다음 테스트의 하드 제한 뒤에
+    # 그 풀 프로세스가 SIGKILL로 끝나는 것까지 기다린다: 바쁜 기계에서는 그 줄이 다음 테스트의 하드 제한 뒤에
     # 찍혀, 다음 테스트가 남의 프로세스를 자기 것으로 읽을 수 있다.
     wait_for_kill(worker, result.id)
 
@@ -94,7 +94,7 @@ def test_hard_limit_terminates_the_pool_process_cleanup_starts_but_does_not_fini
     killed = wait_for_kill(worker, result.id)
     started, *rest = notes_of(run_id)
     assert int(re.fullmatch(r"시작 \(pid (\d+)\)", started).group(1)) == killed
-    assert rest == ["finally 시작"]  # SIGTERM 으로 finally 에 들어갔지만, SIGKILL 이 먼저 왔다
+    assert rest == ["finally 시작"]  # SIGTERM으로 finally에 들어갔지만, SIGKILL이 먼저 왔다
 
 
 def test_the_pool_replaces_a_killed_process_and_keeps_serving(worker):
@@ -109,11 +109,11 @@ def test_the_pool_replaces_a_killed_process_and_keeps_serving(worker):
     assert pids <= worker.pids()
 
 
-# 손으로 보내는 SIGUSR1 이 2초 하드 제한보다 먼저 닿아야 한다. 코어 둘이 다른 테스트로 바쁘면 작업 시작, 기록,
-# 신호, 정리가 2초를 넘겨 하드 제한이 먼저 올 수 있다(CI 에서 그 풀 프로세스가 나중에 SIGKILL 로 바뀌었다): 혼자 돈다.
+# 직접 보내는 SIGUSR1이 2초 하드 제한보다 먼저 닿아야 한다. 코어 둘이 다른 테스트로 바쁘면 작업 시작, 기록,
+# 신호, 정리가 2초를 넘겨 하드 제한이 먼저 올 수 있다(CI에서 그 풀 프로세스가 나중에 SIGKILL로 바뀌었다): 혼자 돈다.
 @pytest.mark.alone
 def test_the_soft_limit_is_a_sigusr1_signal_raised_as_an_exception_inside_the_task(worker):
-    # 소프트 제한이 하는 일을 손으로: 작업을 돌리는 풀 프로세스에 SIGUSR1 을 보낸다(우리가 띄운 워커의 자식이다).
+    # 소프트 제한이 하는 일을 직접: 작업을 돌리는 풀 프로세스에 SIGUSR1을 보낸다(우리가 띄운 워커의 자식이다).
     result, run_id = send(hard_limited)
     deadline = time.monotonic() + WAIT
     while not notes_of(run_id) and time.monotonic() < deadline:
@@ -178,7 +178,7 @@ def test_limits_given_to_apply_async_are_not_checked(worker):
 def test_call_tasks_shows_every_outcome_from_the_callers_side(worker):
     run = run_call_tasks("practice01", timeout=60)
     assert run.returncode == 0, run.output
-    assert_samples_match("practice01", run.output)  # README 의 출력 예시가 곧 이 출력이다
+    assert_samples_match("practice01", run.output)  # README의 출력 예시가 곧 이 출력이다
     out = run.output
     # 제한 없는 작업, 하드 제한, 다음 작업, 소프트 제한과 정리, 여유보다 긴 정리, 잘못된 설정의 여섯 단계
     assert re.findall(r"^\[(\d+)\. ", out, re.MULTILINE) == ["1", "2", "3", "4", "5", "6"]
@@ -190,4 +190,4 @@ def test_call_tasks_shows_every_outcome_from_the_callers_side(worker):
     assert re.search(r"'cleaned_up': True", out)
     assert "misconfigured.delay() → ValueError('soft_time_limit must be less than or equal to time_limit')" in out
     assert "!!" not in out
-    assert out.rstrip().endswith("모든 호출이 README 에 적힌 대로 동작했습니다.")
+    assert out.rstrip().endswith("모든 호출이 README에 적힌 대로 동작했습니다.")

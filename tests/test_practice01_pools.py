@@ -1,6 +1,6 @@
-"""practice01 README 절의 경고: solo 와 threads 풀은 시간 제한을 조용히 무시하고, gevent 는 하드 제한만 지킨다.
+"""practice01 README 절의 경고: solo와 threads 풀은 시간 제한을 조용히 무시하고, gevent는 하드 제한만 지킨다.
 
-practice01 의 prefork 워커가 같은 큐를 소비하지 않도록 test_practice01.py 와 다른 모듈에 둔다. README의 solo 명령을
+practice01의 prefork 워커가 같은 큐를 소비하지 않도록 test_practice01.py 와 다른 모듈에 둔다. README의 solo 명령을
 그대로 띄워 call_tasks 를 돌리는 테스트는 tests/test_practice00_02_readme_workers.py 에 있다.
 """
 
@@ -41,7 +41,7 @@ def test_gevent_enforces_the_hard_limit_inside_the_task_and_ignores_the_soft_one
             soft.get(timeout=WAIT)
         log = worker.log
     assert hard.state == soft.state == "FAILURE"
-    # gevent.Timeout 은 작업 안에서 일어나는 예외라 finally 가 끝까지 돈다(prefork 는 프로세스를 죽인다).
+    # gevent.Timeout 은 작업 안에서 일어나는 예외라 finally가 끝까지 돈다(prefork는 프로세스를 죽인다).
     assert notes_of(hard_id)[1:] == ["finally 시작", "finally 끝"]
     assert "Soft time limit" not in log
     assert f"Hard time limit ({HARD_LIMIT}s) exceeded for practice01.tasks.batch_with_cleanup[{soft.id}]" in log

@@ -1,4 +1,4 @@
-"""practice02 README 절: chain, 서명, 단계별 id, 실패한 chain, 다시 쓴 id 를 진짜 워커로 확인한다."""
+"""practice02 README 절: chain, 시그니처, 단계별 id, 실패한 chain, 다시 쓴 id를 실제 워커로 확인한다."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_a_signature_holds_a_call_without_sending_it(worker):
     signature = add.s(1, 2)
     assert isinstance(signature, Signature)
     assert (signature.task, tuple(signature.args)) == ("practice02.tasks.add", (1, 2))
-    assert signature.id is None  # 보낸 적이 없으니 id 도 없다
+    assert signature.id is None  # 보낸 적이 없으니 id도 없다
     assert signature.delay().get(timeout=WAIT) == 3.0
 
 
@@ -114,11 +114,11 @@ def test_the_database_backend_also_keeps_the_first_success_of_a_reused_id(result
 def test_call_tasks_shows_every_step(worker):
     run = run_call_tasks("practice02", timeout=60)
     assert run.returncode == 0, run.output
-    assert_samples_match("practice02", run.output)  # README 의 출력 예시가 곧 이 출력이다
+    assert_samples_match("practice02", run.output)  # README의 출력 예시가 곧 이 출력이다
     out = run.output
     assert "add.s(1, 2) → practice02.tasks.add(1, 2)   (Signature" in out
     assert re.search(r"multiply\(·, 3\)\s+id=[0-9a-f]{8}…  → 9\.0", out)
-    assert "→ 100.0   (3.0 은 넘겨받지 않았다)" in out
+    assert "→ 100.0   (3.0은 넘겨받지 않았다)" in out
     assert re.search(r"subtract\(·, 2\)\s+state=FAILURE", out)
     assert "!!" not in out
-    assert out.rstrip().endswith("모든 호출이 README 에 적힌 대로 동작했습니다.")
+    assert out.rstrip().endswith("모든 호출이 README에 적힌 대로 동작했습니다.")

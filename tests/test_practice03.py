@@ -1,4 +1,4 @@
-"""practice03 README 절: group, chord, 백엔드마다 다른 chord 의 끝맺음, rpc:// 의 거절, 벤치마크."""
+"""practice03 README 절: group, chord, 백엔드마다 다른 chord의 끝맺음, rpc:// 의 거절, 벤치마크."""
 
 from __future__ import annotations
 
@@ -72,8 +72,8 @@ def test_redis_finishes_a_chord_without_chord_unlock_counting_results_in_a_sorte
     assert "chord_unlock" not in worker.log
 
 
-# README 의 '늦어도 약 1초'는 chord_unlock 의 1초 간격에 작업 하나의 실행 시간을 더한 것이다. 병렬 테스트가
-# 코어 둘을 다 쓰는 동안에는 그 실행 시간이 길어져 1.1초를 넘을 수 있다(1125.8 ms 를 보았다): 혼자 잰다.
+# README의 '늦어도 약 1초'는 chord_unlock 의 1초 간격에 작업 하나의 실행 시간을 더한 것이다. 병렬 테스트가
+# 코어 둘을 다 쓰는 동안에는 그 실행 시간이 길어져 1.1초를 넘을 수 있다(1125.8 ms를 보았다): 혼자 잰다.
 @pytest.mark.alone
 def test_postgres_finishes_a_chord_with_chord_unlock_retrying_every_second():
     with running(Worker("practice03", env=POSTGRES, extra_args=["--purge"])) as (pg_worker,):
@@ -97,13 +97,13 @@ def test_rpc_backend_refuses_a_chord_before_sending_anything():
     assert queue_counts(queue) == before  # 큐가 없었으면 여전히 없고, 있었으면 메시지 수가 그대로다
 
 
-REDIS_CALLBACK_BOUND_MS = 250  # README 의 표: Redis 는 몇 밀리초. chord_unlock 의 1초 주기보다 한참 짧으면 된다
+REDIS_CALLBACK_BOUND_MS = 250  # README의 표: Redis는 몇 밀리초. chord_unlock 의 1초 주기보다 한참 짧으면 된다
 
 
 def test_call_tasks_prints_orders_and_the_callback_delay(worker):
     run = run_call_tasks("practice03", timeout=60)
     assert run.returncode == 0, run.output
-    assert_samples_match("practice03", run.output)  # README 의 출력 예시가 곧 이 출력이다
+    assert_samples_match("practice03", run.output)  # README의 출력 예시가 곧 이 출력이다
     out = run.output
     assert re.search(r"끝난 순서는 \[\d, \d, \d, 1\]", out)
     delay_ms = float(re.search(r"콜백이 시작하기까지: ([\d.]+) ms", out).group(1))

@@ -1,4 +1,4 @@
-"""practice04 README 절: self.retry() 와 autoretry_for 를 진짜 워커와 Redis 결과 백엔드로 확인한다."""
+"""practice04 README 절: self.retry() 와 autoretry_for 를 실제 워커와 Redis 결과 백엔드로 확인한다."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from tests.readme import assert_samples_match
 
 STATE_WAIT = 5
 WAIT = 20
-EARLY = 0.05  # countdown 은 "그 전에는 아님": 간격은 이보다 더 짧아질 수 없다(시계 오차만큼의 여유)
+EARLY = 0.05  # countdown은 "그 전에는 아님": 간격은 이보다 더 짧아질 수 없다(시계 오차만큼의 여유)
 INSPECT_DEFAULT_TIMEOUT = 1.0  # README: inspect의 timeout 기본값
 JITTER_RUNS = 4  # jitter가 켜져 있으면 이 중 적어도 한 작업의 간격이 백오프 값보다 짧다(모두 꽉 찰 확률은 (1/18)**4)
 
@@ -101,7 +101,7 @@ def test_a_task_waiting_to_retry_is_held_by_the_worker_not_by_a_pool_process(wor
     scheduled = {entry["request"]["id"] for entry in inspect.scheduled()[worker.node]}
     ids = {r.id for r in waiting}
     assert not ids & active  # 풀 프로세스는 아무도 이 작업들을 돌리고 있지 않다
-    assert ids <= scheduled  # 워커의 메인 프로세스가 eta 까지 쥐고 있다
+    assert ids <= scheduled  # 워커의 메인 프로세스가 eta까지 쥐고 있다
     for r in waiting:
         r.revoke()  # 이 워커가 180초 뒤 다시 실행하지 않게
 
@@ -238,13 +238,13 @@ def test_the_trap_retry_falls_due_long_after_the_expiry_it_inherits_so_it_never_
 def test_call_tasks_shows_attempts_spacing_and_outcomes(worker):
     run = run_call_tasks("practice04", timeout=90)
     assert run.returncode == 0, run.output
-    assert_samples_match("practice04", run.output)  # README 의 출력 예시가 곧 이 출력이다
+    assert_samples_match("practice04", run.output)  # README의 출력 예시가 곧 이 출력이다
     out = run.output
     assert "flaky_result.state → 'RETRY'\n    flaky_result.info → ConnectionError('일시적 오류 (retries=0)')" in out
     assert re.search(r"auto_retrying_with_jitter 의 간격: \[[0-2], [0-2], [0-2]\]초", out)
     assert re.search(r"다음 시도 eta=\S+ \(지금부터 약 1[78]\d초 뒤\)", out)
     assert "!!" not in out
-    assert out.rstrip().endswith("모든 호출이 README 에 적힌 대로 동작했습니다.")
+    assert out.rstrip().endswith("모든 호출이 README에 적힌 대로 동작했습니다.")
 
 
 def _scheduled_eta(task_id):

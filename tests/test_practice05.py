@@ -56,7 +56,7 @@ def workers():
 )
 def test_each_task_runs_on_the_worker_of_its_queue(workers, call, queue):
     place = call().get(timeout=WAIT)
-    # Celery 는 direct 큐로 보낼 때 기본 exchange("")에 큐 이름을 routing key 로 써서 보낸다
+    # Celery는 direct 큐로 보낼 때 기본 exchange("")에 큐 이름을 routing key로 써서 보낸다
     assert (place["exchange"], place["routing_key"]) == ("", queue)
     assert worker_kind(place) == f"worker-{queue}"
     assert place["worker"].startswith(workers[queue].name + "@")
@@ -105,7 +105,7 @@ def test_the_lessons_queues_each_have_their_own_binding(workers):
     bindings = broker.bindings()
     assert ("high", "high", "high") in bindings
     assert ("low", "low", "low") in bindings
-    assert not [b for b in bindings if b[0] == "low" and b[1] == "high"]  # low exchange 는 high 큐로 가지 않는다
+    assert not [b for b in bindings if b[0] == "low" and b[1] == "high"]  # low exchange는 high 큐로 가지 않는다
     # exchange 자리가 빈 줄: 기본 exchange가 큐마다 하나씩, 그 큐의 이름을 키로 묶는다
     assert ("", "high", "high") in bindings
     assert ("", "low", "low") in bindings
@@ -124,8 +124,8 @@ def test_a_queue_declared_without_an_exchange_shares_the_default_queues_exchange
             for queue in probe.amqp.queues.values():
                 queue(channel).declare()
             named = {b for b in broker.bindings() if b[0] and tag in b[1]}  # 기본 exchange("") 의 바인딩은 뺀다
-            assert named == {(low, high, low), (low, low, low)}  # high 큐도 exchange low 에 키 low 로 묶였다
-            # 그 exchange 로 보낸 메시지 하나가 두 큐에 모두 들어간다
+            assert named == {(low, high, low), (low, low, low)}  # high 큐도 exchange low에 키 low로 묶였다
+            # 그 exchange로 보낸 메시지 하나가 두 큐에 모두 들어간다
             producer = conn.Producer(channel=channel, serializer="json")
             producer.publish({"hello": "both"}, exchange=Exchange(low, type="direct"), routing_key=low)
             assert (queue_counts(high)[0], queue_counts(low)[0]) == (1, 1)
@@ -268,7 +268,7 @@ def test_the_queue_decorator_option_is_deprecated_and_the_lesson_does_not_use_it
 def test_call_tasks_with_two_live_workers(workers):
     run = run_call_tasks("practice05", timeout=90)
     assert run.returncode == 0, run.output
-    assert_samples_match("practice05", run.output)  # README 의 출력 예시가 곧 이 출력이다
+    assert_samples_match("practice05", run.output)  # README의 출력 예시가 곧 이 출력이다
     out = run.output
     assert "Deprecat" not in out
     assert "Deprecat" not in workers["high"].log + workers["low"].log
@@ -368,8 +368,8 @@ def test_prefetch_defaults_and_the_lessons_setting():
 
 @pytest.mark.skipif("broker.server_major() < 4", reason="RabbitMQ 4.x behaviour; this broker is older")
 def test_on_rabbitmq_4_the_consumers_list_shows_prefetch_per_consumer(workers):
-    # README 서비스 절: 관리 UI 의 Consumers 목록에 소비자마다 prefetch 가 적힌다(이 실습의 워커는 1).
-    # 관리 API 의 통계는 몇 초마다 모인다(collect_statistics_interval, 기본 5초): 소비자가 보일 때까지 다시 묻는다.
+    # README 서비스 절: 관리 UI의 Consumers 목록에 소비자마다 prefetch가 적힌다(이 실습의 워커는 1).
+    # 관리 API의 통계는 몇 초마다 모인다(collect_statistics_interval, 기본 5초): 소비자가 보일 때까지 다시 묻는다.
     deadline = time.monotonic() + MANAGEMENT_STATS_SECONDS
     while True:
         consumers = broker.management("GET", f"consumers/{broker.quoted(broker.vhost())}")

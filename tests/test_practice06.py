@@ -109,7 +109,7 @@ def test_celery_call_reaches_the_task_by_name(worker):
 def test_call_tasks_output(worker):
     run = run_call_tasks("practice06", timeout=60)
     assert run.returncode == 0, run.output
-    assert_samples_match("practice06", run.output)  # README 의 출력 예시가 곧 이 출력이다
+    assert_samples_match("practice06", run.output)  # README의 출력 예시가 곧 이 출력이다
     out = run.output
     assert re.search(r"send_task\('email\.send_welcom', \.\.\.\)\.get\(\) → [\d.]+초 뒤 NotRegistered", out)
     assert "!!" not in out
@@ -173,7 +173,7 @@ def test_a_json_message_published_over_http_runs_the_task(worker):
 
 
 def test_a_plain_json_message_without_celery_on_the_sending_side_runs_the_task(worker):
-    """파이썬 Celery 없이도: Celery 메시지 형식(프로토콜 2)의 JSON 을 큐에 넣으면 워커가 실행한다."""
+    """파이썬 Celery 없이도: Celery 메시지 형식(프로토콜 2)의 JSON을 큐에 넣으면 워커가 실행한다."""
     task_id = str(uuid.uuid4())
     body = [[7], {}, {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]
     with Connection(global_config.RABBITMQ_URL) as conn:
@@ -191,7 +191,7 @@ def test_an_unregistered_message_is_dropped_not_requeued(worker, client):
     time.sleep(0.2)  # 그 메시지에 대한 로그가 다 찍히도록
     mentions = worker.log.count(result.id)
     time.sleep(1)
-    assert worker.log.count(result.id) == mentions  # 다시 배달되었다면 같은 id 가 또 찍혔을 것이다
+    assert worker.log.count(result.id) == mentions  # 다시 배달되었다면 같은 id가 또 찍혔을 것이다
 
 
 def test_the_callers_inspect_window_is_the_wait_tasks_py_declares():

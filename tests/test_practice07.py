@@ -1,4 +1,4 @@
-"""practice07 README: beat 가 보내고 워커가 실행한다, beat 둘의 중복, 놓친 실행, expires, 결과 정리, worker -B."""
+"""practice07 README: beat가 보내고 워커가 실행한다, beat 둘의 중복, 놓친 실행, expires, 결과 정리, worker -B."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_the_lesson_declares_a_worker_and_a_beat():
 def test_call_tasks_runs_the_whole_scenario(worker_and_beat):
     run = run_call_tasks("practice07", timeout=CALL_TIMEOUT_SECONDS)
     assert run.returncode == 0, run.output
-    assert_samples_match("practice07", run.output)  # README 의 출력 예시가 곧 이 출력이다
+    assert_samples_match("practice07", run.output)  # README의 출력 예시가 곧 이 출력이다
     assert "!!" not in run.output
     worker, beat = worker_and_beat
     assert "Discarding revoked task: practice07.tasks.add[" in worker.log
@@ -62,7 +62,7 @@ def _ticks_per_second(task_name: str) -> float:
 
 
 def test_two_beats_sharing_one_schedule_file_still_send_everything_twice(tmp_path):
-    # 일정 파일(-s)은 두 번째 beat 를 막지 않는다(Python 3.13 의 shelve 는 파일을 잠그지 않는다).
+    # 일정 파일(-s)은 두 번째 beat를 막지 않는다(Python 3.13의 shelve는 파일을 잠그지 않는다).
     purge("practice07")
     shared = str(tmp_path / "celerybeat-schedule")
     with running(Worker("practice07"), Beat("practice07", schedule=shared), Beat("practice07", schedule=shared)) as (
@@ -78,7 +78,7 @@ def test_two_beats_sharing_one_schedule_file_still_send_everything_twice(tmp_pat
 
 
 def _schedule_with_last_runs(path: str, last_runs: dict[str, timedelta], on: Celery = app) -> None:
-    """path 에 beat 의 일정 파일을 만들고, 항목마다 마지막 실행을 그만큼 전으로 적는다(beat 가 멈춰 있던 것처럼)."""
+    """path에 beat의 일정 파일을 만들고, 항목마다 마지막 실행을 그만큼 전으로 적는다(beat가 멈춰 있던 것처럼)."""
     scheduler = PersistentScheduler(app=on, schedule_filename=path, lazy=False)
     for name, ago in last_runs.items():
         scheduler.schedule[name].last_run_at = scheduler.app.now() - ago
@@ -100,7 +100,7 @@ def test_a_beat_that_was_stopped_runs_each_missed_entry_once_at_start(tmp_path):
 
 
 def _log_times(log: str, *texts: str) -> list[datetime]:
-    """로그에서 texts 를 모두 담은 줄들의 시각."""
+    """로그에서 texts를 모두 담은 줄들의 시각."""
     return [
         datetime.strptime(when, "%Y-%m-%d %H:%M:%S,%f")
         for when, line in LOG_TIME.findall(log)
@@ -122,7 +122,7 @@ def test_a_new_entry_is_first_sent_one_interval_after_start_and_a_lost_file_mean
 
 
 def test_a_timezone_change_resets_the_schedule_file_so_a_missed_crontab_run_is_not_sent(tmp_path):
-    # 같은 일정 파일이라도 timezone(또는 enable_utc)이 바뀌면 beat 가 저장된 일정을 비운다: 사흘 전의 지난 실행도
+    # 같은 일정 파일이라도 timezone(또는 enable_utc)이 바뀌면 beat가 저장된 일정을 비운다: 사흘 전의 지난 실행도
     # 함께 사라지므로, 놓친 crontab 실행을 보내지 않는다.
     path = str(tmp_path / "celerybeat-schedule")
     utc_app = Celery("practice07", set_as_current=False)
@@ -136,7 +136,7 @@ def test_a_timezone_change_resets_the_schedule_file_so_a_missed_crontab_run_is_n
 
 
 def test_stopping_beat_and_starting_it_again_sends_each_entry_once_then_on_its_interval(tmp_path):
-    # 직접 해 보기의 첫 항목: beat 를 Ctrl-C 로 멈췄다가 몇 초 뒤 다시 띄운다. 멈춘 사이의 tick 은 몰아서 오지 않는다.
+    # 직접 해 보기의 첫 항목: beat를 Ctrl-C 로 멈췄다가 몇 초 뒤 다시 띄운다. 멈춘 사이의 tick은 몰아서 오지 않는다.
     path = str(tmp_path / "celerybeat-schedule")
     with running(Beat("practice07", schedule=path)) as (first,):
         first.wait_for_log("Sending due task tick-every-second", WAIT)
@@ -171,8 +171,8 @@ def test_beat_adds_backend_cleanup_daily_at_four_for_the_database_backend(tmp_pa
     scheduler.close()
     assert entry.task == "celery.backend_cleanup"
     assert entry.schedule == crontab("0", "4", "*")
-    assert entry.options["expires"] == 12 * 3600  # Celery 도 자기 항목에 expires 를 단다
-    assert "celery.backend_cleanup" not in app.conf.beat_schedule  # 적지 않아도 beat 가 더한다
+    assert entry.options["expires"] == 12 * 3600  # Celery도 자기 항목에 expires를 단다
+    assert "celery.backend_cleanup" not in app.conf.beat_schedule  # 적지 않아도 beat가 더한다
     # 결과를 스스로 만료시키는 백엔드(Redis: 키마다 TTL)에는 더하지 않는다.
     redis_app = Celery("practice07", backend=global_config.REDIS_URL, set_as_current=False)
     scheduler = PersistentScheduler(app=redis_app, schedule_filename=str(tmp_path / "r"), lazy=False)
@@ -211,8 +211,8 @@ def test_backend_cleanup_deletes_old_rows_whatever_their_state_and_never_rows_wi
 
 
 def test_on_the_redis_broker_the_worker_discards_a_message_that_expired_in_the_queue():
-    # Redis 브로커에는 메시지별 TTL 이 없다(kombu 는 expiration 을 무시한다). 만료된 메시지는 큐에 남아 있다가, 받은
-    # 워커가 revoked 로 버린다. practice12 의 Redis 브로커 앱으로 본다.
+    # Redis 브로커에는 메시지별 TTL이 없다(kombu는 expiration을 무시한다). 만료된 메시지는 큐에 남아 있다가, 받은
+    # 워커가 revoked로 버린다. practice12의 Redis 브로커 앱으로 본다.
     from practice12.redis_tasks import app as redis_app
     from practice12.redis_tasks import note
 
@@ -239,7 +239,7 @@ def test_the_redis_backend_sets_a_ttl_on_each_result_key_instead(expires, ttl):
 
 
 def test_worker_dash_b_runs_beat_inside_the_worker(tmp_path):
-    # 개발용: 워커 하나가 beat 도 돌린다(README 의 한 줄). 운영에서는 beat 를 따로 하나만.
+    # 개발용: 워커 하나가 beat도 돌린다(README의 한 줄). 운영에서는 beat를 따로 하나만.
     purge("practice07")
     embedded = Worker("practice07", extra_args=["-B", f"--schedule={tmp_path / 'celerybeat-schedule'}"])
     with running(embedded):
@@ -248,7 +248,7 @@ def test_worker_dash_b_runs_beat_inside_the_worker(tmp_path):
 
 
 def test_two_workers_with_dash_b_are_two_beats_and_every_entry_runs_twice(tmp_path):
-    # README: 워커를 여럿 띄우면 beat 도 여럿이 된다(워커마다 -B).
+    # README: 워커를 여럿 띄우면 beat도 여럿이 된다(워커마다 -B).
     purge("practice07")
     embedded = [
         Worker("practice07", extra_args=["-B", f"--schedule={tmp_path / f'celerybeat-schedule-{n}'}"]) for n in (1, 2)
@@ -278,14 +278,14 @@ def test_expires_travels_as_a_rabbitmq_per_message_ttl():
 
 
 def test_a_second_beat_that_ignores_sigterm_is_killed_not_left_behind():
-    # Celery 5.7 의 beat 가 보내는 도중에 SIGTERM 을 받으면 스스로 막힐 수 있다(py-amqp 의 쓰기 잠금). 그런 beat 대신
-    # SIGTERM 을 무시하는 프로세스로: call_tasks 는 기다린 뒤 SIGKILL 로 끝낸다.
+    # Celery 5.7의 beat가 보내는 도중에 SIGTERM을 받으면 스스로 막힐 수 있다(py-amqp 의 쓰기 잠금). 그런 beat 대신
+    # SIGTERM을 무시하는 프로세스로: call_tasks 는 기다린 뒤 SIGKILL로 끝낸다.
     from practice07.call_tasks import stop_second_beat
 
     code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True)"
     code += "; time.sleep(60)"
     stubborn = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
-    assert stubborn.stdout.readline() == "ready\n"  # SIGTERM 을 무시하게 된 뒤에
+    assert stubborn.stdout.readline() == "ready\n"  # SIGTERM을 무시하게 된 뒤에
     stop_second_beat(stubborn)
     assert stubborn.returncode == -signal.SIGKILL
     stubborn.stdout.close()

@@ -1,4 +1,4 @@
-"""practice07 README: 워커가 멈춰 있어도 beat 는 보낸다 — tick 이 쌓이고, expires 를 단 tick 은 만료된다.
+"""practice07 README: 워커가 멈춰 있어도 beat는 보낸다 — tick이 쌓이고, expires를 단 tick은 만료된다.
 
 이 모듈의 테스트는 practice07 큐에 소비자가 없어야 한다. test_practice07 의 모듈 워커가 같은 큐를 소비하지 않도록
 모듈을 나눴다.
@@ -15,12 +15,12 @@ from playground.workers import Beat, Worker, running
 from practice07.tasks import FRESH_EXPIRES_SECONDS, TICK_SECONDS, runs
 from tests.test_practice07 import WAIT
 
-BEAT_ALONE_SECONDS = 4  # 워커 없이 beat 만 도는 시간 (README: 워커를 멈춰 두면 tick 이 쌓인다)
+BEAT_ALONE_SECONDS = 4  # 워커 없이 beat만 도는 시간 (README: 워커를 멈춰 두면 tick이 쌓인다)
 
 
 def test_beat_keeps_sending_while_no_worker_runs_and_expires_drops_the_stale_ticks():
-    # 워커가 멈춰 있어도 beat 는 보낸다. 메시지는 큐에 쌓이고, 워커가 돌아오면 한꺼번에 실행된다. expires 를 단
-    # tick_fresh 는 큐에서 만료되어 RabbitMQ 가 버리므로 마지막 것들만 돈다.
+    # 워커가 멈춰 있어도 beat는 보낸다. 메시지는 큐에 쌓이고, 워커가 돌아오면 한꺼번에 실행된다. expires를 단
+    # tick_fresh 는 큐에서 만료되어 RabbitMQ가 버리므로 마지막 것들만 돈다.
     purge("practice07")
     with running(Beat("practice07")) as (beat,):
         beat.wait_for_log("Sending due task tick-fresh-every-second", WAIT)

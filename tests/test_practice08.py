@@ -71,7 +71,7 @@ def test_reject_on_worker_lost_requeues_and_the_second_delivery_is_marked_redeli
 
 
 def test_late_ack_acks_on_a_lost_worker_because_acks_on_failure_defaults_to_true():
-    # Celery 5.7 은 작업의 acks_on_failure 를 본다: task_acks_on_failure 가 없으면 acks_on_failure_or_timeout(True).
+    # Celery 5.7은 작업의 acks_on_failure 를 본다: task_acks_on_failure 가 없으면 acks_on_failure_or_timeout(True).
     assert app.conf.task_acks_on_failure is None and app.conf.task_acks_on_failure_or_timeout is True
     assert late_ack.acks_on_failure is True
 
@@ -126,7 +126,7 @@ def _until(predicate, what):
 
 
 def test_a_task_that_dies_every_time_loops_on_a_classic_queue_until_it_is_revoked(worker):
-    # reject_on_worker_lost: 죽을 때마다 큐로. 클래식 큐는 세지 않으므로 끝나지 않는다. revoke 가 다음 배달을 버린다.
+    # reject_on_worker_lost: 죽을 때마다 큐로. 클래식 큐는 세지 않으므로 끝나지 않는다. revoke가 다음 배달을 버린다.
     run_id = str(uuid.uuid4())
     result = poison.delay(run_id)
     runs = _until(lambda: len(executions(run_id)) >= POISON_RUNS and executions(run_id), "poison runs")
@@ -140,7 +140,7 @@ def test_a_task_that_dies_every_time_loops_on_a_classic_queue_until_it_is_revoke
 
 
 def test_on_a_quorum_queue_a_task_that_dies_every_time_is_dead_lettered_after_the_delivery_limit(worker):
-    # Celery 의 reject(죽음마다 requeue)도 쿼럼 큐의 delivery-count 에 들어간다: 처음 한 번 + 한도만큼 되돌아온 뒤.
+    # Celery의 reject(죽음마다 requeue)도 쿼럼 큐의 delivery-count 에 들어간다: 처음 한 번 + 한도만큼 되돌아온 뒤.
     declare_dead_letters()
     run_id = str(uuid.uuid4())
     result = poison.apply_async((run_id,), queue="practice08.quorum")
@@ -149,7 +149,7 @@ def test_on_a_quorum_queue_a_task_that_dies_every_time_is_dead_lettered_after_th
     assert headers["x-first-death-queue"] == "practice08.quorum"
     assert len(executions(run_id)) == DELIVERY_LIMIT + 1
     assert queue_counts("practice08.quorum")[0] == 0
-    assert result.state == "STARTED"  # 아무도 FAILURE 를 적지 않는다
+    assert result.state == "STARTED"  # 아무도 FAILURE를 적지 않는다
 
 
 def test_a_quorum_queue_has_a_delivery_limit_of_20_by_default_and_drops_without_a_dead_letter_exchange():
@@ -166,7 +166,7 @@ def test_a_quorum_queue_has_a_delivery_limit_of_20_by_default_and_drops_without_
         limited(channel).declare()
         try:
 
-            def limits():  # 관리 API 는 몇 초 늦게 채운다
+            def limits():  # 관리 API는 몇 초 늦게 채운다
                 found = {q["name"]: q.get("delivery_limit") for q in queues() if q["name"].startswith(name)}
                 return found if len(found) == 2 and None not in found.values() else None
 
@@ -175,9 +175,9 @@ def test_a_quorum_queue_has_a_delivery_limit_of_20_by_default_and_drops_without_
             conn.Producer(channel).publish({"n": 1}, exchange=f"{name}-2", routing_key=f"{name}-2")
             for _ in range(2):  # 처음 배달 한 번 + 한도(1)만큼 되돌아온 한 번: 둘 다 받을 수 있다
                 message = _until(lambda: channel.basic_get(f"{name}-2"), "message")
-                channel.basic_reject(message.delivery_tag, requeue=True)  # Celery 의 reject 와 같은 것
+                channel.basic_reject(message.delivery_tag, requeue=True)  # Celery의 reject와 같은 것
             time.sleep(REDELIVERY_WINDOW_SECONDS)
-            assert channel.basic_get(f"{name}-2") is None  # dead-letter exchange 가 없어 버려졌다
+            assert channel.basic_get(f"{name}-2") is None  # dead-letter exchange가 없어 버려졌다
             assert queue_counts(f"{name}-2") == (0, 0)
         finally:
             channel.queue_delete(name)
@@ -187,5 +187,5 @@ def test_a_quorum_queue_has_a_delivery_limit_of_20_by_default_and_drops_without_
 def test_call_tasks_runs_the_whole_scenario(worker):
     run = run_call_tasks("practice08", timeout=CALL_TIMEOUT_SECONDS)
     assert run.returncode == 0, run.output
-    assert_samples_match("practice08", run.output)  # README 의 출력 예시가 곧 이 출력이다
+    assert_samples_match("practice08", run.output)  # README의 출력 예시가 곧 이 출력이다
     assert "!!" not in run.output

@@ -1,4 +1,4 @@
-"""practice08 README: 워커를 프로세스 그룹째 kill -9 하면 — 일찍 ack 대 acks_late. 그리고 --max-tasks-per-child.
+"""practice08 README: 워커를 프로세스 그룹째 kill -9 하면 — 시작 시 ack 대 acks_late. 그리고 --max-tasks-per-child.
 
 이 모듈의 테스트는 워커를 스스로 띄우고 죽인다. test_practice08 의 모듈 워커가 같은 큐를 소비하지 않도록 모듈을 나눴다.
 """
@@ -54,7 +54,7 @@ def test_killing_the_whole_worker(task):
             for run_id in running_ids:
                 assert [run["redelivered"] for run in executions(run_id)] == [False, True]
         else:
-            # 일찍 ack: 실행 중이던 둘은 ack 된 뒤라 잃는다. state 는 STARTED 에서 멈춘다(task_track_started).
+            # 시작 시 ack: 실행 중이던 둘은 ack 된 뒤라 잃는다. state는 STARTED에서 멈춘다(task_track_started).
             waiting = [r for r, run_id in zip(results, run_ids, strict=True) if run_id not in running_ids]
             assert [r.get(timeout=WAIT) for r in waiting] == ["끝남: 1번째 실행"] * 2
             time.sleep(REDELIVERY_WINDOW_SECONDS)
@@ -77,7 +77,7 @@ def test_killing_the_whole_worker(task):
 
 
 def test_max_tasks_per_child_replaces_the_pool_process_after_each_task():
-    # README 의 한 줄: --max-tasks-per-child=N 이면 풀 프로세스가 작업 N 개를 한 뒤 새 프로세스로 바뀐다.
+    # README의 한 줄: --max-tasks-per-child=N 이면 풀 프로세스가 작업 N 개를 한 뒤 새 프로세스로 바뀐다.
     with worker_on_empty_queue("practice08", concurrency=1, extra_args=["--max-tasks-per-child=1"]):
         run_ids = [str(uuid.uuid4()) for _ in range(3)]
         for run_id in run_ids:
@@ -108,7 +108,7 @@ def _policy_of(queue: str) -> str | None:
 
 
 def test_a_consumer_timeout_policy_does_not_stop_a_long_task_on_a_classic_queue():
-    # RabbitMQ 4.3 은 consumer_timeout 을 쿼럼 큐에서만 지킨다. 클래식 큐에 1초 정책을 걸어도 3초 작업은 한 번에 끝난다.
+    # RabbitMQ 4.3은 consumer_timeout 을 쿼럼 큐에서만 지킨다. 클래식 큐에 1초 정책을 걸어도 3초 작업은 한 번에 끝난다.
     purge("practice08")
     policy = f"policies/{quoted(vhost())}/practice08-consumer-timeout"
     definition = {"consumer-timeout": 1000}
@@ -130,7 +130,7 @@ def test_a_consumer_timeout_policy_does_not_stop_a_long_task_on_a_classic_queue(
 
 
 class ScriptWorker(Worker):
-    """README 처럼 `celery` 스크립트로 띄운 워커: 프로세스 이름(comm)이 celery 라 `ps -C celery` 에 나온다."""
+    """README처럼 `celery` 스크립트로 띄운 워커: 프로세스 이름(comm)이 celery라 `ps -C celery` 에 나온다."""
 
     @property
     def argv(self) -> list[str]:
@@ -138,14 +138,14 @@ class ScriptWorker(Worker):
 
 
 def _celery_processes() -> dict[int, int]:
-    """README 의 `ps -o pid,ppid,args -C celery` 를 돌려 {pid: ppid}."""
+    """README의 `ps -o pid,ppid,args -C celery` 를 돌려 {pid: ppid}."""
     out = subprocess.run(["ps", "-o", "pid,ppid,args", "-C", "celery"], capture_output=True, text=True, check=True)
     rows = [line.split(None, 2) for line in out.stdout.splitlines()[1:]]
     return {int(pid): int(ppid) for pid, ppid, _ in rows}
 
 
 def _pool_process(worker: Worker) -> int:
-    """ps 의 줄 가운데 PPID 가 워커 메인 프로세스인 것: 풀 프로세스."""
+    """ps의 줄 가운데 PPID가 워커 메인 프로세스인 것: 풀 프로세스."""
     (child,) = [pid for pid, ppid in _celery_processes().items() if ppid == worker.proc.pid]
     return child
 
@@ -163,7 +163,7 @@ def test_the_by_hand_steps_kill_the_pool_process_then_the_whole_worker_then_quit
     run_id = str(uuid.uuid4())
     by_hand = ScriptWorker("practice08", concurrency=1)
     with running(by_hand):
-        # 1. README 의 celery call 명령 그대로 (run_id 만 새로)
+        # 1. README의 celery call 명령 그대로 (run_id 만 새로)
         call = subprocess.run(
             [str(Path(sys.executable).with_name("celery")), "-A", "practice08.tasks", "call",
              "practice08.tasks.late_ack_requeued", f'--args=["{run_id}", false, 30]'],
@@ -171,7 +171,7 @@ def test_the_by_hand_steps_kill_the_pool_process_then_the_whole_worker_then_quit
         )  # fmt: skip
         task_id = call.stdout.strip()
         (first,) = _wait_for_runs(run_id, 1)
-        # 2. ps 로 찾은 풀 프로세스가 작업을 돌리고 있다. kill -9 → 같은 작업이 다시 received.
+        # 2. ps로 찾은 풀 프로세스가 작업을 돌리고 있다. kill -9 → 같은 작업이 다시 received.
         child = _pool_process(by_hand)
         assert child == first["pid"]
         os.kill(child, signal.SIGKILL)

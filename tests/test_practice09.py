@@ -46,7 +46,7 @@ def worker():
 def test_call_tasks_runs_the_whole_scenario(worker):
     run = run_call_tasks("practice09", timeout=CALL_TIMEOUT_SECONDS)
     assert run.returncode == 0, run.output
-    assert_samples_match("practice09", run.output)  # README 의 출력 예시가 곧 이 출력이다
+    assert_samples_match("practice09", run.output)  # README의 출력 예시가 곧 이 출력이다
     assert "!!" not in run.output
     # link 콜백과 인자 하나 errback, bind=True 인 (self, task_id) errback은 새 메시지다(README)
     assert "Task practice09.tasks.record[" in worker.log
@@ -204,7 +204,7 @@ def test_on_a_hard_time_limit_the_errback_runs_twice_in_the_workers_main_process
 
 
 def test_a_failing_chord_reads_differently_on_postgresql():
-    # 같은 시나리오를 PostgreSQL 결과 백엔드로: ChordError 의 글이 짧다(Dependency … raised 가 없다).
+    # 같은 시나리오를 PostgreSQL 결과 백엔드로: ChordError의 글이 짧다(Dependency … raised가 없다).
     env = {"PRACTICE09_BACKEND": "postgres"}
     with running(Worker("practice09", env=env)) as (worker,):
         run = run_call_tasks("practice09", env=env, timeout=CALL_TIMEOUT_SECONDS)
@@ -220,7 +220,7 @@ def _published(send) -> list[str]:
     """send(queue) 가 아무도 소비하지 않는 새 큐에 보낸 메시지들의 작업 이름. 보고 나서 큐를 지운다."""
     from practice09.tasks import app
 
-    queue = f"practice09.count-{uuid.uuid4().hex[:6]}"  # 지운 큐의 이름을 다시 쓰면 Celery 가 다시 선언하지 않는다
+    queue = f"practice09.count-{uuid.uuid4().hex[:6]}"  # 지운 큐의 이름을 다시 쓰면 Celery가 다시 선언하지 않는다
     send(queue)
     names = []
     with app.connection_for_write() as conn:
@@ -239,7 +239,7 @@ def test_chunks_map_and_starmap_publish_few_messages():
 
 
 def test_allowing_errbacks_on_the_chord_header_calls_the_errback_twice(worker):
-    # task_allow_error_cb_on_chord_header=True (보내는 쪽 설정): chord.on_error 의 errback 이 header 의 실패에도 붙는다.
+    # task_allow_error_cb_on_chord_header=True (보내는 쪽 설정): chord.on_error 의 errback이 header의 실패에도 붙는다.
     from celery import chord
 
     from practice09.tasks import app, merge

@@ -20,7 +20,7 @@ def worker():
 def test_call_tasks_runs_the_whole_scenario(worker):
     run = run_call_tasks("practice10", timeout=CALL_TIMEOUT_SECONDS)
     assert run.returncode == 0, run.output
-    assert_samples_match("practice10", run.output)  # README 의 출력 예시가 곧 이 출력이다
+    assert_samples_match("practice10", run.output)  # README의 출력 예시가 곧 이 출력이다
     assert "!!" not in run.output
     assert "Tasks flagged as revoked: " in worker.log
     assert "Discarding revoked task: practice10.tasks.work[" in worker.log

@@ -1,5 +1,5 @@
 """practice10 README: 워커가 일을 받아 둘 자리와 풀 크기 — rate_limit 을 기다리는 작업이 prefetch 자리를 차지해
-같은 큐의 다른 작업을 막는 것, 기본 풀 크기(os.cpu_count())와 Celery 5.7 의 --concurrency=auto.
+같은 큐의 다른 작업을 막는 것, 기본 풀 크기(os.cpu_count())와 Celery 5.7의 --concurrency=auto.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ from tests.test_practice10 import WAIT
 
 README_KO = readme(lesson_readmes("practice10")[0])
 
-# rate_limit 에 걸려 기다리는 작업이 prefetch 자리를 채우는 실험. 관리 API 의 큐 통계는 몇 초마다(기본 5초) 모이므로
+# rate_limit 에 걸려 기다리는 작업이 prefetch 자리를 채우는 실험. 관리 API의 큐 통계는 몇 초마다(기본 5초) 모이므로
 # 자리가 찬 채로 그보다 오래 머물도록 느린 속도로 많이 보낸다.
 SLOW_RATE = "1/s"
 SLOW_PER_SECOND = 1
 BURST = 20
 OWN_QUEUE = "practice10-limited"
-CONCURRENCY = 2  # Worker 의 기본값
+CONCURRENCY = 2  # Worker의 기본값
 PREFETCH = CONCURRENCY * 4  # 풀 크기 × worker_prefetch_multiplier(기본 4)
 STARTS_AT_ONCE_SECONDS = 2.0  # 따로 둔 워커에서 곧바로 시작한다는 것의 허용치
 MANAGEMENT_STATS_SECONDS = 15
@@ -62,25 +62,25 @@ def test_tasks_waiting_for_a_rate_limit_hold_prefetch_slots_and_block_the_queue(
         deadline = time.monotonic() + MANAGEMENT_STATS_SECONDS
         while unacked_seen != PREFETCH:
             assert time.monotonic() < deadline, f"management API showed {unacked_seen} unacked"
-            assert notes(other_run) == []  # work 는 아직 시작하지 않았다
+            assert notes(other_run) == []  # work는 아직 시작하지 않았다
             ready, consumers = broker.queue_counts("practice10")
-            assert ready >= 1 and consumers == 1  # work 의 메시지는 아직 브로커에 있다(워커에게 오지 않았다)
-            # 워커는 기다리는 작업을 받아 두었지만 ack 하지 않았다: 관리 UI 의 Unacked 가 prefetch 만큼이다.
+            assert ready >= 1 and consumers == 1  # work의 메시지는 아직 브로커에 있다(워커에게 오지 않았다)
+            # 워커는 기다리는 작업을 받아 두었지만 ack 하지 않았다: 관리 UI의 Unacked가 prefetch 만큼이다.
             unacked_seen = _queue("practice10").get("messages_unacknowledged")
             reserved = app.control.inspect(destination=[worker.node], timeout=1).reserved()[worker.node]
             reserved_seen = max(reserved_seen or 0, len(reserved))
             time.sleep(0.5)
-        # 기다리는 작업들은 inspect reserved 에 나오지 않는다(풀로 넘어가는 순간의 하나만 보일 수 있다).
+        # 기다리는 작업들은 inspect reserved에 나오지 않는다(풀로 넘어가는 순간의 하나만 보일 수 있다).
         assert reserved_seen <= 1
 
         other.get(timeout=WAIT + BURST / SLOW_PER_SECOND)
         delay = notes(other_run)[0]["at"] - sent
-        # work 는 자리 하나가 빌 때까지, 곧 BURST - PREFETCH 개의 limited 가 더 시작할 때까지 기다렸다.
+        # work는 자리 하나가 빌 때까지, 곧 BURST - PREFETCH 개의 limited가 더 시작할 때까지 기다렸다.
         expected = (BURST - PREFETCH) / SLOW_PER_SECOND
         assert delay >= expected * 0.75, (delay, expected)
         print(f"work started {delay:.1f} s after being sent behind {BURST} limited at {SLOW_RATE} ({expected} s)")
-        assert len(notes(run)) < BURST  # limited 는 아직 다 시작하지 않았다
-    purge("practice10")  # 멈춘 워커가 받아 두었던 limited 는 큐로 돌아갔다: 다음 테스트를 위해 비운다
+        assert len(notes(run)) < BURST  # limited는 아직 다 시작하지 않았다
+    purge("practice10")  # 멈춘 워커가 받아 두었던 limited는 큐로 돌아갔다: 다음 테스트를 위해 비운다
 
 
 def test_on_their_own_queue_rate_limited_tasks_leave_the_other_work_alone():
@@ -97,7 +97,7 @@ def test_on_their_own_queue_rate_limited_tasks_leave_the_other_work_alone():
             work.delay(other_run).get(timeout=WAIT)
             delay = notes(other_run)[0]["at"] - sent
             assert delay < STARTS_AT_ONCE_SECONDS, delay
-            assert len(notes(run)) < BURST  # limited 는 아직 기다리는 중이었다
+            assert len(notes(run)) < BURST  # limited는 아직 기다리는 중이었다
     finally:
         broker.delete_queue(OWN_QUEUE)
 
@@ -114,7 +114,7 @@ def _banner_concurrency(worker: Worker) -> int:
 
 
 def _auto_line(budget) -> str:
-    """워커가 auto 를 풀었을 때 남기는 줄 (celery/worker/worker.py 의 _resolve_auto_concurrency 와 같은 형식)."""
+    """워커가 auto를 풀었을 때 남기는 줄 (celery/worker/worker.py 의 _resolve_auto_concurrency 와 같은 형식)."""
     quota = "no cgroup cpu quota found" if budget.quota is None else f"cgroup cpu quota={budget.quota:.2f}"
     return (
         f"worker_concurrency='auto' resolved to {budget.count} "
@@ -123,7 +123,7 @@ def _auto_line(budget) -> str:
 
 
 class PinnedWorker(Worker):
-    """`taskset -c 0 celery … worker`: CPU 하나에만 묶인 워커 (cgroup 이 아니라 CPU affinity 로 줄인 CPU)."""
+    """`taskset -c 0 celery … worker`: CPU 하나에만 묶인 워커 (cgroup이 아니라 CPU affinity로 줄인 CPU)."""
 
     @property
     def argv(self) -> list[str]:
@@ -148,8 +148,8 @@ def test_without_concurrency_the_pool_has_one_process_per_cpu_of_the_machine():
 
 
 def test_readme_auto_command_sizes_the_pool_by_what_cpu_budget_returns_here():
-    # 이 기계에는 cgroup CPU quota 가 없을 수 있다(없으면 quota 부분은 소스로만 확인한 것이다). 어느 쪽이든 워커의
-    # 답은 Celery 의 cpu_budget() 이 이 기계에서 돌려주는 값과 같다.
+    # 이 기계에는 cgroup CPU quota가 없을 수 있다(없으면 quota 부분은 소스로만 확인한 것이다). 어느 쪽이든 워커의
+    # 답은 Celery의 cpu_budget() 이 이 기계에서 돌려주는 값과 같다.
     command = command_starting(README_KO, "celery -A practice10.tasks worker --loglevel=info --concurrency=auto")
     argv = parse(command).argv
     extra = [arg for arg in argv[argv.index("worker") + 1 :] if not arg.startswith("--loglevel")]
@@ -174,6 +174,6 @@ def test_a_worker_pinned_to_one_cpu_still_starts_cpu_count_processes_unless_auto
         by_default = _pool(pinned)
     with running(PinnedWorker("practice10", concurrency=None, extra_args=["--concurrency=auto"])) as (auto,):
         with_auto = _pool(auto)
-    assert len(by_default["processes"]) == os.cpu_count()  # 묶인 CPU 는 하나인데 기계의 CPU 수만큼
+    assert len(by_default["processes"]) == os.cpu_count()  # 묶인 CPU는 하나인데 기계의 CPU 수만큼
     assert len(with_auto["processes"]) == 1
     assert "resolved to 1 (pool=prefork, " in auto.log and "available cpus=1)." in auto.log

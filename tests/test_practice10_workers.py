@@ -1,7 +1,7 @@
-"""practice10 README: 워커를 스스로 띄우는 테스트 — revoke 의 한계(재시작과 mingle, --statedb, 워커 없음),
-풀마다의 terminate, rate_limit 은 워커마다, --autoscale 과 inspect stats 의 autoscaler, threads/solo 의 --concurrency.
+"""practice10 README: 워커를 스스로 띄우는 테스트 — revoke의 한계(재시작과 mingle, --statedb, 워커 없음),
+풀마다의 terminate, rate_limit 은 워커마다, --autoscale 과 inspect stats의 autoscaler, threads/solo 의 --concurrency.
 
-test_practice10 의 모듈 워커가 같은 큐를 소비하면(그리고 같은 revoke 를 받으면) 결과가 섞이므로 모듈을 나눴다.
+test_practice10 의 모듈 워커가 같은 큐를 소비하면(그리고 같은 revoke를 받으면) 결과가 섞이므로 모듈을 나눴다.
 """
 
 from __future__ import annotations
@@ -25,17 +25,17 @@ from practice10.tasks import COUNTDOWN_SECONDS, LONG_SECONDS, app, limited, note
 from tests.readme import command_starting, lesson_readmes, parse, readme
 from tests.test_practice10 import WAIT
 
-# 아무 워커도 없을 때 보낸 revoke 가 (누군가에게 닿는다면) 닿을 시간. 지나도 닿을 곳이 없다는 것을 보인다.
+# 아무 워커도 없을 때 보낸 revoke가 (누군가에게 닿는다면) 닿을 시간. 지나도 닿을 곳이 없다는 것을 보인다.
 REVOKE_SETTLE_SECONDS = 0.5
-# 이웃 워커만 소비하는 큐: 이웃은 그 작업을 가져가지 않고 revoke 만 받는다.
+# 이웃 워커만 소비하는 큐: 이웃은 그 작업을 가져가지 않고 revoke만 받는다.
 NEIGHBOUR_QUEUE = "practice10-neighbour"
-# threads 와 solo 에서 terminate 를 보내도 끝까지 실행되는 작업의 길이.
+# threads와 solo에서 terminate를 보내도 끝까지 실행되는 작업의 길이.
 RUNS_TO_THE_END_SECONDS = 1.5
 # --autoscale 이 한가한 풀을 줄이기까지 기다리는 시간(기본 30초)을 테스트에서 줄인다.
 TEST_KEEPALIVE_SECONDS = 2
-AUTOSCALE_TASKS = 6  # --autoscale=4,1 의 최대(4)보다 많이
+AUTOSCALE_TASKS = 6  # --autoscale=4,1의 최대(4)보다 많이
 AUTOSCALE_TASK_SECONDS = 3
-AUTOSCALE_LONG_SECONDS = 6  # 짧은 작업이 끝난 뒤에도 keepalive 보다 오래 실행되도록
+AUTOSCALE_LONG_SECONDS = 6  # 짧은 작업이 끝난 뒤에도 keepalive보다 오래 실행되도록
 LOG_CLOCK_SLACK_SECONDS = 0.01  # 워커 로그의 시각은 밀리초까지만 적힌다
 
 README_KO = readme(lesson_readmes("practice10")[0])
@@ -50,12 +50,12 @@ def _wait_notes(run: str, count: int) -> list[str]:
 
 
 def _worker_args(command: str) -> list[str]:
-    """README 의 `celery -A … worker …` 명령에서 worker 뒤의 옵션들(--loglevel 은 Worker 가 붙인다)."""
+    """README의 `celery -A … worker …` 명령에서 worker 뒤의 옵션들(--loglevel 은 Worker가 붙인다)."""
     argv = parse(command).argv
     return [arg for arg in argv[argv.index("worker") + 1 :] if not arg.startswith("--loglevel")]
 
 
-# --- revoke 의 한계: 다시 뜬 워커, mingle, --statedb, 워커 없음 ----------------------------------------------------
+# --- revoke의 한계: 다시 뜬 워커, mingle, --statedb, 워커 없음 ----------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -64,8 +64,8 @@ def _worker_args(command: str) -> list[str]:
     ids=["neighbour-alive-mingle-on", "no-neighbour", "neighbour-alive-without-mingle"],
 )
 def test_a_restarted_worker_knows_a_revoke_only_from_a_live_neighbour(neighbour, mingle, discarded):
-    # 워커가 countdown 작업을 쥔 채 revoke 를 받고 멈춘다. 다시 배달된 메시지를 다시 뜬 워커가 버리는지는
-    # 그 revoke 를 받은 다른 워커가 떠 있고, 새 워커가 시작할 때 그 워커에게서 취소 목록을 받아 오는지(mingle)에 달렸다.
+    # 워커가 countdown 작업을 쥔 채 revoke를 받고 멈춘다. 다시 배달된 메시지를 다시 뜬 워커가 버리는지는
+    # 그 revoke를 받은 다른 워커가 떠 있고, 새 워커가 시작할 때 그 워커에게서 취소 목록을 받아 오는지(mingle)에 달렸다.
     purge("practice10")
     run = str(uuid.uuid4())
     first = Worker("practice10")
@@ -76,11 +76,11 @@ def test_a_restarted_worker_knows_a_revoke_only_from_a_live_neighbour(neighbour,
             first.wait_for_log(rf"Task practice10.tasks.work\[{held.id}\] received", WAIT)
             app.control.revoke(held.id)
             first.wait_for_log(rf"Tasks flagged as revoked: {held.id}", WAIT)
-            for other in others:  # revoke 는 큐와 상관없이 모든 워커에게 간다
+            for other in others:  # revoke는 큐와 상관없이 모든 워커에게 간다
                 other.wait_for_log(rf"Tasks flagged as revoked: {held.id}", WAIT)
             assert held.state == "REVOKED"
             first.stop()  # warm shutdown: 쥐고 있던(ack 하지 않은) 메시지는 큐로 돌아간다
-            # fast_start=False 가 학습자의 명령 그대로(mingle 과 gossip 이 켜진 워커)다.
+            # fast_start=False 가 학습자의 명령 그대로(mingle과 gossip이 켜진 워커)다.
             with running(Worker("practice10", fast_start=not mingle)) as (again,):
                 if discarded:
                     again.wait_for_log(r"mingle: sync with 1 nodes", WAIT)
@@ -106,11 +106,11 @@ def test_a_restarted_worker_knows_a_revoke_only_from_a_live_neighbour(neighbour,
         assert AsyncResult(held.id, app=app).state == "REVOKED"
     else:
         assert [n["what"] for n in notes(run)] == ["시작", "끝", "finally"]
-        assert held.state == "REVOKED"  # 같은 id 를 새로 읽으면 SUCCESS 인데, 먼저 만든 객체는 여전히 REVOKED (함정)
+        assert held.state == "REVOKED"  # 같은 id를 새로 읽으면 SUCCESS 인데, 먼저 만든 객체는 여전히 REVOKED (함정)
 
 
 def test_with_statedb_the_restarted_worker_still_discards_it(tmp_path):
-    # 이웃 워커도 mingle 도 없이: 취소 목록은 파일에서 온다.
+    # 이웃 워커도 mingle도 없이: 취소 목록은 파일에서 온다.
     statedb = str(tmp_path / "worker-state")
     purge("practice10")
     run = str(uuid.uuid4())
@@ -138,7 +138,7 @@ def test_a_revoke_sent_while_no_worker_runs_is_lost():
 
 # --- terminate=True: 풀마다 ---------------------------------------------------------------------------------------
 
-# 작업 안에서 terminate 가 나타나는 예외: prefork 는 SIGTERM(billiard 가 SystemExit 로), gevent 는 greenlet 을 죽인다.
+# 작업 안에서 terminate가 나타나는 예외: prefork는 SIGTERM(billiard가 SystemExit로), gevent는 greenlet을 죽인다.
 TERMINATED_AS = {"prefork": "SystemExit", "gevent": "GreenletExit"}
 
 
@@ -182,14 +182,14 @@ def test_threads_and_solo_cannot_terminate_a_running_task(pool):
         assert reply == [{worker.node: {"error": error}}]
         assert "pidbox command error: NotImplementedError" in worker.log
     else:
-        # solo: 작업을 실행하는 메인 프로세스가 그동안 제어 메시지를 읽지 못한다. revoke 는 작업이 끝난 뒤에 닿는다.
+        # solo: 작업을 실행하는 메인 프로세스가 그동안 제어 메시지를 읽지 못한다. revoke는 작업이 끝난 뒤에 닿는다.
         assert reply == [{worker.node: {"ok": "terminate: tasks unknown"}}]
         assert replied_at >= ended
 
 
 def test_which_pools_implement_terminate_job():
-    # eventlet 은 설치하지 않았으므로(개발 의존성도 아니다) 소스로 본다: gevent 와 eventlet 의 TaskPool 은
-    # terminate_job 을 구현하고(greenlet 을 죽인다), threads 와 solo 는 BasePool 의 NotImplementedError 를 물려받는다.
+    # eventlet은 설치하지 않았으므로(개발 의존성도 아니다) 소스로 본다: gevent와 eventlet의 TaskPool은
+    # terminate_job 을 구현하고(greenlet을 죽인다), threads와 solo는 BasePool의 NotImplementedError를 물려받는다.
     from celery.concurrency import base, eventlet, gevent, solo, thread
 
     assert "terminate_job" in gevent.TaskPool.__dict__
@@ -235,9 +235,9 @@ def _stats(node: str) -> dict:
 
 
 def _stats_until(worker: Worker, autoscaler: dict, processes: int) -> dict:
-    """inspect stats 의 autoscaler 가 그 값이 되고 풀 프로세스가 그 수가 될 때까지 묻는다.
+    """inspect stats의 autoscaler가 그 값이 되고 풀 프로세스가 그 수가 될 때까지 묻는다.
 
-    current 는 줄이기로 한 때 바로 바뀌고, processes 는 줄인 프로세스가 끝난 뒤에 바뀐다.
+    current는 줄이기로 한 때 바로 바뀌고, processes는 줄인 프로세스가 끝난 뒤에 바뀐다.
     """
     deadline = time.monotonic() + WAIT
     while (stats := _stats(worker.node))["autoscaler"] != autoscaler or len(stats["pool"]["processes"]) != processes:
@@ -248,7 +248,7 @@ def _stats_until(worker: Worker, autoscaler: dict, processes: int) -> dict:
 
 
 def test_readme_autoscale_commands_and_what_inspect_stats_says():
-    # README 의 두 명령 그대로: --autoscale=4,1 로 띄운 워커, 그리고 `celery … inspect stats`.
+    # README의 두 명령 그대로: --autoscale=4,1로 띄운 워커, 그리고 `celery … inspect stats`.
     worker_args = _worker_args(
         command_starting(README_KO, "celery -A practice10.tasks worker --loglevel=info --autoscale")
     )
@@ -274,17 +274,17 @@ def test_readme_autoscale_commands_and_what_inspect_stats_says():
         # 짧은 넷이 풀 프로세스 넷을 차지하고, 긴 둘은 자리를 기다린다.
         results = [work.delay(str(uuid.uuid4()), AUTOSCALE_TASK_SECONDS) for _ in range(AUTOSCALE_TASKS - 2)]
         results += [work.delay(str(uuid.uuid4()), AUTOSCALE_LONG_SECONDS) for _ in range(2)]
-        # 일이 밀리면: qty 는 받아 둔 작업 수(실행 중인 넷과 기다리는 둘), current 는 max 까지 늘어난 풀 크기.
+        # 일이 밀리면: qty는 받아 둔 작업 수(실행 중인 넷과 기다리는 둘), current는 max까지 늘어난 풀 크기.
         stats = _stats_until(scaled, {"max": 4, "min": 1, "current": 4, "qty": 6}, processes=4)
-        assert stats["pool"]["max-concurrency"] == 1  # 처음 크기에 머무른다: 지금 크기는 current 와 processes
-        # 짧은 넷이 끝나면 qty 는 2: keepalive 가 지나면 그 수까지 줄인다(min 까지가 아니라).
+        assert stats["pool"]["max-concurrency"] == 1  # 처음 크기에 머무른다: 지금 크기는 current와 processes
+        # 짧은 넷이 끝나면 qty는 2: keepalive가 지나면 그 수까지 줄인다(min 까지가 아니라).
         _stats_until(scaled, {"max": 4, "min": 1, "current": 2, "qty": 2}, processes=2)
         for result in results:
             result.get(timeout=WAIT)
-        # 모두 끝나면 min 까지.
+        # 모두 끝나면 min까지.
         _stats_until(scaled, {"max": 4, "min": 1, "current": 1, "qty": 0}, processes=1)
 
-        # 줄이는 것은 마지막으로 작업을 받은 지 keepalive 가 지난 뒤다: 곧 끝나는 작업 넷으로 다시 늘린 뒤 잰다.
+        # 줄이는 것은 마지막으로 작업을 받은 지 keepalive가 지난 뒤다: 곧 끝나는 작업 넷으로 다시 늘린 뒤 잰다.
         log_before = len(scaled.log)
         quick = [work.delay(str(uuid.uuid4()), 0.2) for _ in range(4)]
         sent_at = time.time()

@@ -43,7 +43,7 @@ def worker():
 def test_call_tasks_runs_the_whole_scenario(worker):
     run = run_call_tasks("practice11", timeout=CALL_TIMEOUT_SECONDS)
     assert run.returncode == 0, run.output
-    assert_samples_match("practice11", run.output)  # README 의 출력 예시가 곧 이 출력이다
+    assert_samples_match("practice11", run.output)  # README의 출력 예시가 곧 이 출력이다
     assert "!!" not in run.output
     assert "이 없습니다. 커밋하기 전에 보낸 작업인가요?" in worker.log
     assert "Retry in 1s: LookupError(" in worker.log
@@ -103,7 +103,7 @@ def test_the_outbox_row_and_the_order_stay_or_go_together():
 
 
 def test_celery_gives_django_tasks_delay_on_commit():
-    # Django 는 이 강좌의 의존성이 아니다: 설치된 Celery 의 소스에서 DjangoTask 가 delay_on_commit 을 정의하는지 본다.
+    # Django는 이 강좌의 의존성이 아니다: 설치된 Celery의 소스에서 DjangoTask가 delay_on_commit 을 정의하는지 본다.
     source = Path(importlib.util.find_spec("celery.contrib.django.task").origin).read_text()
     django_task = next(
         node for node in ast.parse(source).body if isinstance(node, ast.ClassDef) and node.name == "DjangoTask"

@@ -1,4 +1,4 @@
-"""practice12 README: RabbitMQ 우선순위와 prefetch, 붙잡힌 countdown 과 native delayed delivery, Redis 브로커의
+"""practice12 README: RabbitMQ 우선순위와 prefetch, 붙잡힌 countdown과 native delayed delivery, Redis 브로커의
 거꾸로 된 우선순위와 visibility_timeout. 두 워커(RabbitMQ 앱, Redis 앱)를 모듈 내내 함께 쓴다."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ WAIT = 20
 
 @pytest.fixture(scope="module")
 def workers():
-    purge("practice12")  # 두 앱의 큐 모두: RabbitMQ 의 practice12, practice12.quorum 과 Redis 의 practice12.redis
+    purge("practice12")  # 두 앱의 큐 모두: RabbitMQ의 practice12, practice12.quorum 과 Redis의 practice12.redis
     with running(*lesson_workers("practice12")) as (rabbit, redis_worker):
         yield rabbit, redis_worker
 
@@ -42,9 +42,9 @@ def test_call_tasks_runs_the_whole_scenario(workers):
     _, redis_worker = workers
     run = run_call_tasks("practice12", timeout=CALL_TIMEOUT_SECONDS)
     assert run.returncode == 0, run.output
-    assert_samples_match("practice12", run.output)  # README 의 출력 예시가 곧 이 출력이다
+    assert_samples_match("practice12", run.output)  # README의 출력 예시가 곧 이 출력이다
     assert "!!" not in run.output
-    # visibility_timeout 보다 긴 countdown 작업: Redis 워커 로그에 같은 id 의 received 가 여러 번.
+    # visibility_timeout 보다 긴 countdown 작업: Redis 워커 로그에 같은 id의 received가 여러 번.
     received = re.findall(r"practice12\.redis_tasks\.note\[([0-9a-f-]+)\] received", redis_worker.log)
     assert max(received.count(task_id) for task_id in received) >= 2
 
@@ -82,7 +82,7 @@ def test_redis_runs_lower_numbers_first_and_no_priority_counts_as_zero(workers):
     for priority in (9, 1, 5):
         redis_tasks.note.apply_async((key, str(priority)), priority=priority)
     order = [label for label, _ in wait_for_starts(key, 6, WAIT)]
-    # 0 과 '없음'은 같은 목록: 보낸 차례대로.
+    # 0과 '없음'은 같은 목록: 보낸 차례대로.
     assert order == ["hold", "0", "none", "1", "5", "9"]
 
 
@@ -97,11 +97,11 @@ def test_the_held_countdown_task_blocks_only_its_own_queues_consumer(workers):
 
 
 def test_redis_defaults_look_for_expired_messages_about_every_100_seconds():
-    # README 의 "기본값으로는 약 100초마다, visibility_timeout 은 1시간" 이 설치된 kombu 의 값이다.
+    # README의 "기본값으로는 약 100초마다, visibility_timeout 은 1시간" 이 설치된 kombu의 값이다.
     channel = kombu_redis.Channel
     assert channel.unacked_restore_interval * channel.unacked_restore_throttle == 100
     assert channel.visibility_timeout == 3600
-    assert channel.priority_steps == [0, 3, 6, 9]  # 그래서 이 실습은 priority_steps 를 0~9 로 넓힌다
+    assert channel.priority_steps == [0, 3, 6, 9]  # 그래서 이 실습은 priority_steps 를 0~9로 넓힌다
 
 
 def test_the_redis_app_restores_within_its_timeout_and_the_countdown_is_longer():
@@ -143,7 +143,7 @@ def test_a_message_the_redis_worker_holds_sits_in_the_unacked_hash_until_it_is_a
     held = redis_tasks.note.apply_async((key, "held"), countdown=tasks.COUNTDOWN_SECONDS)
     redis_worker.wait_for_log(rf"practice12\.redis_tasks\.note\[{held.id}\] received", WAIT)
     received_at = time.time()
-    assert held.id in _unacked_task_ids(client)  # 워커가 countdown 을 기다리며 쥐고 있는 동안
+    assert held.id in _unacked_task_ids(client)  # 워커가 countdown을 기다리며 쥐고 있는 동안
     # 언제 받아 갔는지: unacked_index 의 점수가 받아 간 시각이다. visibility_timeout 은 이것으로 잰다.
     (tag,) = [t for t, value in client.hgetall("unacked").items() if json.loads(value)[0]["headers"]["id"] == held.id]
     assert abs(client.zscore("unacked_index", tag) - received_at) < 2

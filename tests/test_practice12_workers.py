@@ -84,10 +84,10 @@ def test_a_quorum_queue_consumer_timeout_redelivers_a_long_task_until_it_is_revo
         assert "ConsumerCancelled" in worker.log and "'Basic.cancel'" in worker.log
         assert worker.log.count("Connected to amqp://") >= 2  # 다시 연결했다
         assert "Discarding revoked task: practice12.consumer_timeout.long_job" in worker.log
-        # 두 번째 실행도 끊겨 세 번째로 배달되었다(그것을 revoke 가 버렸다): 그대로 두면 되풀이된다.
+        # 두 번째 실행도 끊겨 세 번째로 배달되었다(그것을 revoke가 버렸다): 그대로 두면 되풀이된다.
         received = re.findall(r"consumer_timeout\.long_job\[([0-9a-f-]+)\] received", worker.log)
         assert len(received) >= 3 and len(set(received)) == 1
-        assert "Couldn't ack" in worker.log  # 첫 실행의 ack 는 끊긴 연결로 갈 수 없다
+        assert "Couldn't ack" in worker.log  # 첫 실행의 ack는 끊긴 연결로 갈 수 없다
         assert "connection already closed" in worker.log
     # 워커가 멈춘 뒤에도 큐는 비어 있다: ack 되지 않은 채 돌아올 메시지가 없었다.
     assert queue_counts(consumer_timeout.TIMEOUT_QUEUE.name) == (0, 0)
@@ -130,7 +130,7 @@ def test_the_worker_keeps_consuming_after_the_broker_restarts(spare_broker):
     worker = Worker("practice12", env={"RABBITMQ_URL": spare_broker})
     worker.start()
     try:
-        # 준비는 로그로 본다: ping 은 이 테스트 프로세스의 브로커로 가므로 이 워커에 닿지 않는다.
+        # 준비는 로그로 본다: ping은 이 테스트 프로세스의 브로커로 가므로 이 워커에 닿지 않는다.
         worker.wait_for_log(r"ready\.", WAIT)
         with app.connection_for_write(spare_broker) as conn:
             tasks.hold_acks_late.apply_async((key, "busy", tasks.LONG_COUNTDOWN_SECONDS), connection=conn)

@@ -60,7 +60,7 @@ def test_postgres_url_names_the_psycopg2_driver_explicitly():
 
 
 def test_without_the_driver_sqlalchemy_looks_for_psycopg3_which_is_not_installed():
-    # README: SQLAlchemy 2.1 은 드라이버 없는 postgresql:// 을 psycopg(3)로 연다. 설치된 것은 psycopg2-binary 다.
+    # README: SQLAlchemy 2.1은 드라이버 없는 postgresql:// 을 psycopg(3)로 연다. 설치된 것은 psycopg2-binary 다.
     assert sqlalchemy.__version__.startswith("2.1")
     with pytest.raises(ModuleNotFoundError, match="No module named 'psycopg'"):
         sqlalchemy.create_engine("postgresql://postgres:postgres@localhost:5432/celery_jobs")

@@ -1,4 +1,4 @@
-"""README 들(최상위와 실습마다, 한·영)의 목차, 링크, 명령이 실제 실습, 모듈, 실행기, CI 와 맞는지 확인한다."""
+"""README 들(최상위와 실습마다, 한·영)의 목차, 링크, 명령이 실제 실습, 모듈, 실행기, CI와 맞는지 확인한다."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from tests.readme import (
     sample_outputs,
 )
 
-# README 의 명령이 부르는 프로그램. 새 프로그램이 README 에 들어오면 여기에 넣고 확인 방법도 정한다.
+# README의 명령이 부르는 프로그램. 새 프로그램이 README에 들어오면 여기에 넣고 확인 방법도 정한다.
 KNOWN_PROGRAMS = {"docker", "uv", "python", "celery", "curl", "export", "rabbitmqctl", "ps"}
 
 
@@ -64,7 +64,7 @@ def name(request) -> str:
 
 @pytest.fixture(params=ALL_READMES)
 def any_readme(request) -> str:
-    """최상위 README 나 실습 README 하나."""
+    """최상위 README나 실습 README 하나."""
     return request.param
 
 
@@ -121,8 +121,8 @@ def test_every_module_the_readme_runs_exists(any_readme):
 
 
 def test_every_celery_command_is_accepted_by_this_celery():
-    # 옵션과 인자를 그대로 둔 채 --help 를 붙인다: 모르는 하위 명령이나 옵션이면 celery 가 거절한다(종료 코드 2).
-    # 모든 README 의 명령을 파이썬 프로세스 하나 안에서 celery 의 CLI 로 판정한다(tests/celery_cli_check.py).
+    # 옵션과 인자를 그대로 둔 채 --help 를 붙인다: 모르는 하위 명령이나 옵션이면 celery가 거절한다(종료 코드 2).
+    # 모든 README의 명령을 파이썬 프로세스 하나 안에서 celery의 CLI로 판정한다(tests/celery_cli_check.py).
     every = [c for name in ALL_READMES for c in commands(readme(name))]
     celery_commands = sorted({c for c in every if program_of(c)[0] == "celery"})
     assert celery_commands
@@ -153,14 +153,14 @@ def test_the_celery_command_check_rejects_an_unknown_option_and_subcommand():
 
 
 def test_quick_start_is_what_the_runner_ci_and_compose_do(name):
-    # 새로 클론한 저장소에서 두 명령: uv run 이 환경을 만들고, 실행기와 테스트가 서비스를 확인한다(uv sync 는 없다).
+    # 새로 클론한 저장소에서 두 명령: uv run이 환경을 만들고, 실행기와 테스트가 서비스를 확인한다(uv sync는 없다).
     steps = quick_start(name)
     assert steps == ["uv run python -m playground all", "uv run pytest"]
-    # 실행기가 docker compose 로 띄우는 서비스 이름은 docker-compose.yml 의 서비스 이름이다.
+    # 실행기가 docker compose로 띄우는 서비스 이름은 docker-compose.yml 의 서비스 이름이다.
     compose = (PROJECT_ROOT / "docker-compose.yml").read_text()
     for service in SERVICES:
         assert re.search(rf"^  {service.compose_service}:$", compose, re.MULTILINE)
-    # CI 는 README 가 말하는 테스트 명령으로 끝난다.
+    # CI는 README가 말하는 테스트 명령으로 끝난다.
     ci = (PROJECT_ROOT / ".ci" / "run").read_text().strip().splitlines()
     assert ci[-1] == "uv run pytest"
     assert "uv sync" not in ci
@@ -176,8 +176,8 @@ def test_the_runner_command_in_the_quick_start_is_the_one_the_tests_run(name):
 
 @pytest.mark.parametrize("language", [0, 1], ids=["ko", "en"])
 def test_every_app_conf_snippet_sets_what_the_lesson_app_really_has(language):
-    # 실습 README 의 `app.conf.update(...)` 조각을 새 앱에 그대로 실행해, 그 실습 앱의 설정과 같은지 본다.
-    # 조각의 첫 줄이 `# practiceNN/모듈.py` 이면 그 모듈의 앱과 비교한다(practice12 의 Redis 브로커 앱).
+    # 실습 README의 `app.conf.update(...)` 조각을 새 앱에 그대로 실행해, 그 실습 앱의 설정과 같은지 본다.
+    # 조각의 첫 줄이 `# practiceNN/모듈.py` 이면 그 모듈의 앱과 비교한다(practice12의 Redis 브로커 앱).
     from celery import Celery
     from celery.schedules import crontab
     from kombu import Exchange, Queue
@@ -239,7 +239,7 @@ def _first_bash_block_under(text: str, heading: str) -> list[str]:
 
 
 def test_each_lesson_starts_the_workers_its_tasks_py_declares():
-    # 실습 README 의 '실행' 블록, tasks.py 맨 위 docstring, 워커가 없을 때의 안내가 모두 tasks.py 의 NEEDS 한 곳에서
+    # 실습 README의 '실행' 블록, tasks.py 맨 위 docstring, 워커가 없을 때의 안내가 모두 tasks.py 의 NEEDS 한 곳에서
     # 온다.
     for lesson in available_lessons():
         declared = [*needs_of(lesson).commands(lesson), f"python -m {lesson}.call_tasks"]
@@ -256,7 +256,7 @@ def test_a_changed_value_in_a_sample_block_is_caught(language):
     # 예시의 ‹…› 를 값으로 채운 출력과는 맞고, 예시에서 값 하나(숫자 하나)만 바꿔도 맞지 않는다.
     for lesson in available_lessons():
         (sample,) = sample_outputs(readme(lesson_readmes(lesson)[language]))
-        output = "\n" + sample.replace(PLACEHOLDER, "7f3a") + "\n모든 호출이 README 에 적힌 대로 동작했습니다.\n"
+        output = "\n" + sample.replace(PLACEHOLDER, "7f3a") + "\n모든 호출이 README에 적힌 대로 동작했습니다.\n"
         assert sample_mismatches(sample, output) == [], lesson
         digit = list(re.finditer(r"\d", sample))[-1]  # 예시의 마지막 숫자 하나
         changed = sample[: digit.start()] + str((int(digit.group()) + 1) % 10) + sample[digit.end() :]

@@ -1,5 +1,5 @@
-"""학습자가 띄우는 서비스: docker-compose.yml 의 고정한 줄, CI 가 확인하는 버전, 서비스가 꺼져 있을 때 실행기와
-테스트 세션이 하는 일(docker compose 로 띄우거나, Docker 가 없으면 무엇을 켤지 말하기)."""
+"""학습자가 띄우는 서비스: docker-compose.yml 의 고정한 줄, CI가 확인하는 버전, 서비스가 꺼져 있을 때 실행기와
+테스트 세션이 하는 일(docker compose로 띄우거나, Docker가 없으면 무엇을 켤지 말하기)."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def _path_without_docker() -> str:
 
 
 def stand_in_docker(tmp_path: Path) -> tuple[Path, Path]:
-    """`docker` 대역: 진짜 Docker 가 아니다. 받은 인자를 한 줄씩 JSON 으로 적고, 성공(0)으로 끝난다."""
+    """`docker` 대역: 실제 Docker가 아니다. 받은 인자를 한 줄씩 JSON으로 적고, 성공(0)으로 끝난다."""
     bin_dir, record = tmp_path / "bin", tmp_path / "docker-calls.jsonl"
     bin_dir.mkdir()
     script = bin_dir / "docker"
@@ -128,7 +128,7 @@ def test_without_docker_the_runner_says_what_to_start():
     for service in SERVICES:
         assert f"{service.name}에 연결할 수 없습니다" in run.stdout
         assert f"docker compose up -d {service.compose_service}" in run.stdout
-    assert "docker compose 로 띄웁니다" not in run.stdout
+    assert "docker compose로 띄웁니다" not in run.stdout
 
 
 @needs_netns
@@ -141,8 +141,8 @@ def test_with_docker_compose_the_runner_starts_the_services_printing_the_command
     assert command == ["docker", "compose", "up", "-d", "--wait", "rabbitmq", "postgres", "redis"]
     assert calls == [["compose", "version"], command[1:]]
     first_line = run.stdout.splitlines()[0]
-    assert first_line == f"꺼져 있는 서비스를 docker compose 로 띄웁니다: {' '.join(command)}"
-    # 대역은 아무것도 띄우지 않았으므로, 그다음은 Docker 가 없을 때와 같은 안내다.
+    assert first_line == f"꺼져 있는 서비스를 docker compose로 띄웁니다: {' '.join(command)}"
+    # 대역은 아무것도 띄우지 않았으므로, 그다음은 Docker가 없을 때와 같은 안내다.
     assert run.returncode == EXIT_SERVICES_DOWN
     assert "RabbitMQ에 연결할 수 없습니다" in run.stdout
 
@@ -153,7 +153,7 @@ def test_with_docker_compose_only_services_at_their_default_address_are_started(
     env = {
         **_without_url_overrides(),
         "PATH": f"{bin_dir}{os.pathsep}{_path_without_docker()}",
-        "REDIS_URL": "redis://localhost:1",  # 학습자가 직접 고른 주소: compose 가 띄울 곳이 아니다
+        "REDIS_URL": "redis://localhost:1",  # 학습자가 직접 고른 주소: compose가 띄울 곳이 아니다
     }
     run = in_empty_network([sys.executable, "-m", "playground", "practice02"], env)
     calls = [json.loads(line) for line in record.read_text().splitlines()]
@@ -176,7 +176,7 @@ def test_the_test_session_starts_the_services_with_docker_compose_too(tmp_path):
     assert " passed" not in run.stdout
 
 
-# --- RabbitMQ 4.x 에서 관리 UI 로 보이는 것 -----------------------------------------------------------------------
+# --- RabbitMQ 4.x 에서 관리 UI로 보이는 것 -----------------------------------------------------------------------
 
 
 rabbitmq_4 = pytest.mark.skipif("broker.server_major() < 4", reason="RabbitMQ 4.x behaviour; this broker is older")
@@ -218,7 +218,7 @@ def test_an_exclusive_control_queue_goes_with_the_worker_that_declared_it():
 
 @rabbitmq_4
 def test_rabbitmq_4_3_denies_global_qos_but_still_permits_transient_non_exclusive_queues():
-    # README: global_qos 는 denied, transient_nonexcl_queues 는 아직 permitted (4.3 의 기본값).
+    # README: global_qos 는 denied, transient_nonexcl_queues 는 아직 permitted (4.3의 기본값).
     states = {feature["name"]: feature["state"] for feature in broker.management("GET", "deprecated-features")}
     assert states["global_qos"] == "denied"
     assert states["transient_nonexcl_queues"] == "permitted"
