@@ -1,8 +1,8 @@
 """practice00 — 작업 호출과 AsyncResult
 
-무엇을 배우나: 작업을 브로커(RabbitMQ)에 보내는 두 가지 방법(delay, apply_async), 결과를 담는
-AsyncResult 객체(state, ready, successful, failed, traceback, get), 그리고 결과 백엔드(PostgreSQL)에
-결과가 어떻게 남는지.
+무엇을 배우나: 작업(task)을 브로커(RabbitMQ)에 보내는 방법은 delay와 apply_async 두 가지다. 결과를 담는
+AsyncResult 객체에서 state, ready, successful, failed, traceback, get을 읽는다. 결과 백엔드(PostgreSQL)에
+결과가 어떻게 남는지도 본다.
 
 실행 방법 (프로젝트 폴더에서, 터미널 두 개):
     터미널 1:  celery -A practice00.tasks worker --loglevel=info
@@ -24,8 +24,8 @@ COUNTDOWN_SECONDS = 2
 # call_tasks 가 없는 id를 get() 으로 기다려 볼 시간(초).
 UNKNOWN_ID_TIMEOUT = 1
 
-# 이 실습을 돌리는 데 필요한 것: 띄울 워커와 일부러 기다리는 시간. 실행기(python -m playground), 워커가 없을 때의
-# 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
+# 이 실습에 필요한 것을 적는다. 띄울 워커와 일부러 기다리는 시간이다. 실행기(python -m playground), 워커가
+# 없을 때의 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
 NEEDS = Needs(
     workers=(WorkerSpec(),),
     waits={
@@ -37,8 +37,8 @@ NEEDS = Needs(
 
 app = Celery("practice00", broker=RABBITMQ_URL, backend=POSTGRES_URL)
 app.conf.update(
-    # 메시지와 결과는 JSON으로만 주고받는다. pickle은 받은 쪽에서 임의 코드를 실행할 수 있다.
-    # 세 줄 모두 Celery의 기본값이다. 무엇을 받는지 보이게 여기 한 번 적는다(다른 실습은 기본값을 그대로 쓴다).
+    # 메시지와 결과는 JSON으로만 주고받는다. pickle은 받는 쪽에서 임의의 코드를 실행할 수 있다.
+    # 세 줄 모두 Celery의 기본값이다. 무엇을 받는지 보이게 여기에 한 번 적는다. 다른 실습은 기본값을 그대로 쓴다.
     task_serializer="json",
     result_serializer="json",
     accept_content=["json"],
@@ -54,12 +54,12 @@ def add(x, y):
 
 @app.task
 def slow_add(x, y, seconds=WORK_SECONDS):
-    # 오래 걸리는 작업을 흉내 낸다. 호출한 쪽은 그동안 기다리지 않고 다른 일을 할 수 있다.
+    # 오래 걸리는 작업을 흉내 낸다. 호출하는 쪽은 그동안 기다리지 않고 다른 일을 할 수 있다.
     time.sleep(seconds)
     return x + y
 
 
 @app.task
 def divide(x, y):
-    # y=0 이면 ZeroDivisionError. 워커는 예외와 traceback을 결과 백엔드에 FAILURE로 저장한다.
+    # y=0 이면 ZeroDivisionError가 난다. 워커는 예외와 traceback을 결과 백엔드에 FAILURE로 저장한다.
     return x / y

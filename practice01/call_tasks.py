@@ -1,4 +1,4 @@
-"""practice01의 작업들로 하드 제한과 소프트 제한을 호출한 쪽에서 지켜본다.
+"""practice01의 작업들로 하드 제한과 소프트 제한을 호출하는 쪽에서 지켜본다.
 
 먼저 다른 터미널에서 워커를 띄운다:  celery -A practice01.tasks worker --loglevel=info
 그다음:                             python -m practice01.call_tasks
@@ -52,10 +52,10 @@ def calls():
     expect("하드 제한의 예외", type(value), TimeLimitExceeded)
     expect("하드 제한 뒤 finally가 끝까지 실행됨", "finally 끝" in notes, False)
     killed_pid = int(notes[0].split("pid ")[1].rstrip(")")) if notes else None
-    began = "시작했지만" if "finally 시작" in notes else "시작하지도 못했고"
-    print(f"    → 풀 프로세스가 SIGTERM, 약 0.1초 뒤 SIGKILL로 끝났다. finally는 {began} 끝나지 못했다.")
+    began = "시작했지만 끝나지 못했습니다" if "finally 시작" in notes else "시작하지도 못했습니다"
+    print(f"    → 풀 프로세스는 SIGTERM을 받고, 약 0.1초 뒤 SIGKILL로 끝났습니다. finally는 {began}.")
 
-    step("3. 워커는 죽은 프로세스 대신 새 프로세스를 띄워 계속 일한다")
+    step("3. 죽은 프로세스 대신 새 프로세스를 띄워 계속 일하는 워커")
     results = [unlimited.delay() for _ in range(2)]
     pids = sorted({r.get(timeout=RESULT_TIMEOUT) for r in results})
     print(f"    unlimited.delay() 두 번 → 둘 다 SUCCESS, 실행한 pid {pids}, 하드 제한으로 죽은 pid {killed_pid}")
@@ -65,22 +65,22 @@ def calls():
     step(f"4. 소프트 제한: batch_with_cleanup (soft_time_limit={SOFT_LIMIT}초, time_limit={HARD_LIMIT}초)")
     result, value, notes = call(batch_with_cleanup, "batch_with_cleanup.delay(run_id)")
     print(f"    작업이 남긴 흔적: {notes}")
-    print("    → SoftTimeLimitExceeded를 잡아 정리하고 값을 돌려주었다. 작업은 SUCCESS.")
+    print("    → 작업이 SoftTimeLimitExceeded를 잡아 정리하고 값을 돌려주었습니다. 상태는 SUCCESS입니다.")
     expect("소프트 제한 뒤 state", result.state, "SUCCESS")
     expect("정리했다는 반환값", isinstance(value, dict) and value.get("cleaned_up"), True)
 
-    step("5. 정리가 여유보다 길면: slow_cleanup (정리에 2초, 여유는 1초)")
+    step("5. 여유보다 긴 정리: slow_cleanup (정리에 2초, 여유는 1초)")
     result, value, notes = call(slow_cleanup, "slow_cleanup.delay(run_id)", settle=KILL_SETTLE_SECONDS)
     print(f"    작업이 남긴 흔적: {notes}")
-    print("    → 정리 도중 하드 제한이 와서 프로세스가 죽었다. '정리 끝'은 없다.")
+    print("    → 정리 도중에 하드 제한이 와서 프로세스가 죽었습니다. '정리 끝' 기록은 없습니다.")
     expect("느린 정리의 state", result.state, "FAILURE")
     expect("느린 정리의 예외", type(value), TimeLimitExceeded)
     expect("느린 정리가 끝남", "정리 끝" in notes, False)
 
-    step("6. soft_time_limit 이 time_limit 보다 길면 호출할 때 거절된다")
+    step("6. 호출할 때 거절되는 설정: time_limit 보다 긴 soft_time_limit")
     with scenario.raises(ValueError) as refused:
         misconfigured.delay()
-    show("misconfigured.delay()", refused.exc, note="보내기 전에 거절된다")
+    show("misconfigured.delay()", refused.exc, note="보내기 전에 거절됩니다")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """practice01 — 시간 제한: time_limit(하드)과 soft_time_limit(소프트)
 
-무엇을 배우나: 너무 오래 도는 작업을 Celery가 어떻게 멈추는지. 하드 제한은 작업을 돌리던 풀 프로세스를
-죽이고 새 프로세스로 바꾼다(정리 코드가 끝나리라는 보장이 없다). 소프트 제한은 작업 안에서
-SoftTimeLimitExceeded 예외를 일으켜 정리할 기회를 준다. 그래서 운영 코드는 둘 다 건다: 소프트로 정리하고,
-하드로 어떤 경우에도 프로세스를 되찾는다. 둘 다 prefork 풀(리눅스, macOS)에서만 동작한다.
+무엇을 배우나: 너무 오래 실행되는 작업을 Celery가 어떻게 멈추는지 본다. 하드 제한은 작업을 실행하던 풀
+프로세스를 죽이고 새 프로세스로 바꾼다. 정리 코드가 끝나리라는 보장은 없다. 소프트 제한은 작업 안에서
+SoftTimeLimitExceeded 예외를 일으켜 정리할 기회를 준다. 그래서 운영 코드에는 둘 다 건다. 소프트 제한으로
+정리하고, 하드 제한으로 어떤 경우에도 프로세스를 되찾는다. 둘 다 prefork 풀(리눅스, macOS)에서만 동작한다.
 
 실행 방법 (프로젝트 폴더에서, 터미널 두 개):
     터미널 1:  celery -A practice01.tasks worker --loglevel=info
@@ -26,17 +26,17 @@ HARD_LIMIT = 2  # time_limit (초). 소프트 제한 뒤 정리에 쓸 수 있�
 WORK_SECONDS = 1  # 제한 없이 끝나는 작업의 길이
 OVERRUN_SECONDS = 4  # 제한을 넘기는 작업이 하려던 길이
 ITEM_SECONDS = 0.2  # 일괄 작업에서 항목 하나를 처리하는 시간
-ITEMS = 20  # 일괄 작업의 항목 수: 다 하려면 4초, 소프트 제한(1초)에 걸린다
+ITEMS = 20  # 일괄 작업의 항목 수. 다 하려면 4초가 걸려 소프트 제한(1초)에 걸린다
 CLEANUP_SECONDS = 0.1  # 여유(1초) 안에 끝나는 정리
-SLOW_CLEANUP_SECONDS = 2  # 여유(1초)보다 긴 정리: 하드 제한이 먼저 온다
+SLOW_CLEANUP_SECONDS = 2  # 여유(1초)보다 긴 정리. 정리가 끝나기 전에 하드 제한이 온다
 HARD_CLEANUP_SECONDS = 0.5  # 하드 제한에 걸린 작업의 finally 정리. SIGKILL(약 0.1초 뒤)보다 길다.
 
-# 하드 제한의 FAILURE는 워커의 메인 프로세스가 제한 시각에 곧바로 기록하고, 풀 프로세스는 그 뒤에
-# SIGTERM, 약 0.1초 뒤 SIGKILL로 끝난다. call_tasks 는 그 사이에 작업이 남기는 흔적까지 보려고 잠깐 기다린다.
+# 하드 제한의 FAILURE는 워커의 메인 프로세스가 제한 시각에 곧바로 기록한다. 풀 프로세스는 그 뒤에 SIGTERM을
+# 받고, 약 0.1초 뒤 SIGKILL로 끝난다. call_tasks 는 그 사이에 작업이 남기는 흔적까지 보려고 잠깐 기다린다.
 KILL_SETTLE_SECONDS = 0.3
 
-# 이 실습을 돌리는 데 필요한 것: 띄울 워커와 일부러 기다리는 시간. 실행기(python -m playground), 워커가 없을 때의
-# 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
+# 이 실습에 필요한 것을 적는다. 띄울 워커와 일부러 기다리는 시간이다. 실행기(python -m playground), 워커가
+# 없을 때의 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
 NEEDS = Needs(
     workers=(WorkerSpec(),),
     waits={
@@ -53,8 +53,8 @@ app.conf.update(
     task_default_queue="practice01",
 )
 
-# 작업 안에서 일어난 일을 Redis 목록에 적어 둔다. 하드 제한으로 죽은 작업은 결과를 돌려주지 못하므로,
-# 호출한 쪽이 "어디까지 실행됐나"를 보려면 이런 흔적이 필요하다.
+# 작업 안에서 일어난 일을 Redis 목록에 적어 둔다. 하드 제한으로 죽은 작업은 결과를 돌려주지 못한다. 그래서
+# 호출하는 쪽이 "어디까지 실행됐나"를 보려면 이런 흔적이 필요하다.
 notebook = redis.Redis.from_url(REDIS_URL, decode_responses=True)
 NOTES_TTL_SECONDS = 3600
 
@@ -82,7 +82,7 @@ def hard_limited(run_id):
         time.sleep(OVERRUN_SECONDS)
         note(run_id, "끝까지 실행")
     finally:
-        # 하드 제한: 먼저 SIGTERM이 와서 여기까지는 올 수 있지만, 약 0.1초 뒤 SIGKILL이 프로세스를 끝낸다.
+        # 하드 제한에서는 SIGTERM이 먼저 와서 여기까지는 올 수 있다. 하지만 약 0.1초 뒤 SIGKILL이 프로세스를 끝낸다.
         note(run_id, "finally 시작")
         time.sleep(HARD_CLEANUP_SECONDS)
         note(run_id, "finally 끝")
@@ -96,7 +96,7 @@ def batch_with_cleanup(run_id):
             time.sleep(ITEM_SECONDS)
             done += 1
     except SoftTimeLimitExceeded:
-        # 소프트 제한: 예외가 작업 안에서 난다. 진행 상황을 남기고 정리한 뒤 값을 돌려줄 수 있다.
+        # 소프트 제한의 예외는 작업 안에서 난다. 진행 상황을 남기고 정리한 뒤 값을 돌려줄 수 있다.
         note(run_id, f"소프트 제한: {done}개 처리 후 정리 시작")
         time.sleep(CLEANUP_SECONDS)
         note(run_id, "정리 끝")
@@ -115,15 +115,15 @@ def slow_cleanup(run_id):
         raise
 
 
-# 잘못된 설정: 소프트 제한이 하드 제한보다 길다. 정의는 되지만, 호출하는 순간 ValueError가 난다.
+# 잘못된 설정이다. 소프트 제한이 하드 제한보다 길다. 정의는 되지만, 호출하는 순간 ValueError가 난다.
 @app.task(time_limit=HARD_LIMIT, soft_time_limit=HARD_LIMIT + 1)
 def misconfigured():
     return "never sent"
 
 
-# 도우미: 호출한 쪽(call_tasks, 테스트)이 쓴다.
+# 헬퍼. 호출하는 쪽(call_tasks, 테스트)이 쓴다.
 def send(task):
-    """새 run_id 로 보낸다. (AsyncResult, run_id) 를 돌려준다: run_id 로 작업이 남긴 흔적을 찾는다."""
+    """새 run_id 로 보내고 (AsyncResult, run_id) 를 돌려준다. 작업이 남긴 흔적은 run_id 로 찾는다."""
     run_id = str(uuid.uuid4())
     return task.delay(run_id), run_id
 

@@ -18,17 +18,17 @@ step, show, expect = scenario.step, scenario.show, scenario.expect
 
 
 def fresh_ids(n):
-    # 실행할 때마다 새 id. 같은 id를 다시 쓰면 결과 백엔드가 지난번 결과를 돌려줄 수 있다(README 참고).
+    # 실행할 때마다 새 id를 만든다. 같은 id를 다시 쓰면 결과 백엔드가 지난번 결과를 돌려줄 수 있다(README 참고).
     return [str(uuid.uuid4()) for _ in range(n)]
 
 
 def calls():
-    step("1. 시그니처: .s() 는 호출을 담아 둘 뿐 실행하지 않는다")
-    signature = show("add.s(1, 2)", add.s(1, 2), note="Signature, 아직 아무것도 보내지 않았다")
+    step("1. 시그니처: .s() 는 호출을 담아 둘 뿐 실행하지 않습니다")
+    signature = show("add.s(1, 2)", add.s(1, 2), note="Signature 객체입니다. 아직 아무것도 보내지 않았습니다")
     expect("add.s(1, 2) 의 타입", isinstance(signature, Signature), True)
     show("add.s(1, 2).delay().get()", signature.delay().get(timeout=RESULT_TIMEOUT), 3.0)
 
-    step("2. chain: 앞 작업의 결과가 다음 작업의 첫 번째 인자가 된다")
+    step("2. chain: 앞 작업의 결과가 다음 작업의 첫 번째 인자가 됩니다")
     ids = fresh_ids(4)
     workflow = chain(
         add.s(1, 2).set(task_id=ids[0]),  # add(1, 2)
@@ -47,12 +47,12 @@ def calls():
     while node is not None:
         parents.append(node.id)
         node = node.parent
-    print(f"    result.id 는 마지막 단계의 id, .parent 를 따라가면 {len(parents)}단계를 거꾸로 지난다")
+    print(f"    result.id 는 마지막 단계의 id입니다. .parent 를 따라가면 {len(parents)}단계를 거꾸로 지납니다")
     expect(".parent 로 거슬러 오른 id 들", parents, ids[::-1])
 
     step("3. .si(): 앞 결과를 무시하는 단계")
     value = chain(add.s(1, 2), multiply.si(10, 10)).apply_async().get(timeout=RESULT_TIMEOUT)
-    show("chain(add.s(1, 2), multiply.si(10, 10)).apply_async().get()", value, 100.0, note="3.0은 넘겨받지 않았다")
+    show("chain(add.s(1, 2), multiply.si(10, 10)).apply_async().get()", value, 100.0, note="3.0은 넘겨받지 않았습니다")
 
     step("4. 중간에 실패하는 chain: add(1, 2) → divide(·, 0) → subtract(·, 2)")
     ids = fresh_ids(3)
@@ -65,19 +65,20 @@ def calls():
     states = [app.AsyncResult(task_id).state for task_id in ids]
     for name, task_id, state in zip(["add(1, 2)", "divide(·, 0)", "subtract(·, 2)"], ids, states, strict=True):
         print(f"      {name:<15} state={state:<8} result={app.AsyncResult(task_id).result!r}")
-    print("    → 앞 단계의 결과는 남고, 실패한 단계 뒤의 subtract는 실행되지 않았다.")
-    print("      그래도 Celery는 그 id에 같은 예외를 FAILURE로 적어 둔다(기다리는 쪽이 영원히 기다리지 않게).")
+    print("    → 앞 단계의 결과는 남고, 실패한 단계 뒤의 subtract는 실행되지 않았습니다.")
+    print("      그래도 Celery는 subtract의 id에도 같은 예외를 FAILURE로 적어 둡니다.")
+    print("      그래서 그 id를 기다리는 쪽도 영원히 기다리지 않습니다.")
     expect("실패한 chain의 예외", type(error), ZeroDivisionError)
     expect("실패한 chain의 단계별 state", states, ["SUCCESS", "FAILURE", "FAILURE"])
 
-    step("5. 같은 id를 다시 쓰면: 결과 백엔드는 처음 SUCCESS를 지킨다")
+    step("5. 같은 id를 다시 쓸 때: 결과 백엔드는 처음 SUCCESS를 지킵니다")
     reused = str(uuid.uuid4())
     show(
         "add.apply_async((1, 1), task_id=X).get()", add.apply_async((1, 1), task_id=reused).get(timeout=RESULT_TIMEOUT)
     )
     value = add.apply_async((5, 5), task_id=reused).get(timeout=RESULT_TIMEOUT)
-    show("add.apply_async((5, 5), task_id=X).get()", value, 2.0, note="10.0이 아니다: 지난번 결과")
-    print("    → 그래서 이 실습은 실행할 때마다 id를 새로 만든다.")
+    show("add.apply_async((5, 5), task_id=X).get()", value, 2.0, note="10.0이 아니라 지난번 결과입니다")
+    print("    → 그래서 이 실습은 실행할 때마다 id를 새로 만듭니다.")
 
 
 if __name__ == "__main__":

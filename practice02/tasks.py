@@ -1,8 +1,8 @@
 """practice02 — chain: 작업의 결과를 다음 작업으로 넘기기
 
-무엇을 배우나: 작업 호출을 실행하지 않고 담아 두는 시그니처(.s(), .si()), 시그니처를 이어 붙인 chain,
-앞 작업의 결과가 다음 작업의 첫 번째 인자가 된다는 것, 단계마다 id를 붙여(.set(task_id=...)) 중간
-결과를 읽는 법, 그리고 중간에 실패한 chain이 어떻게 끝나는지.
+무엇을 배우나: 시그니처(.s(), .si())는 작업 호출을 실행하지 않고 담아 둔다. chain은 시그니처를 이어 붙인
+것이고, 앞 작업의 결과가 다음 작업의 첫 번째 인자가 된다. 단계마다 .set(task_id=...) 로 id를 붙이면 중간
+결과를 읽을 수 있다. 중간에 실패한 chain이 어떻게 끝나는지도 본다.
 
     add(1, 2) → 3.0 → multiply(3.0, 3) → 9.0 → divide(9.0, 7) → 1.2857… → subtract(1.2857…, 2) → -0.7142…
 
@@ -16,8 +16,8 @@ from celery import Celery
 from course import Needs, WorkerSpec
 from global_config import RABBITMQ_URL, REDIS_URL
 
-# 이 실습을 돌리는 데 필요한 것: 띄울 워커와 일부러 기다리는 시간. 실행기(python -m playground), 워커가 없을 때의
-# 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
+# 이 실습에 필요한 것을 적는다. 띄울 워커와 일부러 기다리는 시간이다. 실행기(python -m playground), 워커가
+# 없을 때의 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
 NEEDS = Needs(workers=(WorkerSpec(),), waits={})
 
 app = Celery("practice02", broker=RABBITMQ_URL, backend=REDIS_URL)

@@ -118,7 +118,7 @@ def test_call_tasks_shows_every_step(worker):
     out = run.output
     assert "add.s(1, 2) → practice02.tasks.add(1, 2)   (Signature" in out
     assert re.search(r"multiply\(·, 3\)\s+id=[0-9a-f]{8}…  → 9\.0", out)
-    assert "→ 100.0   (3.0은 넘겨받지 않았다)" in out
+    assert "→ 100.0   (3.0은 넘겨받지 않았습니다)" in out
     assert re.search(r"subtract\(·, 2\)\s+state=FAILURE", out)
     assert "!!" not in out
     assert out.rstrip().endswith("모든 호출이 README에 적힌 대로 동작했습니다.")

@@ -105,7 +105,7 @@ def test_call_tasks_prints_orders_and_the_callback_delay(worker):
     assert run.returncode == 0, run.output
     assert_samples_match("practice03", run.output)  # README의 출력 예시가 곧 이 출력이다
     out = run.output
-    assert re.search(r"끝난 순서는 \[\d, \d, \d, 1\]", out)
+    assert re.search(r"끝난 순서: \[\d, \d, \d, 1\]", out)
     delay_ms = float(re.search(r"콜백이 시작하기까지: ([\d.]+) ms", out).group(1))
     # Redis: 마지막 header 결과를 저장한 워커가 곧바로 콜백을 보낸다(몇 밀리초). 병렬 부하를 감안해 넉넉히 잰다.
     assert delay_ms < REDIS_CALLBACK_BOUND_MS
