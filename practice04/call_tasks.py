@@ -58,7 +58,7 @@ def state_after_waiting(result, state):
 
 
 def calls():
-    step("1. 다섯 작업을 한꺼번에 보낸다 (기다리는 시간을 겹치려고)")
+    step("1. 다섯 작업을 한꺼번에 보내기 (기다리는 시간이 겹치도록)")
     flaky_result, flaky_id = send(flaky)
     failing, failing_id = send(always_fails)
     failing_no_exc, failing_no_exc_id = send(always_fails_without_exc)
@@ -70,42 +70,45 @@ def calls():
     show("flaky_result.state", state_after_waiting(flaky_result, "RETRY"), "RETRY")
     show("flaky_result.info", flaky_result.info, note="이번 실패의 예외")
 
-    step(f"3. 일시적 실패 뒤 성공: flaky (두 번 실패, countdown={RETRY_COUNTDOWN}초)")
+    step(f"3. 일시적으로 실패한 뒤 성공하는 flaky (두 번 실패, countdown={RETRY_COUNTDOWN}초)")
     show("flaky_result.get()", flaky_result.get(timeout=RESULT_TIMEOUT), "성공: retries=2")
     retries, gaps = show_attempts(flaky_id)
     expect("flaky의 retries 값들", retries, [0, 1, 2])
     expect("flaky의 간격(초)", gaps, [RETRY_COUNTDOWN] * 2)
 
-    step(f"4. 끝내 실패: always_fails (max_retries={MAX_RETRIES}, retry(exc=exc))")
+    step(f"4. 끝내 실패하는 always_fails (max_retries={MAX_RETRIES}, retry(exc=exc))")
     error = show("failing.get(propagate=False)", failing.get(timeout=RESULT_TIMEOUT, propagate=False))
     retries, gaps = show_attempts(failing_id)
-    print(f"    → 처음 1번 + 재시도 {MAX_RETRIES}번 = {len(retries)}번 실행. 호출한 쪽은 원래 예외를 받는다.")
+    print(
+        f"    → 처음 1번과 재시도 {MAX_RETRIES}번, 모두 {len(retries)}번 실행했습니다."
+        " 호출하는 쪽은 원래 예외를 받습니다."
+    )
     expect("always_fails 실행 횟수", len(retries), MAX_RETRIES + 1)
     expect("always_fails 의 예외", type(error), ConnectionError)
     show("failing.state", failing.state, "FAILURE")
 
-    step("5. exc= 없이 retry() 하면: always_fails_without_exc")
+    step("5. exc= 없이 retry() 하는 always_fails_without_exc")
     error = show("failing_no_exc.get(propagate=False)", failing_no_exc.get(timeout=RESULT_TIMEOUT, propagate=False))
     expect("exc 없는 재시도의 예외", type(error), MaxRetriesExceededError)
     expect("always_fails_without_exc 실행 횟수", len(attempts(failing_no_exc_id)), MAX_RETRIES + 1)
 
-    step(f"6. 선언으로: auto_retrying (autoretry_for, retry_backoff=True, retry_backoff_max={BACKOFF_MAX})")
+    step(f"6. 선언으로 재시도하는 auto_retrying (autoretry_for, retry_backoff=True, retry_backoff_max={BACKOFF_MAX})")
     error = show("auto.get(propagate=False)", auto.get(timeout=RESULT_TIMEOUT, propagate=False))
     retries, gaps = show_attempts(auto_id)
-    print(f"    → 시도 사이 간격 {gaps}초: 1, 2, 4 … 로 늘다가 {BACKOFF_MAX}초에서 멈춘다.")
+    print(f"    → 시도 사이 간격은 {gaps}초입니다. 1, 2, 4 …초로 늘어나다가 {BACKOFF_MAX}초에서 멈춥니다.")
     expect("auto_retrying 의 간격(초)", gaps, [1, 2, 2])
     expect("auto_retrying 의 예외", type(error), ConnectionError)
     jittered.get(timeout=RESULT_TIMEOUT, propagate=False)
     _, jittered_gaps = show_attempts(jittered_id)
     print(f"    retry_jitter 를 기본값(True)으로 둔 auto_retrying_with_jitter 의 간격: {jittered_gaps}초")
-    print("    → 0초와 [1, 2, 2]초 사이에서 무작위로 고른다. 돌릴 때마다 달라질 수 있다.")
+    print("    → 간격마다 0초와 백오프 값(1, 2, 2초) 사이에서 무작위로 고릅니다. 실행할 때마다 달라질 수 있습니다.")
     ceilings = [1, 2, BACKOFF_MAX]
     expect("jitter 간격의 수", len(jittered_gaps), len(ceilings))
     expect(
         "jitter 간격이 백오프 값을 넘지 않음", all(g <= c for g, c in zip(jittered_gaps, ceilings, strict=False)), True
     )
 
-    step("7. 함정: autoretry_for 만 있고 retry_backoff 도 countdown도 없으면")
+    step("7. autoretry_for 만 있고 retry_backoff 도 countdown도 없을 때의 함정")
     trap, trap_id = send(auto_retrying_slowly, expires=TRAP_EXPIRES_SECONDS)
     show("trap.state", state_after_waiting(trap, "RETRY"), "RETRY")
     show("trap.info", trap.info)
@@ -113,8 +116,10 @@ def calls():
     delay = (datetime.fromisoformat(eta) - datetime.now().astimezone()).total_seconds() if eta else None
     inspected = "inspect(destination=[첫 시도를 실행한 워커]).scheduled()"
     print(f"    {inspected} → 다음 시도 eta={eta} (지금부터 약 {delay or 0:.0f}초 뒤)")
-    print(f"    → default_retry_delay = {auto_retrying_slowly.default_retry_delay}초. ", end="")
-    print(f"이 작업은 expires={TRAP_EXPIRES_SECONDS}초로 보냈으므로 다시 실행되지 않고 버려진다.")
+    print(
+        f"    → 다음 시도까지 default_retry_delay({auto_retrying_slowly.default_retry_delay}초)를 기다립니다."
+        f" 이 작업은 expires={TRAP_EXPIRES_SECONDS}초로 보냈으므로 다시 실행되지 않고 버려집니다."
+    )
     expect("함정 작업의 다음 시도까지(초, 반올림)", round(delay, -1) if delay else None, 180)
 
 

@@ -1,10 +1,10 @@
 """practice04 — 재시도: self.retry() 와 autoretry_for
 
-무엇을 배우나: 일시적으로 실패하는 작업(네트워크 끊김, 잠깐 바쁜 외부 API)을 다시 시도하는 두 가지 방법.
-bind=True 로 작업 자신(self)을 받아 self.request.retries(0부터 센다)를 보고, 실패하면
-raise self.retry(exc=..., countdown=...) 로 같은 작업을 같은 id로 다시 보낸다. 또는 autoretry_for 와
-retry_backoff 로 같은 일을 선언만으로 한다. 그리고 그 선언의 함정: backoff도 countdown도 없으면
-다음 시도까지 default_retry_delay(180초)를 기다린다.
+무엇을 배우나: 일시적으로 실패하는 작업을 다시 시도하는 두 가지 방법을 배운다. 네트워크가 끊기거나 외부 API가
+잠깐 바쁠 때가 그런 실패다. 첫째 방법에서는 bind=True 로 작업 자신(self)을 받고 self.request.retries 를 본다.
+이 값은 0부터 센다. 실패하면 raise self.retry(exc=..., countdown=...) 로 같은 작업을 같은 작업 id로 다시 보낸다.
+둘째 방법은 autoretry_for 와 retry_backoff 로 같은 일을 선언만으로 한다. 이 선언에는 함정이 있다.
+backoff도 countdown도 없으면 다음 시도까지 default_retry_delay(180초)를 기다린다.
 
 실행 방법 (프로젝트 폴더에서, 터미널 두 개):
     터미널 1:  celery -A practice04.tasks worker --loglevel=info
@@ -26,9 +26,9 @@ RETRY_COUNTDOWN = 1  # self.retry(countdown=...): 다음 시도까지 기다릴 
 FAILURES_BEFORE_SUCCESS = 2  # flaky는 두 번 실패하고 세 번째 시도에 성공한다
 BACKOFF_MAX = 2  # retry_backoff_max: 지수 백오프(1, 2, 4 …초)의 상한
 
-# 이 실습을 돌리는 데 필요한 것: 띄울 워커와 일부러 기다리는 시간. 실행기(python -m playground), 워커가 없을 때의
-# 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
-# 다섯 작업의 재시도가 나란히 돈다. 가장 긴 것은 auto_retrying 의 백오프 간격들(1, 2, 2초).
+# 이 실습을 실행하는 데 필요한 것, 곧 띄울 워커와 일부러 기다리는 시간이다. 실행기(python -m playground), 워커가
+# 없을 때의 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
+# 다섯 작업의 재시도는 나란히 진행된다. 가장 긴 것은 auto_retrying 의 백오프 간격들(1, 2, 2초)이다.
 NEEDS = Needs(
     workers=(WorkerSpec(),),
     waits={"auto_retrying 의 백오프 간격": float(sum(min(2**n, BACKOFF_MAX) for n in range(MAX_RETRIES)))},
@@ -39,8 +39,8 @@ app.conf.update(
     task_default_queue="practice04",
 )
 
-# 시도마다 (self.request.retries, 시각, 실행한 워커)를 Redis 목록에 적는다. 호출한 쪽이 시도 횟수와 간격을 보고,
-# 다음 시도를 쥐고 있는 워커에게만 물어볼 수 있다.
+# 시도마다 (self.request.retries, 시각, 실행한 워커)를 Redis 목록에 적는다. 호출하는 쪽은 이 기록으로 시도 횟수와
+# 간격을 보고, 다음 시도를 쥐고 있는 워커에게만 물어볼 수 있다.
 attempt_log = redis.Redis.from_url(REDIS_URL, decode_responses=True)
 ATTEMPTS_TTL_SECONDS = 3600
 
@@ -63,8 +63,8 @@ def flaky(self, run_id, failures=FAILURES_BEFORE_SUCCESS):
             raise ConnectionError(f"일시적 오류 (retries={self.request.retries})")
         return f"성공: retries={self.request.retries}"
     except ConnectionError as exc:
-        # retry() 는 같은 작업을 같은 id로 다시 보낸 뒤 그 자리에서 Retry 예외를 던진다: 이번 실행은 여기서
-        # 끝나고 상태는 RETRY가 된다. 앞의 raise는 "여기서 끝난다"를 읽는 사람에게 보여 주는 관용구다.
+        # retry() 는 같은 작업을 같은 작업 id로 다시 보낸 뒤 그 자리에서 Retry 예외를 던진다. 그래서 이번 실행은
+        # 여기서 끝나고 상태는 RETRY가 된다. 앞의 raise는 여기서 끝난다는 것을 읽는 사람에게 보여 주는 관용구다.
         raise self.retry(exc=exc, countdown=RETRY_COUNTDOWN) from exc
 
 
@@ -74,7 +74,7 @@ def always_fails(self, run_id):
     try:
         raise ConnectionError("외부 서비스가 응답하지 않음")
     except ConnectionError as exc:
-        # exc= 를 주었으므로, 재시도를 다 쓰면 호출한 쪽은 이 원래 예외(ConnectionError)를 받는다.
+        # exc= 를 주었으므로, 재시도를 다 쓰면 호출하는 쪽은 이 원래 예외(ConnectionError)를 받는다.
         raise self.retry(exc=exc, countdown=RETRY_COUNTDOWN) from exc
 
 
@@ -84,7 +84,7 @@ def always_fails_without_exc(self, run_id):
     try:
         raise ConnectionError("외부 서비스가 응답하지 않음")
     except ConnectionError:
-        # exc= 가 없으면, 재시도를 다 쓴 뒤 호출한 쪽은 MaxRetriesExceededError를 받는다.
+        # exc= 가 없으면, 재시도를 다 쓴 뒤 호출하는 쪽은 MaxRetriesExceededError를 받는다.
         raise self.retry(countdown=RETRY_COUNTDOWN) from None
 
 
@@ -98,9 +98,9 @@ def retry_without_raise(self, run_id):
     return f"끝까지 실행됨: retries={self.request.retries}"
 
 
-# 선언으로 하는 재시도: ConnectionError가 나면 Celery가 대신 self.retry(exc=...) 를 부른다.
+# 선언으로 하는 재시도. ConnectionError가 나면 Celery가 대신 self.retry(exc=...) 를 부른다.
 # 다음 시도까지 1, 2, 4 …초(retry_backoff=True)를 기다리되 BACKOFF_MAX 초를 넘지 않는다.
-# retry_jitter 의 기본값은 True(0초와 그 값 사이에서 무작위)다. 여기서는 간격을 눈으로 보려고 끈다.
+# retry_jitter 의 기본값은 True이고, 그러면 0초와 그 값 사이에서 무작위로 고른다. 여기서는 간격을 눈으로 보려고 끈다.
 @app.task(
     bind=True,
     autoretry_for=(ConnectionError,),
@@ -114,7 +114,7 @@ def auto_retrying(self, run_id):
     raise ConnectionError("외부 서비스가 응답하지 않음")
 
 
-# 같은 선언에서 retry_jitter 만 기본값(True)으로 둔 것: 간격이 0초와 1, 2, 2초 사이에서 무작위로 정해진다.
+# 같은 선언에서 retry_jitter 만 기본값(True)으로 두었다. 간격은 0초와 1, 2, 2초 사이에서 무작위로 정해진다.
 # 여러 클라이언트가 한꺼번에 실패했을 때 재시도가 같은 순간에 몰리지 않게 한다.
 @app.task(
     bind=True,
@@ -128,23 +128,26 @@ def auto_retrying_with_jitter(self, run_id):
     raise ConnectionError("외부 서비스가 응답하지 않음")
 
 
-# 함정: autoretry_for 만 주고 retry_backoff 도 countdown도 주지 않으면,
-# 다음 시도까지 default_retry_delay = 180초를 기다린다.
+# 함정이다. autoretry_for 만 주고 retry_backoff 도 countdown도 주지 않으면,
+# 다음 시도까지 default_retry_delay(180초)를 기다린다.
 @app.task(bind=True, autoretry_for=(ConnectionError,), max_retries=1)
 def auto_retrying_slowly(self, run_id):
     record_attempt(run_id, self.request)
     raise ConnectionError("외부 서비스가 응답하지 않음")
 
 
-# 도우미: 호출한 쪽(call_tasks, 테스트)이 쓴다.
+# 헬퍼. 호출하는 쪽(call_tasks, 테스트)이 쓴다.
 def send(task, *args, **options):
-    """새 run_id 를 첫 인자로 붙여 보낸다. (AsyncResult, run_id) 를 돌려준다: run_id 로 시도 기록을 찾는다."""
+    """새 run_id 를 첫 인자로 붙여 보내고 (AsyncResult, run_id) 를 돌려준다. 시도 기록은 run_id 로 찾는다."""
     run_id = str(uuid.uuid4())
     return task.apply_async((run_id, *args), **options), run_id
 
 
 def attempts(run_id):
-    """작업이 시도마다 남긴 기록(시도 순서): [{"retries": …, "at": 시각, "worker": 실행한 워커}, …]."""
+    """작업이 시도마다 남긴 실행 기록을 시도 순서대로 돌려준다.
+
+    [{"retries": …, "at": 시각, "worker": 실행한 워커}, …]
+    """
     return [json.loads(row) for row in attempt_log.lrange(attempts_key(run_id), 0, -1)]
 
 

@@ -1,8 +1,8 @@
 """practice05 — 큐 라우팅: 작업을 골라 담는 큐, 그 큐만 맡는 워커
 
-무엇을 배우나: 브로커에 큐를 여러 개 선언하고(task_queues), 작업마다 어느 큐로 갈지 정하고(task_routes),
-부를 때 바꾸고(apply_async(queue=...)), 워커마다 맡을 큐를 고르는(--queues) 법. 느린 작업이 쌓여도 급한
-작업이 기다리지 않게 하는 것이 큐를 나누는 이유다.
+무엇을 배우나: 브로커에 큐를 여러 개 선언하는 법(task_queues)을 배운다. 작업마다 어느 큐로 갈지 정하고
+(task_routes), 부를 때 바꾸고(apply_async(queue=...)), 워커마다 맡을 큐를 고른다(--queues). 큐를 나누는 이유는
+느린 작업이 쌓여도 급한 작업이 기다리지 않게 하려는 것이다.
 
 실행 방법 (프로젝트 폴더에서, 터미널 세 개):
     터미널 1:  celery -A practice05.tasks worker --queues=high --hostname=worker-high@%h --loglevel=info
@@ -25,8 +25,8 @@ BACKLOG = 3  # low 큐에 쌓아 둘 느린 작업 수
 UNWATCHED_QUEUE = "practice05_nobody"
 UNWATCHED_WAIT_SECONDS = 1
 
-# 이 실습을 돌리는 데 필요한 것: 띄울 워커와 일부러 기다리는 시간. 실행기(python -m playground), 워커가 없을 때의
-# 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
+# 이 실습을 실행하는 데 필요한 것, 곧 띄울 워커와 일부러 기다리는 시간이다. 실행기(python -m playground), 워커가
+# 없을 때의 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
 # 큐마다 그 큐만 맡는 워커가 하나씩 있다.
 NEEDS = Needs(
     workers=(WorkerSpec("worker-high", ("high",)), WorkerSpec("worker-low", ("low",))),
@@ -53,8 +53,8 @@ app.conf.update(
         "practice05.tasks.send_alert": {"queue": "high"},
         "practice05.tasks.build_report": {"queue": "low"},
     },
-    # 워커 하나에 풀 프로세스 하나, 미리 가져오는 메시지도 하나: 느린 작업이 쌓이는 모습이 잘 보이고,
-    # 워커가 실행하지도 못할 메시지를 붙잡아 두지 않는다(README의 "prefetch").
+    # 워커 하나에 풀 프로세스 하나를 두고, 미리 가져오는 메시지도 하나로 한다. 그러면 느린 작업이 쌓이는 모습이
+    # 잘 보이고, 워커가 실행하지도 못할 메시지를 붙잡아 두지 않는다(README의 "prefetch").
     worker_concurrency=1,
     worker_prefetch_multiplier=1,
 )
@@ -90,7 +90,7 @@ def cleanup(self):
     return where(self)
 
 
-# 도우미: 호출한 쪽(call_tasks, 테스트)이 where() 의 답에서 워커의 종류를 읽는다.
+# 헬퍼. 호출하는 쪽(call_tasks, 테스트)이 where() 의 답에서 워커의 종류를 읽는다.
 def worker_kind(place):
     """'worker-high-3f2a1c@host' 나 'worker-high@host' → 'worker-high'."""
     name = place["worker"].split("@")[0]

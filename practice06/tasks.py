@@ -1,9 +1,9 @@
 """practice06 — 작업 이름과 send_task: 코드를 import 하지 않고 이름으로 부르기
 
-무엇을 배우나: 작업에는 이름이 있다. 이름을 주지 않으면 "모듈.함수"(practice06.tasks.count_words)가 되고,
+무엇을 배우나: 작업에는 이름이 있다. 이름을 주지 않으면 "모듈.함수"(practice06.tasks.count_words)가 된다.
 @app.task(name="email.send_welcome") 처럼 직접 줄 수도 있다. 호출하는 쪽은 그 이름만 알면
-app.send_task("email.send_welcome", args=[42]) 로 부를 수 있다: 작업 코드를 import 할 필요가 없으니
-다른 서비스, 다른 언어의 프로그램도 부를 수 있고, 함수를 옮기거나 이름을 바꿔도 명시한 이름은 그대로다.
+app.send_task("email.send_welcome", args=[42]) 로 부를 수 있다. 작업 코드를 import 할 필요가 없으니
+다른 서비스나 다른 언어의 프로그램도 부를 수 있다. 함수를 옮기거나 이름을 바꿔도 명시한 이름은 그대로다.
 
 실행 방법 (프로젝트 폴더에서, 터미널 두 개):
     터미널 1:  celery -A practice06.tasks worker --loglevel=info
@@ -22,8 +22,8 @@ QUEUE = "practice06"
 # 이 실습의 요점이다) 같은 값을 따로 적는다. 테스트가 둘이 같은지 본다.
 INSPECT_SECONDS = 0.5
 
-# 이 실습을 돌리는 데 필요한 것: 띄울 워커와 일부러 기다리는 시간. 실행기(python -m playground), 워커가 없을 때의
-# 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
+# 이 실습을 실행하는 데 필요한 것, 곧 띄울 워커와 일부러 기다리는 시간이다. 실행기(python -m playground), 워커가
+# 없을 때의 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
 NEEDS = Needs(workers=(WorkerSpec(),), waits={"inspect().registered() 가 답을 모으는 시간": INSPECT_SECONDS})
 
 app = Celery("practice06", broker=RABBITMQ_URL, backend=REDIS_URL)
@@ -34,11 +34,11 @@ app.conf.update(
 
 @app.task(name="email.send_welcome")
 def send_welcome(user_id):
-    # 이름을 직접 주었다: 이 함수를 다른 모듈로 옮기거나 이름을 바꿔도 "email.send_welcome" 으로 부를 수 있다.
+    # 이름을 직접 주었다. 이 함수를 다른 모듈로 옮기거나 이름을 바꿔도 "email.send_welcome" 으로 부를 수 있다.
     return f"환영 메일을 보냈습니다 (사용자 {user_id})"
 
 
 @app.task
 def count_words(text):
-    # 이름을 주지 않았다: Celery가 "practice06.tasks.count_words" 라는 이름을 만든다.
+    # 이름을 주지 않았다. Celery가 "practice06.tasks.count_words" 라는 이름을 만든다.
     return len(text.split())
