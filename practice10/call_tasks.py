@@ -1,4 +1,4 @@
-"""practice10: 보낸 작업을 취소하고(revoke), 실행 속도를 제한하고(rate_limit), 워커의 풀을 들여다본다.
+"""practice10: 보낸 작업을 revoke로 취소하고, rate_limit으로 실행 속도를 제한하고, 워커의 풀을 들여다본다.
 
 먼저 다른 터미널에서 워커를 띄운다:  celery -A practice10.tasks worker --loglevel=info
 그다음:                             python -m practice10.call_tasks
@@ -31,7 +31,7 @@ INSPECT_SECONDS = 1.0  # inspect가 그 워커의 답을 기다리는 상한
 
 
 def until(happened, what):
-    """happened() 가 참이 될 때까지 (길어야 RESULT_TIMEOUT 초) 기다린다. 끝내 거짓이면 워커가 없는 것으로 본다."""
+    """happened() 가 참이 될 때까지 기다린다. 길어야 RESULT_TIMEOUT 초다. 끝내 거짓이면 워커가 없는 것으로 본다."""
     deadline = time.time() + RESULT_TIMEOUT
     while not happened():
         if time.time() > deadline:
@@ -40,14 +40,14 @@ def until(happened, what):
 
 
 def held_by(hostname, task_id):
-    """hostname 워커가 task_id 를 eta까지 쥐고 있나 (inspect().scheduled())."""
+    """hostname 워커가 task_id 를 eta까지 쥐고 있는지 inspect().scheduled() 로 본다."""
     replies = app.control.inspect(destination=[hostname], timeout=INSPECT_SECONDS).scheduled() or {}
     return any(entry["request"]["id"] == task_id for entry in replies.get(hostname, []))
 
 
 def calls():
-    step(f"1. 아직 실행하지 않은 작업 취소: countdown={COUNTDOWN_SECONDS} 으로 미뤄 둔 작업")
-    hostname = work.delay(str(uuid.uuid4())).get(timeout=RESULT_TIMEOUT)  # 워커가 있는지, 누구인지
+    step(f"1. 아직 실행되지 않은 작업 취소 (countdown={COUNTDOWN_SECONDS})")
+    hostname = work.delay(str(uuid.uuid4())).get(timeout=RESULT_TIMEOUT)  # 워커가 있는지, 어느 워커인지 알아 둔다
     run = str(uuid.uuid4())
     held = work.apply_async((run,), countdown=COUNTDOWN_SECONDS)
     until(lambda: held_by(hostname, held.id), "the worker holding the countdown task")
@@ -55,10 +55,15 @@ def calls():
     until(lambda: app.AsyncResult(held.id).state != "PENDING", "the revoke reaching the worker")
     show("revoke 뒤 state", held.state, "REVOKED", note="워커 로그: Tasks flagged as revoked")
     time.sleep(COUNTDOWN_SECONDS)
-    show("countdown이 지난 뒤 작업이 남긴 기록", [n["what"] for n in notes(run)], [], note="Discarding revoked task")
+    show(
+        "countdown이 지난 뒤의 실행 기록",
+        [n["what"] for n in notes(run)],
+        [],
+        note="워커 로그: Discarding revoked task",
+    )
     show("get(propagate=False)", held.get(timeout=RESULT_TIMEOUT, propagate=False))
 
-    step("2. 실행 중인 작업 멈추기: revoke(id, terminate=True)")
+    step("2. 실행 중인 작업을 revoke(id, terminate=True) 로 멈추기")
     run = str(uuid.uuid4())
     running = work.delay(run, LONG_SECONDS)
     until(lambda: notes(run), "the long task starting")
@@ -66,32 +71,32 @@ def calls():
     error = show("get(propagate=False)", running.get(timeout=RESULT_TIMEOUT, propagate=False), note="SIGTERM")
     expect("terminate 된 작업의 예외", type(error), TaskRevokedError)
     show("state", running.state, "REVOKED")
-    # REVOKED는 워커의 메인 프로세스가 적는다. 풀 프로세스의 finally는 그 뒤에 끝날 수 있으므로 끝날 때까지 기다린다.
+    # REVOKED는 워커의 메인 프로세스가 적는다. 풀 프로세스의 finally는 그 뒤에 끝날 수 있으니 끝날 때까지 기다린다.
     until(lambda: len(notes(run)) >= 3, "the terminated task's finally")
     show(
-        "작업이 남긴 기록",
+        "실행 기록",
         [n["what"] for n in notes(run)],
         ["시작", "SystemExit", "finally"],
-        note="SIGTERM이 SystemExit로 나타나 finally는 실행되었습니다",
+        note="SIGTERM이 SystemExit로 나타나므로 finally가 실행되었습니다",
     )
 
-    step(f"3. rate_limit='{RATE}': 워커 하나가 1초에 시작하는 수")
+    step(f"3. 워커 하나가 1초에 시작하는 작업 수 (rate_limit='{RATE}')")
     run = str(uuid.uuid4())
     sent_at = time.time()
     for result in [limited.delay(run) for _ in range(RATE_TASKS)]:
         result.get(timeout=RESULT_TIMEOUT)
     stamps = [n["at"] for n in notes(run)]
-    # 보낸 때부터 잰다: 첫 작업은 곧바로, 나머지는 1/5초 간격으로 풀에 넘겨진다(토큰 하나짜리 버킷). 풀 프로세스가
-    # 늦게 시작해도 간격이 좁아 보이지 않는다.
+    # 보낸 때부터 잰다. 토큰 하나짜리 버킷이라 첫 작업은 곧바로, 나머지는 1/5초 간격으로 풀에 넘겨진다.
+    # 그래서 풀 프로세스가 늦게 시작해도 간격이 좁아 보이지 않는다.
     rate = (len(stamps) - 1) / (max(stamps) - sent_at)
-    show(f"{RATE_TASKS}개를 한꺼번에 보냈을 때 초당 실행", f"{rate:.1f}", note=f"워커 하나에 {RATE} 까지")
-    expect(f"초당 {RATE_PER_SECOND}번을 넘지 않음", rate <= RATE_PER_SECOND * 1.05, True)
+    show(f"{RATE_TASKS}개를 한꺼번에 보냈을 때 초당 실행 수", f"{rate:.1f}", note=f"워커 하나당 최대 {RATE}")
+    expect(f"초당 {RATE_PER_SECOND}번 이하", rate <= RATE_PER_SECOND * 1.05, True)
 
-    step("4. 이 워커의 풀: inspect().stats()")
+    step("4. inspect().stats() 로 본 이 워커의 풀")
     stats = app.control.inspect(destination=[hostname], timeout=INSPECT_SECONDS).stats() or {}
     pool = stats.get(hostname, {}).get("pool", {})
     show("pool['implementation']", pool.get("implementation"), "celery.concurrency.prefork:TaskPool")
-    show("pool['max-concurrency']", pool.get("max-concurrency"), note="--concurrency, 주지 않으면 CPU 수")
+    show("pool['max-concurrency']", pool.get("max-concurrency"), note="--concurrency 값, 주지 않으면 CPU 수")
     show(
         "len(pool['processes']) == max-concurrency", len(pool.get("processes", [])) == pool.get("max-concurrency"), True
     )

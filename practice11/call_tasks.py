@@ -1,4 +1,4 @@
-"""practice11: 웹 요청 하나를 흉내 낸다 — 트랜잭션 안에서 주문을 넣고, 작업을 보내고, 커밋한다. 언제 보내느냐가 전부다.
+"""practice11: 웹 요청 하나를 흉내 낸다. 트랜잭션 안에서 주문을 넣고, 작업을 보내고, 커밋한다. 언제 보내느냐가 전부다.
 
 먼저 다른 터미널에서 워커를 띄운다:  celery -A practice11.tasks worker --loglevel=info
 그다음:                             python -m practice11.call_tasks
@@ -37,18 +37,23 @@ step, show, expect = scenario.step, scenario.show, scenario.expect
 def calls():
     create_tables()
 
-    step("1. 버그: 커밋하기 전에 보내면 워커가 행을 보지 못한다")
+    step("1. 버그: 커밋하기 전에 보내면 워커가 행을 보지 못합니다")
     with Session(engine) as session, session.begin():
         order_id = insert_order(session, "책")
         sent = ship.delay(order_id)  # 아직 커밋 전
         time.sleep(COMMIT_DELAY_SECONDS)  # 요청의 나머지 일
     committed_at = time.time()  # with 블록을 나오며 커밋했다
     seen = sent.get(timeout=RESULT_TIMEOUT)
-    show("ship.delay(order_id).get()['found']", seen["found"], False, note="워커 로그: 주문 … 이 없습니다")
-    show("작업이 확인한 때가 커밋보다 먼저", seen["checked_at"] < committed_at, True)
+    show(
+        "ship.delay(order_id).get()['found']",
+        seen["found"],
+        False,
+        note="워커 로그에 '주문이 없습니다' 경고가 남습니다",
+    )
+    show("작업이 확인한 시각 < 커밋한 시각", seen["checked_at"] < committed_at, True)
     show("그래도 state", sent.state, "SUCCESS", note="조용한 버그")
 
-    step("2. 고치기: 커밋한 뒤에 보낸다 (SQLAlchemy after_commit)")
+    step("2. 고치는 법: 커밋한 뒤에 보냅니다 (SQLAlchemy after_commit)")
     with Session(engine) as session:
         with session.begin():
             order_id = insert_order(session, "펜")
@@ -60,36 +65,39 @@ def calls():
         insert_order(session, "잘못 넣은 주문")
         send_after_commit(session, ship, -1)
         session.rollback()
-        show("롤백한 트랜잭션이 보낸 작업", session.info.get("sent", []), [], note="아무것도 보내지 않았다")
+        show("롤백한 트랜잭션이 보낸 작업", session.info.get("sent", []), [], note="아무것도 보내지 않았습니다")
 
-    step("3. 아웃박스: 주문과 '보낼 작업'을 한 트랜잭션에, 릴레이가 나중에 보낸다")
+    step("3. 아웃박스: 주문과 '보낼 작업'을 한 트랜잭션에 쓰고, 릴레이가 나중에 보냅니다")
     with Session(engine) as session, session.begin():
         order_id = insert_order(session, "공책")
         add_to_outbox(session, ship_once, order_id)
-    show("커밋 직후 보내지 않은 아웃박스 행", unsent(order_id), 1, note="여기서 프로세스가 죽어도 잃지 않는다")
+    show("커밋 직후 보내지 않은 아웃박스 행", unsent(order_id), 1, note="여기서 프로세스가 죽어도 작업을 잃지 않습니다")
     relay_outbox.delay().get(timeout=RESULT_TIMEOUT)
-    show("릴레이가 돈 뒤 보내지 않은 아웃박스 행", unsent(order_id), 0)
+    show("릴레이 실행 뒤 보내지 않은 아웃박스 행", unsent(order_id), 0)
     deadline = time.time() + RESULT_TIMEOUT
     while shipments(order_id) == 0 and time.time() < deadline:
         time.sleep(0.05)
     show("배송 행", shipments(order_id), 1)
 
-    step("4. 행이 아직 없을 때: 짧게 재시도한다")
+    step("4. 행이 아직 없으면 짧게 재시도합니다")
     with Session(engine) as session, session.begin():
         order_id = insert_order(session, "연필")
         retried = ship_or_retry.delay(order_id)  # 일부러 커밋 전에
         time.sleep(COMMIT_DELAY_SECONDS)
     value = retried.get(timeout=RESULT_TIMEOUT)
     show("ship_or_retry.delay(order_id).get()['found']", value["found"], True)
-    show("그사이 재시도했다 (retries ≥ 1)", value["retries"] >= 1, True, note="워커 로그: Retry in 1s: LookupError")
+    show("그사이의 재시도 (retries ≥ 1)", value["retries"] >= 1, True, note="워커 로그: Retry in 1s: LookupError")
 
-    step("5. 브로커가 받지 않은 메시지: 릴레이는 publisher confirms로 확인하고 적는다")
+    step("5. 브로커가 받지 않은 메시지: 릴레이는 publisher confirms로 확인한 뒤에 적습니다")
     show(
-        f"exchange_exists({MISSING_EXCHANGE!r})", exchange_exists(MISSING_EXCHANGE), False, note="ship_express 의 경로"
+        f"exchange_exists({MISSING_EXCHANGE!r})",
+        exchange_exists(MISSING_EXCHANGE),
+        False,
+        note="ship_express 의 경로가 가리키는 exchange",
     )
     order_id = outbox_order("지도", ship_express)
     show("confirm=False 릴레이의 get()", relay_outbox.delay(confirm=False).get(timeout=RESULT_TIMEOUT), 1)
-    show("그 뒤 보내지 않은 아웃박스 행", unsent(order_id), 0, note="보냈다고 적었지만 메시지는 어디에도 없다")
+    show("그 뒤 보내지 않은 아웃박스 행", unsent(order_id), 0, note="보냈다고 적었지만 메시지는 어디에도 없습니다")
     order_id = outbox_order("나침반", ship_express)
     try:
         error = relay_outbox.delay().get(timeout=RESULT_TIMEOUT, propagate=False)
@@ -99,9 +107,14 @@ def calls():
             "NotFound",
             note=f"워커 로그: NOT_FOUND - no exchange '{MISSING_EXCHANGE}'",
         )
-        show("그 뒤 보내지 않은 아웃박스 행", unsent(order_id), 1, note="롤백했다: 경로를 고치면 다음 릴레이가 보낸다")
+        show(
+            "그 뒤 보내지 않은 아웃박스 행",
+            unsent(order_id),
+            1,
+            note="롤백되었습니다. 경로를 고치면 다음 릴레이가 보냅니다",
+        )
     finally:
-        discard_unsent(order_id)  # 이 실습은 보여 준 뒤 지운다: 남겨 두면 다음 릴레이도 실패한다
+        discard_unsent(order_id)  # 보여 준 뒤 지운다. 남겨 두면 다음 릴레이도 실패한다
 
 
 def outbox_order(item, task):

@@ -1,4 +1,6 @@
-"""practice12: 같은 호출을 브로커의 규칙 아래서 — 우선순위와 prefetch, 붙잡힌 countdown, visibility_timeout.
+"""practice12: 같은 호출이 브로커의 규칙에 따라 어떻게 달라지는지 본다.
+
+우선순위와 prefetch, 워커가 붙잡은 countdown, Redis 브로커의 visibility_timeout 을 차례로 본다.
 
 먼저 다른 터미널들에서 워커 둘을 띄운다:
     celery -A practice12.tasks worker --loglevel=info
@@ -37,7 +39,7 @@ def order_while_busy(lesson_tasks, blocker):
 
 
 def after_a_countdown_task(queue):
-    """countdown 작업을 보내고 곧바로 하나 더 보낸다. 둘이 보낸 때로부터 몇 초 뒤에 시작했는지."""
+    """countdown 작업을 보내고 곧바로 하나 더 보낸다. 둘이 보낸 때로부터 몇 초 뒤에 시작했는지 돌려준다."""
     key = new_journal()
     sent_at = time.time()
     tasks.note.apply_async((key, "countdown"), countdown=COUNTDOWN_SECONDS, queue=queue)
@@ -47,54 +49,59 @@ def after_a_countdown_task(queue):
 
 
 def calls():
-    step("1. RabbitMQ 우선순위 큐: 큰 숫자가 먼저 — 워커가 이미 받아 둔 메시지만 빼고")
+    step("1. RabbitMQ 우선순위 큐에서는 큰 숫자가 먼저입니다 (이미 받아 둔 메시지는 빼고)")
     show(
-        "hold가 도는 동안 보낸 없음, 1, 9가 돈 순서",
+        "hold 실행 중에 보낸 작업(우선순위 없음, 1, 9)의 실행 순서",
         order_while_busy(tasks, tasks.hold),
         ["없음", "9", "1"],
-        note="hold는 시작하며 ack: 빈 자리에 '없음'을 받아 두었다",
+        note="hold는 시작 시 ack라서 빈 자리에 '없음'을 받아 두었습니다",
     )
     show(
-        "hold_acks_late 가 도는 동안 보낸 없음, 1, 9가 돈 순서",
+        "hold_acks_late 실행 중에 보낸 작업(우선순위 없음, 1, 9)의 실행 순서",
         order_while_busy(tasks, tasks.hold_acks_late),
         ["9", "1", "없음"],
-        note="자리가 차 있어 셋 다 큐에서 기다렸다",
+        note="자리가 차 있어서 셋 다 큐에서 기다렸습니다",
     )
 
-    step("2. Redis 브로커의 우선순위는 거꾸로: 0이 먼저, 없음도 0")
+    step("2. Redis 브로커에서는 우선순위가 거꾸로입니다 (0이 먼저, 우선순위 없음도 0)")
     show(
-        "hold_acks_late 가 도는 동안 보낸 없음, 1, 9가 돈 순서",
+        "hold_acks_late 실행 중에 보낸 작업(우선순위 없음, 1, 9)의 실행 순서",
         order_while_busy(redis_tasks, redis_tasks.hold_acks_late),
         ["없음", "1", "9"],
     )
 
-    step(f"3. 워커가 쥔 countdown={COUNTDOWN_SECONDS} 작업이 prefetch 자리를 차지한다")
+    step(f"3. 워커가 쥔 countdown={COUNTDOWN_SECONDS} 작업이 prefetch 자리를 차지합니다")
     waited, _ = after_a_countdown_task(queue=None)
     show(
-        "classic 큐: 곧바로 보낸 작업도 countdown을 기다렸다",
+        "classic 큐: 곧바로 보낸 작업도 countdown을 기다렸습니다",
         waited >= COUNTDOWN_SECONDS - 0.5,
         True,
         note=f"{waited}초 뒤에 시작",
     )
     waited, countdown_at = after_a_countdown_task(queue=QUORUM_QUEUE.name)
-    show("quorum 큐 + topic exchange: 곧바로 보낸 작업은 곧바로 돌았다", waited < 1, True, note=f"{waited}초 뒤에 시작")
     show(
-        "countdown 작업은 브로커가 기다렸다가 제때 넘겨주었다",
+        "quorum 큐와 topic exchange: 곧바로 보낸 작업은 곧바로 실행되었습니다",
+        waited < 1,
+        True,
+        note=f"{waited}초 뒤에 시작",
+    )
+    show(
+        "countdown 작업은 브로커가 기다렸다가 제때 넘겨주었습니다",
         countdown_at >= COUNTDOWN_SECONDS,
         True,
         note=f"{countdown_at}초 뒤에 시작",
     )
 
     timeout = redis_tasks.VISIBILITY_TIMEOUT_SECONDS
-    step(f"4. Redis 브로커: visibility_timeout={timeout}초보다 긴 countdown은 두 번 이상 돈다")
+    step(f"4. Redis 브로커에서 visibility_timeout={timeout}초보다 긴 countdown 작업은 두 번 이상 실행됩니다")
     key = new_journal()
     redis_tasks.note.apply_async((key, "짧은"), countdown=SHORT_COUNTDOWN_SECONDS)
     redis_tasks.note.apply_async((key, "긴"), countdown=LONG_COUNTDOWN_SECONDS)
     time.sleep(LONG_COUNTDOWN_SECONDS + SETTLE_SECONDS)
     labels = [label for label, _ in started(key)]
-    show(f"countdown={SHORT_COUNTDOWN_SECONDS} 작업이 돈 횟수", labels.count("짧은"), 1)
+    show(f"countdown={SHORT_COUNTDOWN_SECONDS} 작업의 실행 횟수", labels.count("짧은"), 1)
     runs = labels.count("긴")
-    show(f"countdown={LONG_COUNTDOWN_SECONDS} 작업이 두 번 이상 돌았다", runs >= 2, True, note=f"{runs}번")
+    show(f"countdown={LONG_COUNTDOWN_SECONDS} 작업이 두 번 이상 실행되었습니다", runs >= 2, True, note=f"{runs}번")
 
 
 if __name__ == "__main__":

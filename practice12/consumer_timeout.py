@@ -1,10 +1,10 @@
-"""practice12의 세 번째 앱 (직접 해 보기): RabbitMQ의 consumer_timeout — ack를 너무 오래 미루면 소비자가 끊긴다.
+"""practice12의 세 번째 앱(직접 해 보기). RabbitMQ의 consumer_timeout 을 본다. ack를 너무 오래 미루면 컨슈머가 끊긴다.
 
-RabbitMQ는 소비자가 메시지를 받고 consumer_timeout 안에 ack 하지 않으면 그 소비자를 끊는다(quorum 큐: basic.cancel).
-Celery는 다시 연결하고, ack 되지 않은 메시지는 다시 배달된다 — 첫 실행이 아직 도는 동안에. acks_late 작업이 이
-시간보다 길면 같은 작업이 끝없이 다시 돈다. 규칙: consumer_timeout 은 가장 긴 작업보다 길게(RabbitMQ 기본값 30분),
-긴 일은 잘게 나눈다. 이 스크립트는 그 되풀이를 보이고 revoke로 멈춘다.
-큐마다 x-consumer-timeout 인자로 정할 수 있는 것은 quorum 큐뿐이다: PRACTICE12_QUEUE_TYPE=classic 으로 워커를 띄우면
+RabbitMQ는 컨슈머가 메시지를 받고 consumer_timeout 안에 ack하지 않으면 그 컨슈머를 끊는다. quorum 큐에서는
+basic.cancel을 보낸다. Celery는 다시 연결하고, ack되지 않은 메시지는 첫 실행이 끝나기도 전에 재전달된다.
+acks_late 작업이 이 시간보다 길면 같은 작업이 끝없이 다시 실행된다. consumer_timeout 은 가장 긴 작업보다 길게 두고
+(RabbitMQ 기본값 30분), 긴 일은 잘게 나눠야 한다. 이 스크립트는 그 되풀이를 보이고 revoke로 멈춘다.
+큐마다 x-consumer-timeout 인자로 정할 수 있는 것은 quorum 큐뿐이다. PRACTICE12_QUEUE_TYPE=classic 으로 워커를 띄우면
 RabbitMQ 4.3이 큐 선언을 거부하고(PRECONDITION_FAILED) 워커가 끝난다.
 
 실행 방법 (프로젝트 폴더에서, 터미널 두 개):
@@ -24,17 +24,19 @@ from kombu import Exchange, Queue
 from global_config import RABBITMQ_URL, REDIS_URL
 from practice12.journal import note_start, started, wait_for_starts
 
-CONSUMER_TIMEOUT_SECONDS = 5  # ack 없이 이만큼 지나면 브로커가 소비자를 끊는다 (RabbitMQ가 몇 초마다 확인한다)
+CONSUMER_TIMEOUT_SECONDS = 5  # ack 없이 이만큼 지나면 브로커가 컨슈머를 끊는다. RabbitMQ는 몇 초마다 확인한다
 LONG_TASK_SECONDS = 12  # consumer_timeout 보다 긴 acks_late 작업
 START_TIMEOUT_SECONDS = 10  # 워커가 없다고 보기까지
 REPLY_SECONDS = 0.5  # revoke에 워커가 답하기를 기다리는 시간
-# 노드 이름을 따로 준다: practice12.tasks 워커(celery@호스트)와 같은 이름이면 RabbitMQ 4.3이 둘째를 거부한다.
+# 노드 이름을 따로 준다. practice12.tasks 워커(celery@호스트)와 같은 이름이면 RabbitMQ 4.3이 둘째를 거부한다.
 WORKER_COMMAND = "celery -A practice12.consumer_timeout worker --hostname=timeout@%h --loglevel=info"
 QUEUE_TYPES = ("quorum", "classic")
 
 QUEUE_TYPE = os.environ.get("PRACTICE12_QUEUE_TYPE", "quorum")
 if QUEUE_TYPE not in QUEUE_TYPES:
-    raise SystemExit(f"PRACTICE12_QUEUE_TYPE 는 {' 또는 '.join(QUEUE_TYPES)} 이어야 합니다 (지금: {QUEUE_TYPE!r})")
+    raise SystemExit(
+        f"PRACTICE12_QUEUE_TYPE 값을 알 수 없습니다: {QUEUE_TYPE!r}. 쓸 수 있는 값: {', '.join(QUEUE_TYPES)}"
+    )
 
 app = Celery("practice12.consumer_timeout", broker=RABBITMQ_URL, backend=REDIS_URL)
 TIMEOUT_QUEUE = Queue(
@@ -46,8 +48,8 @@ TIMEOUT_QUEUE = Queue(
 app.conf.update(
     task_queues=[TIMEOUT_QUEUE],
     task_default_queue=TIMEOUT_QUEUE.name,
-    task_acks_late=True,  # 작업이 끝난 뒤에 ack: 그때까지 브로커는 이 소비자가 메시지를 붙잡고 있다고 본다
-    worker_concurrency=2,  # 다시 배달된 메시지가 첫 실행과 나란히 돈다 (CPU가 하나인 기계에서도)
+    task_acks_late=True,  # 완료 후 ack. 그때까지 브로커는 이 컨슈머가 메시지를 붙잡고 있다고 본다
+    worker_concurrency=2,  # CPU가 하나인 기계에서도 재전달된 메시지가 첫 실행과 나란히 실행된다
 )
 
 
@@ -58,9 +60,9 @@ def long_job(key):
 
 
 def stop_redelivering(task_id):
-    """revoke 된 id는 다시 배달되어도 워커가 실행하지 않고 버린다(ack). 이미 도는 실행은 끝까지 간다.
+    """revoke된 id는 재전달되어도 워커가 실행하지 않고 버린다(ack). 이미 실행 중인 것은 끝까지 간다.
 
-    revoke는 워커마다 있는 제어 큐로 가는데, 이 큐는 연결에 딸려 있어 워커가 다시 연결하는 동안에는 없다. 그때 보낸
+    revoke는 워커마다 있는 제어 큐로 간다. 이 큐는 연결에 딸려 있어서 워커가 다시 연결하는 동안에는 없다. 그때 보낸
     revoke는 아무도 받지 못하므로, 워커가 받았다고 답할 때까지 다시 보낸다.
     """
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
@@ -71,24 +73,27 @@ def stop_redelivering(task_id):
 def main():
     key = f"practice12:timeout:{uuid.uuid4().hex}"
     sent = long_job.delay(key)
-    print(f"long_job({LONG_TASK_SECONDS}초, acks_late) 을 보냈다. x-consumer-timeout = {CONSUMER_TIMEOUT_SECONDS}초")
+    print(
+        f"long_job({LONG_TASK_SECONDS}초, acks_late) 을 보냈습니다. "
+        f"x-consumer-timeout 값은 {CONSUMER_TIMEOUT_SECONDS}초입니다."
+    )
     try:
         wait_for_starts(key, 1, START_TIMEOUT_SECONDS)
     except TimeoutError:
-        app.control.purge()  # 보낸 메시지를 거둔다: 나중에 뜬 워커가 끝없는 되풀이를 시작하지 않게
+        app.control.purge()  # 보낸 메시지를 거둔다. 나중에 뜬 워커가 끝없는 되풀이를 시작하지 않게 한다
         print(f"{START_TIMEOUT_SECONDS}초 안에 시작하지 않았습니다. 다른 터미널에서 띄우세요:")
         print(f"    {WORKER_COMMAND}")
         return 1
     try:
         runs = wait_for_starts(key, 2, LONG_TASK_SECONDS)
         second = runs[1][1] - runs[0][1]
-        print(f"    첫 실행이 도는 중에 같은 메시지가 다시 배달되어 또 돌았다 → {second:.0f}초 뒤")
+        print(f"    첫 실행이 끝나기 전에 같은 메시지가 재전달되어 또 실행되었습니다 → {second:.0f}초 뒤")
         print("    (워커 로그: Connection to broker lost … ConsumerCancelled … 'Basic.cancel')")
     except TimeoutError:
-        print(f"    !! 예상과 다름: {LONG_TASK_SECONDS}초 안에 다시 배달되지 않았다")
+        print(f"    !! 예상과 다름: {LONG_TASK_SECONDS}초 안에 재전달되지 않았습니다")
         return 1
     finally:
-        # 어떻게 끝나든(Ctrl-C 도) 되풀이를 남겨 두지 않는다.
+        # Ctrl-C를 포함해 어떻게 끝나든 되풀이를 남겨 두지 않는다.
         stop_redelivering(sent.id)
     time.sleep(LONG_TASK_SECONDS)
     count = len(started(key))

@@ -1,6 +1,6 @@
-"""practice12의 두 앱(tasks.py 의 RabbitMQ, redis_tasks.py 의 Redis)이 함께 쓰는 일지.
+"""practice12의 두 앱이 함께 쓰는 실행 기록. tasks.py 는 RabbitMQ 앱, redis_tasks.py 는 Redis 앱이다.
 
-작업이 시작할 때마다 Redis 목록에 (이름표, 시각)을 적는다. call_tasks 와 테스트는 이것으로 순서와 때, 횟수를 읽는다.
+작업이 시작할 때마다 Redis 목록에 (이름표, 시각)을 적는다. call_tasks 와 테스트는 이것으로 순서와 때와 횟수를 읽는다.
 """
 
 import time
@@ -20,20 +20,20 @@ def note_start(key, label):
 
 
 def started(key):
-    """key의 일지: 시작한 순서대로 (이름표, 시각)."""
+    """key의 실행 기록을 시작한 순서대로 (이름표, 시각)으로 돌려준다."""
     return [(label, float(at)) for label, at in (entry.rsplit(" ", 1) for entry in _redis.lrange(key, 0, -1))]
 
 
 def wait_for_starts(key, count, timeout):
-    """일지에 count 개가 적힐 때까지 (최대 timeout 초) 기다리고 일지를 돌려준다.
+    """실행 기록에 count 개가 적힐 때까지 기다리고 실행 기록을 돌려준다. 길어야 timeout 초 기다린다.
 
-    제때 적히지 않으면 결과를 기다리는 get() 처럼 celery.exceptions.TimeoutError: 워커가 없다는 뜻이다.
+    제때 적히지 않으면 결과를 기다리는 get() 처럼 celery.exceptions.TimeoutError 를 낸다. 워커가 없다는 뜻이다.
     """
     deadline = time.monotonic() + timeout
     while _redis.llen(key) < count:
         if time.monotonic() > deadline:
             raise TimeoutError(
-                f"{timeout}초 안에 작업 {count}개가 시작하지 않았습니다 (시작한 것: {_redis.llen(key)}개)"
+                f"{timeout}초 안에 작업 {count}개가 시작하지 않았습니다. 시작한 작업은 {_redis.llen(key)}개입니다."
             )
         time.sleep(0.05)
     return started(key)
