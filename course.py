@@ -1,17 +1,18 @@
-"""모든 실습의 call_tasks.py 가 함께 쓰는 작은 틀. Celery를 배우는 데 이 파일을 읽을 필요는 없다.
+"""모든 실습의 call_tasks.py 가 함께 쓰는 작은 틀이다. Celery를 배우는 데 이 파일을 읽을 필요는 없다.
 
-- WorkerSpec, BeatSpec, Needs: 실습의 tasks.py 가 "이 실습을 돌리려면 무엇을 띄우고 얼마나 일부러 기다리는지"를 적는 틀.
+- WorkerSpec, BeatSpec, Needs는 실습을 실행하려면 무엇을 띄우고 얼마나 일부러 기다리는지를 tasks.py 에 적는 틀이다.
   README의 워커 명령, 워커가 없을 때의 안내, 실행기, 테스트, 벤치마크가 모두 이 한 곳을 읽는다.
-- Scenario.step(): 단계 제목을 찍는다.
-- Scenario.expect(): 배운 대로 나왔는지 확인한다. 다르면 표시해 두었다가 종료 코드 1로 알린다.
-- Scenario.show(): 호출 하나를 한 줄로 — 무엇을 불렀는지, 무엇이 돌아왔는지 찍고, 배운 값이 주어졌으면 확인까지 한다.
-  `show("add.delay(2, 3).get()", add.delay(2, 3).get(timeout=10), 5)` → `    add.delay(2, 3).get() → 5`
-- Scenario.raises(): 블록이 그 예외를 내야 한다(`with scenario.raises(TypeError) as refused:`). 잡은 예외와 걸린 시간을
-  넘겨주고, 예외가 나지 않으면 expect처럼 예상과 다름으로 적는다.
-- Scenario.run(): 브로커와 결과 백엔드가 응답하는지 먼저 확인하고 시나리오를 돌린다. 워커나 서비스가
-  없으면 traceback 대신 무엇을 켜야 하는지 말하고 종료 코드 1로 끝난다.
+- Scenario.step() 은 단계 제목을 찍는다.
+- Scenario.expect() 는 배운 대로 나왔는지 확인한다. 다르면 표시해 두었다가 종료 코드 1로 알린다.
+- Scenario.show() 는 호출 하나를 한 줄로 찍는다. 무엇을 불렀고 무엇이 돌아왔는지 찍고, 배운 값을 주면 그 값인지도
+  확인한다. `show("add.delay(2, 3).get()", add.delay(2, 3).get(timeout=10), 5)` 는 `    add.delay(2, 3).get() → 5` 를
+  찍는다.
+- Scenario.raises() 안의 블록은 그 예외를 내야 한다(`with scenario.raises(TypeError) as refused:`). 잡은 예외와 걸린
+  시간을 넘겨준다. 예외가 나지 않으면 expect() 처럼 예상과 다름으로 적는다.
+- Scenario.run() 은 브로커와 결과 백엔드가 응답하는지 먼저 확인하고 시나리오를 실행한다. 워커나 서비스가 없으면
+  traceback 대신 무엇을 켜야 하는지 말하고 종료 코드 1로 끝난다.
 
-서비스 점검(unreachable_services)은 실행기(python -m playground)와 테스트도 같은 것을 쓴다.
+실행기(python -m playground)와 테스트도 같은 서비스 점검(unreachable_services)을 쓴다.
 """
 
 import importlib
@@ -42,7 +43,7 @@ class WorkerSpec:
     hostname: str | None = None  # 노드 이름의 앞부분: "worker-high" → --hostname=worker-high@%h
     queues: tuple[str, ...] = ()  # 소비할 큐(없으면 앱의 기본 큐)
     env: Mapping[str, str] = field(default_factory=dict)  # 명령 앞에 붙일 환경 변수
-    module: str = "tasks"  # 앱이 있는 모듈: 실습 폴더 안의 tasks.py 말고 다른 앱(다른 브로커)을 띄울 때
+    module: str = "tasks"  # 앱이 있는 모듈. tasks.py 말고 실습 폴더 안의 다른 앱(다른 브로커)을 띄울 때 바꾼다
 
     def command(self, lesson: str) -> str:
         """README에 적는 그대로의 명령."""
@@ -58,19 +59,19 @@ class WorkerSpec:
 
 @dataclass(frozen=True)
 class BeatSpec:
-    """실습이 띄우라고 하는 `celery beat` 하나: 일정(beat_schedule)에 맞춰 작업 메시지를 보내기만 하는 프로세스."""
+    """실습이 띄우라고 하는 `celery beat` 하나. 스케줄(beat_schedule)에 맞춰 작업 메시지를 보내기만 하는 프로세스다."""
 
     def command(self, lesson: str) -> str:
-        """README에 적는 그대로의 명령. 일정 파일은 기본값(현재 폴더의 celerybeat-schedule)."""
+        """README에 적는 그대로의 명령. 스케줄 파일은 기본값(현재 폴더의 celerybeat-schedule)을 쓴다."""
         return f"celery -A {lesson}.tasks beat --loglevel=info"
 
 
 @dataclass(frozen=True)
 class Needs:
-    """실습을 돌리는 데 필요한 것: 띄울 프로세스들과, 일부러 기다리는 시간(무엇 → 초).
+    """실습을 실행하는 데 필요한 것. 띄울 프로세스들과 일부러 기다리는 시간(무엇 → 초)을 적는다.
 
     waits는 call_tasks 가 결과를 기다리는 길 위에 놓인 sleep, countdown, 시간 제한, 재시도 간격, 끝까지 기다려
-    보는 timeout이다. 나란히 도는 작업들은 가장 긴 것 하나만 적는다.
+    보는 timeout이다. 나란히 실행되는 작업들은 가장 긴 것 하나만 적는다.
     """
 
     workers: tuple[WorkerSpec, ...] = (WorkerSpec(),)
@@ -82,7 +83,7 @@ class Needs:
         return float(sum(self.waits.values()))
 
     def commands(self, lesson: str) -> list[str]:
-        """띄울 프로세스의 명령들: 워커들, 그다음 beat."""
+        """띄울 프로세스의 명령들. 워커들이 먼저 오고 beat가 뒤에 온다."""
         processes = [*self.workers, *([self.beat] if self.beat else [])]
         return [process.command(lesson) for process in processes]
 
@@ -147,7 +148,7 @@ def database_exists(url):
                 found = conn.execute(sqlalchemy.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name})
                 return found.first() is not None
         except sqlalchemy.exc.SQLAlchemyError:
-            continue  # 그 관리용 데이터베이스가 없거나 붙을 수 없다: 다음 것
+            continue  # 그 관리용 데이터베이스가 없거나 붙을 수 없으면 다음 것을 쓴다
         finally:
             engine.dispose()
     return None
@@ -160,7 +161,7 @@ def database_is_missing(url, message):
     관리용 데이터베이스에 붙어 pg_database 에 물어본다.
     """
     name = postgres_database_name(url)
-    if name is None:  # URL에 데이터베이스가 없으면 libpq는 사용자 이름을 쓴다. 여기서 만들 것이 아니다.
+    if name is None:  # URL에 데이터베이스가 없으면 libpq는 사용자 이름을 쓴다. 여기서 만들 데이터베이스가 아니다.
         return False
     if f'database "{name}" does not exist' in message:
         return True
@@ -177,7 +178,7 @@ def _probe_postgres(url):
             conn.execute(sqlalchemy.text("SELECT 1"))
     except sqlalchemy.exc.OperationalError as exc:
         message = str(exc.orig)
-        # 제한 시간까지 기다린 실패는 서버가 응답하지 않은 것이다: 한 번 더 붙어 보며 또 기다리지 않는다.
+        # 제한 시간까지 기다린 실패는 서버가 응답하지 않은 것이다. 한 번 더 붙어 보며 또 기다리지 않는다.
         answered = time.monotonic() - started < CONNECT_TIMEOUT_SECONDS
         if answered and database_is_missing(url, message):
             raise MissingDatabase(url, postgres_database_name(url), message.strip()) from exc
@@ -254,7 +255,7 @@ def describe_unreachable(service, url, exc):
         f"{service.name}에 연결할 수 없습니다: {maybe_sanitize_url(url)}\n"
         f"  원인: {type(exc).__name__}: {reason}\n"
         f"  켜기: docker compose up -d {service.compose_service}"
-        f"  (다른 주소를 쓰려면 환경 변수 {service.env_var})"
+        f"  (다른 주소는 환경 변수로 정하세요: {service.env_var})"
     )
 
 
@@ -295,7 +296,7 @@ def _exit_on_sigterm(signum, frame):
     raise SystemExit(128 + signum)
 
 
-UNCHECKED = object()  # show() 에 배운 값을 주지 않았다는 표시: 찍기만 한다
+UNCHECKED = object()  # show() 에 배운 값을 주지 않았다는 표시. 이때는 찍기만 한다
 
 
 @dataclass
@@ -340,8 +341,8 @@ class Scenario:
             self.expect(f"예외({expected.__name__})가 나야 하는 호출", "예외 없이 끝남", expected.__name__)
 
     def run(self, scenario):
-        """scenario() 를 돌리고 종료 코드를 돌려준다: 모두 배운 대로면 0, 아니면 1."""
-        # SIGTERM(실행기가 멈출 때)도 Ctrl-C 처럼 finally를 거쳐 끝나게 한다: 시나리오가 띄운 프로세스를 정리하도록.
+        """scenario() 를 실행하고 종료 코드를 돌려준다. 모두 배운 대로면 0, 아니면 1이다."""
+        # 실행기가 멈출 때 보내는 SIGTERM도 Ctrl-C 처럼 finally를 거쳐 끝나게 한다. 시나리오가 띄운 프로세스를 정리하게.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
         for url in (self.app.conf.broker_url, self.app.conf.result_backend):
             problem = problem_with(service_for(url), url)
@@ -356,7 +357,7 @@ class Scenario:
     def _release_pending_results(self):
         # Redis 결과 백엔드는 결과를 기다리는 AsyncResult마다 구독을 걸고, 결과가 오기 전까지 그 객체를 붙잡아
         # 둔다. 워커가 없어 결과가 오지 않았으면 파이썬이 끝나는 도중에 구독을 풀려다 경고 traceback을 찍는다.
-        # 그래서 끝나기 전에 직접 푼다(공개 API가 없어 내부 목록을 읽는다).
+        # 그래서 끝나기 전에 직접 푼다. 공개 API가 없어 내부 목록을 읽는다.
         backend = self.app.backend
         for mapping in getattr(backend, "_pending_results", ()):
             for waiters in list(mapping.values()):
@@ -367,12 +368,13 @@ class Scenario:
         try:
             scenario()
         except CeleryTimeoutError:
-            print(f"\n기다리던 결과가 오지 않았습니다(최대 {RESULT_TIMEOUT}초). {self.lesson} 워커가 돌고 있나요?")
+            print(f"\n기다리던 결과가 오지 않았습니다(최대 {RESULT_TIMEOUT}초). {self.lesson} 워커가 실행 중인가요?")
             print("다른 터미널에서 띄우세요:")
-            # tasks.py 는 여기서야 읽는다: practice06의 call_tasks 는 작업 코드를 import 하지 않고 부르는 것을 보인다.
+            # tasks.py 는 여기서야 읽는다. practice06의 call_tasks 는 작업 코드를 import 하지 않고 부르는 법을
+            # 보이기 때문이다.
             for command in needs_of(self.lesson).commands(self.lesson):
                 print(f"    {command}")
-            print("(이미 보낸 작업은 큐에 남아 있다가, 워커가 뜨면 실행됩니다.)")
+            print("(이미 보낸 작업은 큐에 남아 있다가 워커가 뜨면 실행됩니다.)")
             return 1
         except Exception as exc:
             if not isinstance(exc, _connection_errors()):

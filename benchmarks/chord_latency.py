@@ -3,7 +3,7 @@
     python -m benchmarks.chord_latency [-n 20] [--json PATH]
 
 백엔드마다 practice03 워커를 하나 띄우고(PRACTICE03_BACKEND), 곧바로 끝나는 작업 4개짜리 chord를 n 번
-차례로 돌린다. 잰 값은 콜백 merge가 시작한 시각 - header 작업 중 가장 늦게 끝난 시각(같은 기계의 시계)이다.
+차례로 실행한다. 잰 값은 콜백 merge가 시작한 시각 - header 작업 중 가장 늦게 끝난 시각(같은 기계의 시계)이다.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ CHORD_TIMEOUT_SECONDS = 30
 
 
 def measure_here(n: int) -> list[float]:
-    """이 프로세스의 PRACTICE03_BACKEND 로 chord를 n 번 돌려 지연(초)들을 돌려준다."""
+    """이 프로세스의 PRACTICE03_BACKEND 로 chord를 n 번 실행하고 지연(초)들을 돌려준다."""
     from celery import chord
 
     from practice03.tasks import fetch, merge
@@ -53,7 +53,7 @@ def measure(backend: str, n: int) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.chord_latency", description=__doc__)
-    parser.add_argument("-n", type=int, default=20, help="백엔드마다 돌릴 chord 수 (기본 20)")
+    parser.add_argument("-n", type=int, default=20, help="백엔드마다 실행할 chord 수 (기본 20)")
     parser.add_argument(
         "--json", metavar="PATH", help='결과를 JSON으로도 쓴다: {"redis": {"n", "p50", "p95", "max"}, …}'
     )

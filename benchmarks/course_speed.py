@@ -2,12 +2,12 @@
 
     python -m benchmarks.course_speed [--jobs 1 2] [--json PATH]
 
---jobs 의 값마다 실행기와 똑같이 모든 실습을 처음부터 끝까지 돌린다(워커를 띄우고, call_tasks 를 돌리고,
-워커를 멈추는 것까지). 잰 값은 시작부터 마지막 워커가 멈출 때까지의 벽시계 시간이다.
+--jobs 의 값마다 실행기와 똑같이 모든 실습을 처음부터 끝까지 실행한다. 워커를 띄우고, call_tasks 를 실행하고,
+워커를 멈추는 것까지 한다. 잰 값은 시작부터 마지막 워커가 멈출 때까지의 벽시계 시간이다.
 
-"일부러 기다리는 시간"은 각 실습의 tasks.py 가 NEEDS.waits 에 상수로 적은 값이다: call_tasks 가 결과를 기다리는
-길 위에 놓인 sleep, countdown, 시간 제한, 재시도 간격, 끝까지 기다려 보는 timeout. 나란히 도는 작업들은 가장 긴
-것 하나만 센다. 상수를 바꾸면 이 값도 따라 바뀐다.
+"일부러 기다리는 시간"은 각 실습의 tasks.py 가 NEEDS.waits 에 상수로 적은 값이다. call_tasks 가 결과를 기다리는
+길 위에 놓인 sleep, countdown, 시간 제한, 재시도 간격, 끝까지 기다려 보는 timeout이 여기에 든다. 나란히 실행되는
+작업들은 가장 긴 것 하나만 센다. 상수를 바꾸면 이 값도 따라 바뀐다.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from playground.runner import Console, Outcome, run_lessons
 
 
 def deliberate_waits() -> dict[str, float]:
-    """실습 이름 → 그 실습이 일부러 기다리는 시간(초): 실습의 tasks.py 가 NEEDS.waits 에 적은 값의 합."""
+    """실습 이름 → 그 실습이 일부러 기다리는 시간(초). 실습의 tasks.py 가 NEEDS.waits 에 적은 값의 합이다."""
     return {lesson: needs_of(lesson).wait_seconds for lesson in available_lessons()}
 
 
 def run_course(jobs: int) -> tuple[float, list[Outcome]]:
-    """실행기처럼 모든 실습을 돌리고 (벽시계 초, 실습별 결과)를 돌려준다. 실습 출력은 찍지 않는다."""
+    """실행기처럼 모든 실습을 실행하고 (벽시계 초, 실습별 결과)를 돌려준다. 실습 출력은 찍지 않는다."""
     started = time.monotonic()
     outcomes = run_lessons(available_lessons(), Console(stream=io.StringIO()), jobs=jobs)
     return time.monotonic() - started, outcomes
@@ -40,7 +40,7 @@ def run_course(jobs: int) -> tuple[float, list[Outcome]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.course_speed", description=__doc__)
-    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="한 번에 함께 돌릴 실습 수들 (기본 1 2)")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="한 번에 함께 실행할 실습 수들 (기본 1 2)")
     parser.add_argument("--json", metavar="PATH", help="결과를 JSON으로도 쓴다")
     args = parser.parse_args(argv)
     if services_down():

@@ -2,12 +2,12 @@
 
     python -m benchmarks.crash_safety [-n 1000] [--seconds 0.02] [--json PATH]
 
-설정마다: practice08의 결제 작업(멱등: INSERT … ON CONFLICT DO NOTHING, 실행마다 한 행 더) n 개를 보내고, 절반쯤
-실행됐을 때 워커를 프로세스 그룹째 kill -9 한 뒤 새 워커를 띄워 끝까지 돌린다. 큐가 비고 실행 기록이 더 늘지 않으면
-끝난 것으로 본다.
+설정마다 practice08의 결제 작업 n 개를 보낸다. 결제 작업은 멱등하고(INSERT … ON CONFLICT DO NOTHING), 실행할
+때마다 실행 기록을 한 행 더한다. 절반쯤 실행됐을 때 워커를 프로세스 그룹째 kill -9 하고, 새 워커를 띄워 끝까지
+실행한다. 큐가 비고 실행 기록이 더 늘지 않으면 끝난 것으로 본다.
 
-- effects: 결제 표에 남은 행 수 (멱등한 표라 두 번 돌아도 한 행)
-- executions: 실행 횟수 (n + 두 번 돈 것)
+- effects: 결제 표에 남은 행 수 (멱등한 표라 두 번 실행되어도 한 행)
+- executions: 실행 횟수 (n + 두 번 실행된 것)
 - lost: n - effects (한 번도 끝나지 않은 작업)
 - tasks_per_s: effects / (첫 작업을 보낸 때부터 마지막 실행 기록까지의 초)
 """

@@ -3,7 +3,7 @@
     python -m benchmarks.failure_messages [--lessons practice00 …] [--modes no-worker broker-down backend-down]
                                           [--json PATH]
 
-실습마다 `python -m <lesson>.call_tasks` 를 학습자처럼 하위 프로세스로 돌리고, 프로세스를 띄운 순간부터
+실습마다 `python -m <lesson>.call_tasks` 를 학습자처럼 하위 프로세스로 실행하고, 프로세스를 띄운 순간부터
 안내의 첫 줄이 나올 때까지, 그리고 프로세스가 끝날 때까지를 잰다. 서비스가 꺼진 것은 그 서비스의 주소를
 아무것도 듣지 않는 포트로 바꿔 흉내 낸다. 워커 없음 모드가 보낸 작업은 끝난 뒤 큐에서 지운다.
 """

@@ -5,8 +5,9 @@
 풀마다 practice10의 워커를 새로 띄우고(prefork와 threads는 --concurrency, solo는 언제나 하나), 작업 n 개를
 한꺼번에 보내 마지막 결과가 올 때까지를 잰다.
 
-- cpu: `crunch(--work)` — 파이썬 계산(제곱의 합). 풀 프로세스는 코어 하나씩 쓰고, 스레드는 GIL을 나눠 쓴다.
-- io: `wait_io(--wait)` — 기다리기만 한다(네트워크나 디스크를 기다리는 일). CPU를 쓰지 않는다.
+- cpu: `crunch(--work)` 는 파이썬 계산(제곱의 합)이다. 풀 프로세스는 저마다 코어 하나를 쓴다. 스레드는 GIL을
+  번갈아 잡으므로 파이썬 계산이 동시에 실행되지 않는다.
+- io: `wait_io(--wait)` 는 기다리기만 한다. 네트워크나 디스크를 기다리는 일이라 CPU를 쓰지 않는다.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def one_pool(pool: str, concurrency: int, n: int, work: int, wait: float) -> dic
     return {
         "pool": pool,
         "concurrency": 1 if pool == "solo" else concurrency,
-        # 잰 그대로 둔다(찍을 때만 반올림): 작은 크기의 smoke test에서 0.00으로 뭉개지지 않게.
+        # 잰 값을 그대로 두고 찍을 때만 반올림한다. 작은 크기의 smoke test에서 0.00으로 뭉개지지 않게.
         "cpu_s": cpu,
         "io_s": io,
     }

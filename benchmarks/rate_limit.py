@@ -3,7 +3,7 @@
     python -m benchmarks.rate_limit [--rates 60/m 5/s 10/s] [--workers 1 2] [--seconds 6] [--json PATH]
 
 경우마다 practice10의 워커를 새로 띄우고(풀 프로세스 둘), `limited` 작업의 rate_limit 을 제어 명령
-(`app.control.rate_limit`)으로 바꾼 뒤, 요청한 속도 × 워커 수로 `--seconds` 초 동안 돌 만큼 작업을 한꺼번에 보낸다.
+(`app.control.rate_limit`)으로 바꾼 뒤, 요청한 속도 × 워커 수로 `--seconds` 초 동안 실행될 만큼 작업을 한꺼번에 보낸다.
 작업이 실행된 시각(같은 기계의 시계)으로 잰다. 2 × `--seconds` 초가 지나도 다 끝나지 않으면 거기서 끊는다.
 
 - requested/s: 요청한 속도 × 워커 수 (rate_limit 은 워커마다의 제한이다)

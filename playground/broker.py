@@ -1,7 +1,7 @@
 """RabbitMQ를 들여다보고 치우는 작은 도구(테스트와 벤치마크용).
 
 큐의 메시지 수는 AMQP로 묻고, 바인딩과 큐의 종류처럼 AMQP로 물을 수 없는 것은 설정된 브로커의 관리 HTTP API
-(`RABBITMQ_MANAGEMENT_URL`, 기본 http://guest:guest@localhost:15672 — docker-compose 의 관리 UI)로 묻는다.
+(`RABBITMQ_MANAGEMENT_URL`, 기본 http://guest:guest@localhost:15672)로 묻는다. 기본 주소는 docker-compose 의 관리 UI다.
 이 기계에 설치된 `rabbitmqctl` 은 다른 RabbitMQ를 볼 수 있으므로 쓰지 않는다.
 """
 
@@ -39,7 +39,7 @@ def vhost(url: str | None = None) -> str:
 
 
 def management(method: str, path: str, body: Any = None) -> Any:
-    """관리 API에 요청하고 JSON 답을 돌려준다(답이 비었으면 None). path는 /api/ 뒤의 부분."""
+    """관리 API에 요청하고 JSON 답을 돌려준다(답이 비었으면 None). path는 /api/ 뒤의 부분이다."""
     parts = urllib.parse.urlsplit(management_url())
     base = f"{parts.scheme}://{parts.hostname}:{parts.port or 15672}"
     user = urllib.parse.unquote(parts.username or "guest")
@@ -61,8 +61,9 @@ def management(method: str, path: str, body: Any = None) -> Any:
     except OSError as exc:
         raise ManagementError(
             f"RabbitMQ 관리 API에 연결할 수 없습니다: {base} ({exc})\n"
-            "  관리 플러그인을 켜세요(docker-compose 의 rabbitmq 이미지는 켜져 있다: rabbitmq-plugins enable "
-            "rabbitmq_management), 다른 주소라면 환경 변수 RABBITMQ_MANAGEMENT_URL"
+            "  관리 플러그인을 켜세요: rabbitmq-plugins enable rabbitmq_management\n"
+            "  docker-compose 의 rabbitmq 이미지에는 이미 켜져 있습니다. "
+            "다른 주소를 쓰려면 환경 변수로 정하세요: RABBITMQ_MANAGEMENT_URL"
         ) from exc
     return json.loads(data) if data.strip() else None
 
@@ -98,7 +99,7 @@ def server_major() -> int:
 
 
 def queue_counts(name: str) -> tuple[int, int] | None:
-    """큐의 (메시지 수, 소비자 수). 큐가 없으면 None."""
+    """큐의 (메시지 수, 컨슈머 수). 큐가 없으면 None."""
     with Connection(global_config.RABBITMQ_URL) as conn:
         try:
             declared = conn.channel().queue_declare(queue=name, passive=True)

@@ -1,11 +1,11 @@
 """테스트 프로세스마다 따로 쓰는 브로커, 결과 데이터베이스, Redis 데이터베이스.
 
-테스트는 여러 프로세스에서 함께 돈다(pytest-xdist). 프로세스마다 세 서비스 안에 자기 자리를 만들고,
+테스트는 여러 프로세스에서 함께 실행된다(pytest-xdist). 프로세스마다 세 서비스 안에 자기 자리를 만들고,
 세 URL 환경 변수를 그 자리로 바꾼다:
 
 - RabbitMQ: 가상 호스트 `celery-playground-<프로세스>` (큐, exchange, 바인딩이 모두 가상 호스트 안에 있다)
 - PostgreSQL: 데이터베이스 `celery_jobs_<프로세스>`
-- Redis: 데이터베이스 번호 (gw0 → 1, gw1 → 2 …; 혼자 돌면 1)
+- Redis: 데이터베이스 번호 (gw0 → 1, gw1 → 2 …, 프로세스 하나로 실행하면 1)
 
 실습 코드는 바꾸지 않는다. 실습은 global_config 의 URL을 읽고, 그 URL이 환경 변수에서 오기 때문이다.
 테스트가 띄우는 워커와 call_tasks 도 환경 변수를 물려받아 같은 자리를 쓴다. 자리는 세션을 시작할 때마다
@@ -33,7 +33,7 @@ VHOST_SETTLE_SECONDS = 10
 
 
 def slot(worker_id: str) -> str:
-    """xdist 워커 이름(gw0, gw1 …)이나 "main"(혼자 돌 때)."""
+    """xdist 워커 이름(gw0, gw1 …)이나 "main"(프로세스 하나로 실행할 때)."""
     if not re.fullmatch(r"gw\d+|main", worker_id):
         raise ValueError(f"unexpected test process name: {worker_id!r}")
     return worker_id

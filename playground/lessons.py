@@ -65,7 +65,10 @@ def service_down_env(service: Service) -> dict[str, str]:
 
 
 def purge(lesson: str) -> int:
-    """이 실습의 앱들(NEEDS의 워커가 띄우는 앱: practice12는 Redis 브로커 앱도)의 큐를 비우고 지운 수를 돌려준다."""
+    """이 실습의 앱들이 쓰는 큐를 비우고 지운 메시지 수를 돌려준다.
+
+    앱들은 NEEDS의 워커가 띄우는 앱이다. practice12는 Redis 브로커 앱도 있다.
+    """
     modules = {spec.module for spec in needs_of(lesson).workers} | {"tasks"}
     return sum(importlib.import_module(f"{lesson}.{module}").app.control.purge() for module in sorted(modules))
 
@@ -121,12 +124,12 @@ def lesson_workers(lesson: str, on_line: Callable[[Worker, str], None] | None = 
     return workers
 
 
-# 지금 돌고 있는 call_tasks 프로세스들: 실행기가 멈출 때 이것들도 멈춘다.
+# 지금 실행 중인 call_tasks 프로세스들. 실행기가 멈출 때 이것들도 멈춘다.
 RUNNING_CALLS: set[subprocess.Popen[str]] = set()
 
 
 def stop_running_calls() -> None:
-    """돌고 있는 call_tasks 에 SIGTERM을 보내고 끝나기를 기다린다(시나리오가 띄운 프로세스를 스스로 정리한다)."""
+    """실행 중인 call_tasks 에 SIGTERM을 보내고 끝나기를 기다린다. 시나리오는 자기가 띄운 프로세스를 스스로 정리한다."""
     for proc in list(RUNNING_CALLS):
         if proc.poll() is None:
             proc.terminate()
@@ -151,7 +154,7 @@ def run_call_tasks(
     timeout: float = CALL_TASKS_TIMEOUT_SECONDS,
     on_line: Callable[[str], None] | None = None,
 ) -> CallResult:
-    """`python -m <lesson>.call_tasks` 를 학습자가 하듯 하위 프로세스로 돌린다.
+    """`python -m <lesson>.call_tasks` 를 학습자가 하듯 하위 프로세스로 실행한다.
 
     출력은 줄마다 on_line 에 넘기고 모아서 돌려준다. timeout을 넘기면 프로세스를 죽이고 실패로 본다.
     """

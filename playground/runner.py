@@ -1,12 +1,12 @@
-"""`python -m playground practiceNN|all|check` — 실습 하나(또는 전부)를 처음부터 끝까지 돌린다.
+"""`python -m playground practiceNN|all|check` 는 실습 하나나 전부를 처음부터 끝까지 실행한다.
 
-`check` 는 실습을 돌리지 않고, 실습 폴더마다 빠진 것을 말한다(playground/check.py).
+`check` 는 실습을 실행하지 않고 실습 폴더마다 빠진 것을 말한다(playground/check.py).
 
 서비스 점검 → 그 실습의 워커 띄우기(준비될 때까지) → call_tasks 실행 → 워커 멈추기.
 워커 로그와 call_tasks 출력을 접두사를 붙여 한 터미널에 함께 보여 준다.
 
-여러 실습을 돌릴 때는 기다리는 시간을 겹친다. 한 실습의 call_tasks 가 도는 동안 다음 실습의 워커를 미리
-띄워 두고(그 로그는 차례가 올 때까지 모아 둔다), 끝난 실습의 워커는 다음 실습이 도는 동안 멈춘다.
+여러 실습을 실행할 때는 기다리는 시간을 겹친다. 한 실습의 call_tasks 가 실행되는 동안 다음 실습의 워커를 미리
+띄워 두고, 그 로그는 차례가 올 때까지 모아 둔다. 끝난 실습의 워커는 다음 실습이 실행되는 동안 멈춘다.
 실습마다 큐가 따로라서 서로의 작업을 가져가지 않는다.
 """
 
@@ -30,7 +30,7 @@ EXIT_LESSON_FAILED = 1
 EXIT_USAGE = 2
 EXIT_SERVICES_DOWN = 3
 # 실습은 대부분의 시간을 작업이 끝나기를 기다리며 보내고, 실습마다 큐와 워커가 따로라 서로 섞이지 않는다.
-# 그래서 둘씩 함께 돌리면 2코어 기계에서도 전체 시간이 크게 준다.
+# 그래서 둘씩 함께 실행하면 2코어 기계에서도 전체 시간이 크게 준다.
 DEFAULT_JOBS = 2
 
 
@@ -94,7 +94,7 @@ class Outcome:
     seconds: float  # 실습의 차례가 온 때부터 call_tasks 가 끝날 때까지
     detail: str
     ready_seconds: float = 0.0  # 그중 워커가 준비되기를 기다린 시간
-    call_seconds: float = 0.0  # 그중 call_tasks 가 돈 시간
+    call_seconds: float = 0.0  # 그중 call_tasks 가 실행된 시간
 
 
 class Lineup:
@@ -141,7 +141,7 @@ class Lineup:
             self._stopping.append(thread)
 
     def close(self) -> None:
-        """멈추는 중인 워커가 다 끝나기를 기다리고, 아직 도는 워커(미리 띄운 것 포함)를 멈춘다."""
+        """멈추는 중인 워커가 다 끝나기를 기다리고, 아직 실행 중인 워커(미리 띄운 것 포함)를 멈춘다."""
         with self._lock:
             stopping = list(self._stopping)
             started = [worker for workers in self._started.values() for worker in workers]
@@ -151,7 +151,7 @@ class Lineup:
 
 
 def run_lessons(lessons: Sequence[str], console: Console, jobs: int = 1) -> list[Outcome]:
-    """실습들을 돌린다: 한 번에 jobs 개까지 함께. 출력은 실습 순서대로 나온다.
+    """실습들을 한 번에 jobs 개까지 함께 실행한다. 출력은 실습 순서대로 나온다.
 
     돌아올 때는 띄운 워커가 모두 멈춰 있다.
     """
@@ -188,7 +188,7 @@ def run_lessons(lessons: Sequence[str], console: Console, jobs: int = 1) -> list
         for thread in lanes:
             thread.join()
     finally:
-        stop_running_calls()  # 멈추라는 신호를 받았으면 아직 돌고 있다
+        stop_running_calls()  # 멈추라는 신호를 받았으면 call_tasks 가 아직 실행 중이다
         lineup.close()
     return [outcomes[lesson] for lesson in lessons]
 
@@ -205,12 +205,12 @@ def _run_turn(lesson: str, upcoming: str | None, lineup: Lineup, console: Consol
         return Outcome(lesson, False, time.monotonic() - started, f"워커가 뜨지 못했습니다: {exc}")
     ready = time.monotonic() - started
     if upcoming is not None:
-        lineup.start(upcoming)  # 이 실습이 도는 동안 다음 실습의 워커가 뜬다
+        lineup.start(upcoming)  # 이 실습이 실행되는 동안 다음 실습의 워커가 뜬다
     result = run_call_tasks(lesson, on_line=lambda line: console.tagged(lesson, "call_tasks", line))
     seconds = time.monotonic() - started
     ok = result.returncode == 0
     detail = (
-        f"워커 준비를 기다림 {ready:.1f}초, call_tasks {result.seconds:.1f}초"
+        f"워커 준비 대기 {ready:.1f}초, call_tasks {result.seconds:.1f}초"
         if ok
         else f"call_tasks 종료 코드 {result.returncode}"
     )
@@ -225,14 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     lessons = available_lessons()
     parser = argparse.ArgumentParser(
         prog="python -m playground",
-        description="실습의 워커를 띄우고 call_tasks 를 돌린 뒤 워커를 멈춘다.",
+        description="실습의 워커를 띄우고 call_tasks 를 실행한 뒤 워커를 멈춥니다.",
     )
     parser.add_argument(
-        "lesson", help=f"실습 이름, all, 또는 check(실습마다 빠진 것 찾기) (있는 실습: {', '.join(lessons)})"
+        "lesson",
+        help=f"실습 이름이나 all, check를 주세요. check는 실습마다 빠진 것을 찾습니다. 있는 실습: {', '.join(lessons)}",
     )
     parser.add_argument(
         "--jobs", type=int, default=DEFAULT_JOBS, metavar="N",
-        help=f"한 번에 함께 돌릴 실습 수 (기본 {DEFAULT_JOBS}). 출력은 언제나 실습 순서대로 나온다.",
+        help=f"한 번에 함께 실행할 실습 수입니다(기본 {DEFAULT_JOBS}). 출력은 언제나 실습 순서대로 나옵니다.",
     )  # fmt: skip
     args = parser.parse_args(argv)
 
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.lesson in lessons:
         selected = [args.lesson]
     else:
-        print(f"'{args.lesson}' 라는 실습은 없습니다. 있는 실습: {', '.join(lessons)}, 또는 all", file=sys.stderr)
+        print(f"없는 실습입니다: {args.lesson}. 실습 이름이나 all을 주세요: {', '.join(lessons)}", file=sys.stderr)
         return EXIT_USAGE
 
     if args.jobs < 1:
@@ -259,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         console.say("\n".join(problems))
         return EXIT_SERVICES_DOWN
 
-    # SIGTERM도 Ctrl-C 처럼: 돌던 call_tasks 와 띄운 워커, beat를 멈추고 끝낸다(남는 프로세스가 없게).
+    # SIGTERM도 Ctrl-C 처럼 다룬다. 실행 중인 call_tasks 와 띄운 워커, beat를 멈추고 끝내서 남는 프로세스가 없게 한다.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     started = time.monotonic()
     outcomes = run_lessons(selected, console, jobs=args.jobs)

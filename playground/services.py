@@ -1,10 +1,11 @@
 """세 서비스가 응답하는지 보고, 기본 주소(localhost)의 서비스가 꺼져 있으면 docker compose로 띄운다.
 
 실행기(`python -m playground`)와 테스트 세션이 시작할 때 쓴다. 환경 변수로 주소를 바꾼 서비스는 학습자가 따로
-돌리는 것이므로 건드리지 않는다. Docker(와 compose)가 없으면 아무것도 띄우지 않고, 무엇을 켜야 하는지만 말한다.
+띄운 것이므로 건드리지 않는다. Docker나 compose가 없으면 아무것도 띄우지 않고, 무엇을 켜야 하는지만 말한다.
 
-PostgreSQL 서버는 응답하는데 URL의 데이터베이스만 없으면(Docker 없이 기계에 설치한 서버) 그 데이터베이스를
-만들고 한 줄로 알린다. 만들 수 없으면(CREATEDB 권한이 없는 역할 등) 그 URL에 맞는 createdb 명령을 권한다.
+PostgreSQL 서버는 응답하는데 URL의 데이터베이스만 없으면 그 데이터베이스를 만들고 한 줄로 알린다. Docker 없이
+기계에 설치한 서버가 흔히 그렇다. 만들 수 없으면 그 URL에 맞는 createdb 명령을 권한다. CREATEDB 권한이 없는 역할이
+그런 예다.
 URL에 적힌 데이터베이스 말고는 아무것도 만들거나 지우지 않는다.
 """
 
@@ -43,7 +44,7 @@ def down_at_default_address() -> list[Service]:
 
 
 def _server_down(service: Service) -> bool:
-    # 데이터베이스만 없는 PostgreSQL은 서버가 떠 있다. compose로 또 띄우면 같은 포트를 두고 다툰다.
+    # 데이터베이스만 없는 PostgreSQL은 서버가 떠 있다. compose로 또 띄우면 두 서버가 같은 포트를 두고 다툰다.
     failure = probe_failure(service, service.url)
     return failure is not None and not isinstance(failure, MissingDatabase)
 
@@ -74,9 +75,9 @@ def ensure_services(say: Callable[[str], None] = print) -> list[str]:
         try:
             started = subprocess.run(command, cwd=PROJECT_ROOT, timeout=COMPOSE_UP_SECONDS, check=False)
             if started.returncode != 0:
-                say(f"docker compose가 종료 코드 {started.returncode} 로 끝났습니다.")
+                say(f"docker compose가 0이 아닌 종료 코드로 끝났습니다: {started.returncode}")
         except (OSError, subprocess.TimeoutExpired) as exc:
-            say(f"docker compose를 끝내지 못했습니다: {exc}")
+            say(f"docker compose를 끝까지 실행하지 못했습니다: {exc}")
     return [problem for service in SERVICES if (problem := _problem_after_setup(service, say))]
 
 
@@ -114,7 +115,7 @@ def create_missing_database(missing: MissingDatabase, say: Callable[[str], None]
     """없는 데이터베이스를 만든다. 만들었으면 한 줄로 알리고 None, 만들지 못했으면 createdb를 권하는 설명을 돌려준다."""
     try:
         create_database(missing.url)
-    except Exception as exc:  # 권한이 없든 무엇이든: 직접 만드는 명령을 알려 준다
+    except Exception as exc:  # 권한이 없든 다른 까닭이든, 직접 만드는 명령을 알려 준다
         if database_exists(missing.url):
             return None  # 그사이 다른 프로세스가 만들었다
         return describe_missing_database(missing) + _refusal(missing, exc)

@@ -3,7 +3,7 @@
     python -m playground.versions               # 버전을 찍고, 줄이 다르면 두 버전을 모두 말하며 종료 코드 1
     python -m playground.versions --print-only  # 찍기만 한다 (호환성 확인용 옛 서버)
 
-CI는 테스트를 돌린 서버가 학습자가 docker compose로 띄우는 서버와 같은 줄인지 이것으로 확인한다.
+CI는 테스트를 실행한 서버가 학습자가 docker compose로 띄우는 서버와 같은 줄인지 이것으로 확인한다.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def running_versions() -> dict[str, str]:
 
 
 def compose_images() -> dict[str, str]:
-    """docker-compose.yml 의 서비스 이름 → 이미지 (yaml 없이 읽는다: 실행기는 개발 의존성 없이 돈다)."""
+    """docker-compose.yml 의 서비스 이름 → 이미지 (실행기는 개발 의존성 없이 실행되므로 yaml 없이 읽는다)."""
     images, service = {}, None
     for line in COMPOSE_FILE.read_text().splitlines():
         if match := re.fullmatch(r"  ([a-z]+):", line):
@@ -63,7 +63,7 @@ def line_of(service: str, version: str) -> str:
 
 
 def mismatches(running: dict[str, str], images: dict[str, str]) -> list[str]:
-    """고정한 줄과 다른 서버마다 한 줄: 서비스, 돌고 있는 버전, compose의 이미지."""
+    """고정한 줄과 다른 서버마다 한 줄: 서비스, 실행 중인 버전, compose의 이미지."""
     problems = []
     for service in SERVICES:
         name = service.compose_service

@@ -80,7 +80,7 @@ class Worker:
         if self.queues:
             argv.append(f"--queues={','.join(self.queues)}")
         if self.fast_start:
-            # mingle(다른 워커와 상태 맞추기)과 gossip은 혼자 도는 실습 워커에는 필요 없고,
+            # mingle(다른 워커와 상태 맞추기)과 gossip은 혼자 실행되는 실습 워커에는 필요 없고,
             # 빼면 준비 시간이 절반쯤 준다.
             argv += ["--without-mingle", "--without-gossip"]
         return argv + list(self.extra_args)
@@ -241,16 +241,17 @@ class Worker:
 
 
 class Beat(Worker):
-    """`python -m celery -A <lesson>.tasks beat` 프로세스 하나: 일정에 맞춰 작업 메시지를 보내기만 한다.
+    """`python -m celery -A <lesson>.tasks beat` 프로세스 하나. 스케줄에 맞춰 작업 메시지를 보내기만 한다.
 
-    워커와 같은 방법으로 띄우고 멈춘다. 일정 파일(-s)은 schedule에 둔다: 직접 띄우면 현재 폴더의
-    celerybeat-schedule 이지만, 실행기와 테스트는 beat마다 자기 파일을 쓴다(함께 도는 beat 끼리 섞이지 않게).
-    beat는 핑에 답하지 않으므로, 일정을 읽고 돌기 시작했다는 로그 줄을 준비로 본다.
+    워커와 같은 방법으로 띄우고 멈춘다. 스케줄 파일(-s)은 schedule에 둔다. 직접 띄우면 현재 폴더의
+    celerybeat-schedule 을 쓰지만, 실행기와 테스트는 beat마다 자기 파일을 쓴다. 함께 실행되는 beat끼리 섞이지 않게
+    하기 위해서다.
+    beat는 ping에 답하지 않는다. 그래서 스케줄을 읽고 동작을 시작했다는 로그 줄을 준비로 본다.
     """
 
     def __init__(self, lesson: str, *, schedule: str | None = None, name: str | None = None, **options) -> None:
         super().__init__(lesson, name=name or f"beat-{uuid.uuid4().hex[:6]}", **options)
-        # 일정 파일을 주지 않으면 이 beat 만의 임시 폴더에 두고, 멈출 때 폴더째 지운다.
+        # 스케줄 파일을 주지 않으면 이 beat만의 임시 폴더에 두고, 멈출 때 폴더째 지운다.
         self._own_dir = None if schedule else tempfile.mkdtemp(prefix="celery-playground-beat-")
         self.schedule = schedule or os.path.join(self._own_dir, "celerybeat-schedule")
 

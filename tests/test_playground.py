@@ -133,7 +133,7 @@ def test_runner_rejects_jobs_below_one():
 def test_runner_rejects_an_unknown_lesson():
     run = run_playground("practice99", timeout=FAIL_FAST_SECONDS)
     assert run.returncode == EXIT_USAGE
-    assert "'practice99' 라는 실습은 없습니다" in run.stderr
+    assert "없는 실습입니다: practice99." in run.stderr
     assert "practice00" in run.stderr
 
 

@@ -85,6 +85,22 @@ def test_the_front_page_is_short_and_explains_celery_before_the_lessons(name):
     assert text[: text.index("[practice12]")].count("\n") < 150
 
 
+EXPERIMENTS = {  # 최상위 README가 "직접 해 보기 절이 있다"고 말하는 문장과, 실습 README의 그 절의 제목
+    "README.md": ("직접 해 볼 실험을 모은 `직접 해 보기` 절", "## 직접 해 보기"),
+    "README.en.md": ("a `Try it by hand` section", "## Try it by hand"),
+}
+
+
+def test_every_lesson_the_front_page_names_for_experiments_has_that_section(name):
+    sentence, heading = EXPERIMENTS[name]
+    paragraph = next(p for p in readme(name).split("\n\n") if sentence in p.replace("\n", " "))
+    named = re.findall(r"practice\d\d", paragraph)
+    assert named
+    language = README_FILES.index(name)
+    for lesson in named:
+        assert re.search(rf"^{heading}\b", readme(lesson_readmes(lesson)[language]), re.MULTILINE), lesson
+
+
 def _anchors(path) -> set[str]:
     return {github_slug(h) for h in re.findall(r"^#+ (.+)$", path.read_text(), re.MULTILINE)}
 
