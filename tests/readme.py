@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 
 from playground import PROJECT_ROOT
+from playground.workers import Worker
 
 README_FILES = ("README.md", "README.en.md")  # 최상위 README: 강좌의 첫 화면과 실습 목록
 # 첫날에는 필요 없는 강좌 전체의 이야기: docs/ 의 쪽마다 (한국어판, 영어판)
@@ -123,3 +124,29 @@ def assert_samples_match(lesson: str, output: str) -> None:
             assert problems == [], f"{name}: {problems}\n--- real output ---\n{output}"
             checked += 1
     assert checked >= 2, f"{lesson}: no sample output block in its READMEs"
+
+
+class ReadmeWorker(Worker):
+    """README의 `celery -A … worker …` 명령 하나를 글자 그대로 띄운다.
+
+    기본 풀, CPU 수만큼의 풀 프로세스, mingle과 gossip이 켜진 채로 뜬다. 노드 이름은 명령의 --hostname, 없으면
+    기본값 celery@호스트다. 준비를 기다리고 멈추는 법은 Worker 그대로다.
+    """
+
+    def __init__(self, lesson: str, command: str) -> None:
+        self.command = parse(command)
+        named = re.search(r"--hostname=([^@\s]+)@", command)
+        super().__init__(lesson, name=named.group(1) if named else "celery", concurrency=None, env=self.command.env)
+
+    @property
+    def argv(self) -> list[str]:
+        return list(self.command.argv)
+
+
+RUN_HEADING = "\n## 실행\n"  # 한국어판의 '실행' 절(영어판도 같은 명령이다: test_readme)
+
+
+def readme_workers(lesson: str) -> list[ReadmeWorker]:
+    """그 실습 README의 '실행' 절 첫 bash 블록에 적힌 워커 명령들을, 아직 띄우지 않은 채로."""
+    block = code_blocks(readme(lesson_readmes(lesson)[0]).split(RUN_HEADING, 1)[1], "bash")[0]
+    return [ReadmeWorker(lesson, command) for command in block_commands(block) if " worker" in command]

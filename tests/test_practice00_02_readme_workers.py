@@ -15,24 +15,11 @@ import pytest
 from course import needs_of
 from playground.lessons import purge, run_call_tasks
 from playground.workers import Worker, running
-from tests.readme import assert_samples_match, command_starting, commands, lesson_readmes, parse, readme
+from tests.readme import ReadmeWorker, assert_samples_match, command_starting, commands, lesson_readmes, readme
 
 LESSONS = ["practice00", "practice01", "practice02"]
 CALL_TASKS_SECONDS = 90
 SOLO_COMMAND = "celery -A practice01.tasks worker --loglevel=info --pool=solo"
-
-
-class ReadmeWorker(Worker):
-    """README의 명령 그대로인 워커. 노드 이름을 주지 않았으니 기본값 celery@호스트로 준비를 기다린다."""
-
-    def __init__(self, lesson: str, command: str) -> None:
-        parsed = parse(command)
-        super().__init__(lesson, name="celery", concurrency=None, env=parsed.env)
-        self._argv = parsed.argv
-
-    @property
-    def argv(self) -> list[str]:
-        return self._argv
 
 
 def banner_pool(worker: Worker) -> tuple[int, str]:

@@ -16,8 +16,7 @@ from playground import PROJECT_ROOT
 from playground.lessons import purge, run_call_tasks
 from playground.workers import running
 from practice05.tasks import build_report, send_alert
-from tests.readme import assert_samples_match, command_starting, lesson_readmes, parse, readme
-from tests.test_practice04_readme_worker import readme_workers
+from tests.readme import assert_samples_match, command_starting, lesson_readmes, parse, readme, readme_workers
 
 WAIT = 20
 # 워커 로그 한 줄의 머리(Celery의 기본 형식): [시각: 수준/프로세스 이름]

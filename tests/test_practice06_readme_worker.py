@@ -15,8 +15,7 @@ from playground import PROJECT_ROOT
 from playground.lessons import purge, run_call_tasks
 from playground.workers import running
 from practice06.tasks import app
-from tests.readme import assert_samples_match, command_starting, lesson_readmes, parse, readme
-from tests.test_practice04_readme_worker import readme_workers
+from tests.readme import assert_samples_match, command_starting, lesson_readmes, parse, readme, readme_workers
 
 WAIT = 15
 README_KO = readme(lesson_readmes("practice06")[0])

@@ -22,6 +22,7 @@ from playground.broker import management, quoted, vhost
 from playground.lessons import lesson_workers, purge, worker_on_empty_queue
 from playground.workers import Worker, running
 from practice08.tasks import early_ack, executions, grow, late_ack, late_ack_requeued
+from tests.readme import ReadmeWorker, readme
 from tests.test_practice08 import REDELIVERY_WINDOW_SECONDS, WAIT
 
 LONG_SECONDS = 3  # 워커째 죽일 때 실행 중이어야 하는 작업의 길이
@@ -129,11 +130,21 @@ def test_a_consumer_timeout_policy_does_not_stop_a_long_task_on_a_classic_queue(
         management("DELETE", policy)
 
 
-class ScriptWorker(Worker):
-    """README처럼 `celery` 스크립트로 띄운 워커: 프로세스 이름(comm)이 celery라 `ps -C celery` 에 나온다."""
+BY_HAND_WORKER = "celery -A practice08.tasks worker --loglevel=info --concurrency=1"  # README의 직접 해 보기 1
+
+
+class ByHandWorker(ReadmeWorker):
+    """README의 명령을 `celery` 스크립트로 띄운다. 프로세스 이름(comm)이 `celery` 라서 `ps -C celery` 에 나온다.
+
+    `ReadmeWorker` 는 `python -m celery` 로 띄우므로 이름이 `python` 이다.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("practice08", BY_HAND_WORKER)
 
     @property
     def argv(self) -> list[str]:
+        assert super().argv[:3] == [sys.executable, "-m", "celery"]
         return [str(Path(sys.executable).with_name("celery")), *super().argv[3:]]
 
 
@@ -160,8 +171,9 @@ def _wait_for_runs(run_id: str, count: int) -> list[dict]:
 
 def test_the_by_hand_steps_kill_the_pool_process_then_the_whole_worker_then_quit():
     purge("practice08")
+    assert BY_HAND_WORKER in readme("practice08/README.md") and BY_HAND_WORKER in readme("practice08/README.en.md")
     run_id = str(uuid.uuid4())
-    by_hand = ScriptWorker("practice08", concurrency=1)
+    by_hand = ByHandWorker()
     with running(by_hand):
         # 1. README의 celery call 명령 그대로 (run_id 만 새로)
         call = subprocess.run(
@@ -183,12 +195,12 @@ def test_the_by_hand_steps_kill_the_pool_process_then_the_whole_worker_then_quit
         os.kill(main, signal.SIGKILL)
         os.kill(child, signal.SIGKILL)
         by_hand.proc.wait(WAIT)
-    again = ScriptWorker("practice08", concurrency=1)
+    again = ByHandWorker()
     with running(again):
         assert _wait_for_runs(run_id, 3)[-1]["redelivered"] is True
         again.proc.send_signal(signal.SIGQUIT)  # cold shutdown: kill -QUIT <메인 pid>
         again.proc.wait(WAIT)
-    with running(ScriptWorker("practice08", concurrency=1)) as (last,):
+    with running(ByHandWorker()) as (last,):
         assert _wait_for_runs(run_id, 4)[-1]["redelivered"] is True
         last.kill()
     purge("practice08")  # 30초 작업은 끝까지 기다리지 않는다
