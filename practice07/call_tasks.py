@@ -34,7 +34,7 @@ scenario = Scenario(app)
 step, show, expect = scenario.step, scenario.show, scenario.expect
 
 BEAT_STOP_SECONDS = 5  # 두 번째 beat가 SIGTERM에 끝나기를 기다리는 상한
-NOBODY = "practice07.nobody"  # 어떤 워커도 소비하지 않는 큐: 메시지가 워커에 닿지 못하는 상황
+NOBODY = "practice07.nobody"  # 어떤 워커도 소비하지 않는 큐. 메시지가 워커에 닿지 못하는 상황을 만든다
 
 
 def wait_for_beat():
@@ -47,14 +47,17 @@ def wait_for_beat():
 
 
 def per_second(task_name):
-    """지금부터 WATCH_SECONDS 초 동안 task_name 이 실행된 횟수를 초당으로 (창의 끝에서 어긋나는 하나는 반올림)."""
+    """지금부터 WATCH_SECONDS 초 동안 task_name 이 실행된 횟수를 초당 횟수로 돌려준다.
+
+    창의 끝에서 어긋나는 하나는 반올림으로 지운다.
+    """
     since = time.time()
     time.sleep(WATCH_SECONDS)
     return round(len(runs(task_name, since=since, until=since + WATCH_SECONDS)) / WATCH_SECONDS)
 
 
 def second_beat(folder):
-    """beat를 하나 더 띄운다(자기 일정 파일과 로그 파일로)."""
+    """스케줄 파일과 로그 파일을 따로 쓰는 beat를 하나 더 띄운다."""
     log = f"{folder}/second-beat.log"
     command = [
         "celery",
@@ -68,7 +71,7 @@ def second_beat(folder):
     beat = subprocess.Popen([sys.executable, "-m", *command], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     deadline = time.time() + RESULT_TIMEOUT
     while time.time() < deadline and beat.poll() is None:
-        # 돌기 시작했고 첫 tick을 보냈으면(새 일정 항목은 한 간격 뒤에 처음 보낸다) 돌려준다.
+        # 실행을 시작해 첫 tick을 보냈으면 돌려준다. 새 스케줄 항목은 한 간격 뒤에 처음 보낸다.
         if os.path.exists(log) and "Sending due task tick-every-second" in Path(log).read_text():
             return beat
         time.sleep(0.1)
@@ -77,10 +80,11 @@ def second_beat(folder):
 
 
 def stop_second_beat(beat):
-    """SIGTERM으로 멈추고, BEAT_STOP_SECONDS 안에 끝나지 않으면 SIGKILL: 어떤 경우에도 남겨 두지 않는다.
+    """SIGTERM으로 멈추고, BEAT_STOP_SECONDS 안에 끝나지 않으면 SIGKILL로 끝낸다. 어떤 경우에도 남겨 두지 않는다.
 
-    Celery 5.7의 beat는 메시지를 보내는 도중에 SIGTERM을 받으면 신호 처리기가 같은 연결을 닫으려다 스스로 막힐 수
-    있다(py-amqp 의 쓰기 잠금). 이 beat의 일정 파일은 임시 폴더에 있으므로 SIGKILL로 잃을 것이 없다.
+    Celery 5.7의 beat는 메시지를 보내는 도중에 SIGTERM을 받으면 스스로 막힐 수 있다. 신호 처리기가 같은 연결을
+    닫으려다 py-amqp 의 쓰기 잠금에 걸리기 때문이다. 이 beat의 스케줄 파일은 임시 폴더에 있으므로 SIGKILL로 잃을
+    것이 없다.
     """
     beat.terminate()
     try:
@@ -91,7 +95,7 @@ def stop_second_beat(beat):
 
 
 def calls():
-    step("1. beat가 일정에 맞춰 보내고, 워커가 실행한다")
+    step("1. beat가 스케줄에 맞춰 보내고 워커가 실행합니다")
     wait_for_beat()
     show(f"{WATCH_SECONDS}초 동안 tick이 실행된 횟수 ÷ {WATCH_SECONDS}", per_second("tick"), 1)
     nightly = app.conf.beat_schedule["nightly-report"]["schedule"]
@@ -100,36 +104,41 @@ def calls():
     next_run = datetime.fromtimestamp(round((now + nightly.remaining_estimate(now)).timestamp()), nightly.tz)
     show("다음 실행", next_run.strftime("%H:%M %Z"), "04:00 KST", note=f"timezone={app.conf.timezone}")
 
-    step("2. beat를 하나 더 띄우면: 모든 일정이 두 번씩 보내진다")
+    step("2. beat를 하나 더 띄우면 모든 항목이 두 번씩 보내집니다")
     with tempfile.TemporaryDirectory() as schedule_dir:
         beat = second_beat(schedule_dir)
-        print("    celery -A practice07.tasks beat를 하나 더 띄웠다 (자기 일정 파일, 같은 beat_schedule)")
+        print("    celery -A practice07.tasks beat를 하나 더 띄웠다 (스케줄 파일은 따로, beat_schedule 은 같게)")
         try:
-            show("beat 둘: tick이 초당 실행된 횟수", per_second("tick"), 2, note="같은 일을 두 번 했다")
-            show("beat 둘: tick_once 가 초당 효과를 낸 횟수", per_second("tick_once"), 1, note="잠금으로 한 번만")
+            show("beat가 둘일 때 tick이 초당 실행된 횟수", per_second("tick"), 2, note="같은 일을 두 번 했습니다")
+            show(
+                "beat가 둘일 때 tick_once 가 초당 효과를 낸 횟수",
+                per_second("tick_once"),
+                1,
+                note="잠금 덕분에 한 번만 일했습니다",
+            )
         finally:
             stop_second_beat(beat)
 
-    step(f"3. expires={EXPIRES_SECONDS}: 만료된 메시지는 어떻게 되나")
+    step(f"3. 만료된 메시지의 행방 (expires={EXPIRES_SECONDS})")
     queued = tick.apply_async(("expired",), expires=EXPIRES_SECONDS, queue=NOBODY)
     time.sleep(EXPIRES_SECONDS + 0.5)
     with app.connection_for_write() as conn:
         left = conn.default_channel.queue_declare(queue=NOBODY, passive=True).message_count
         conn.default_channel.queue_delete(queue=NOBODY)
-    show("큐에서 만료: 큐에 남은 메시지", left, 0, note="RabbitMQ가 조용히 버렸다: per-message TTL")
-    show("큐에서 만료: state", queued.state, "PENDING", note="누구도 기록하지 않아 영원히 PENDING")
+    show("큐에서 만료된 뒤 큐에 남은 메시지", left, 0, note="RabbitMQ가 메시지별 TTL로 조용히 버렸습니다")
+    show("큐에서 만료된 작업의 state", queued.state, "PENDING", note="아무도 기록하지 않아 영원히 PENDING입니다")
     late = add.apply_async((1, 1), countdown=LATE_SECONDS, expires=EXPIRES_SECONDS)
     error = late.get(timeout=RESULT_TIMEOUT + LATE_SECONDS, propagate=False, interval=0.1)
-    show("워커에서 만료: get(propagate=False)", error, note="워커 로그: Discarding revoked task")
+    show("워커에서 만료된 작업의 get(propagate=False)", error, note="워커 로그: Discarding revoked task")
     expect("워커에서 만료된 작업의 예외", type(error), TaskRevokedError)
-    show("워커에서 만료: state", late.state, "REVOKED")
+    show("워커에서 만료된 작업의 state", late.state, "REVOKED")
 
-    step(f"4. 결과 정리: result_expires={RESULT_EXPIRES_SECONDS}초가 지난 행을 celery.backend_cleanup 이 지운다")
+    step(f"4. celery.backend_cleanup 이 result_expires({RESULT_EXPIRES_SECONDS}초)보다 오래된 결과 행을 지웁니다")
     done = add.delay(2, 3)
     show("add.delay(2, 3).get()", done.get(timeout=RESULT_TIMEOUT, interval=0.1), 5)
     time.sleep(RESULT_EXPIRES_SECONDS + 0.5)
     app.tasks["celery.backend_cleanup"].delay().get(timeout=RESULT_TIMEOUT, interval=0.1)
-    show("정리한 뒤 AsyncResult(그 id).state", app.AsyncResult(done.id).state, "PENDING", note="행이 지워졌다")
+    show("정리한 뒤 AsyncResult(그 id).state", app.AsyncResult(done.id).state, "PENDING", note="행이 지워졌습니다")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """practice07 — 주기 작업: celery beat
 
-무엇을 배우나: beat_schedule 에 주기(초)와 crontab으로 일정을 적는 법. celery beat는 따로 도는 프로세스이고 일정에
-맞춰 작업 메시지를 보내기만 한다: 실행은 워커가 한다. 그리고 무엇이 잘못되는지: beat가 둘이면 모든 일정이 두 번씩
-실행된다(고치는 법: beat는 하나만, 그리고 두 번 와도 한 번만 효과를 내는 작업). 큐에서 만료된(expires) 메시지는
-조용히 사라진다. 결과 행은 result_expires 가 지나면 celery.backend_cleanup 이 지운다.
+무엇을 배우나: beat_schedule 에 주기(초)와 crontab으로 스케줄을 적는 법. celery beat는 워커와 따로 실행되는
+프로세스이고, 스케줄에 맞춰 작업 메시지를 보내기만 한다. 실행은 워커가 한다. 그리고 무엇이 잘못되는가.
+beat가 둘이면 모든 항목이 두 번씩 실행된다. 고치려면 beat를 하나만 띄우고, 두 번 와도 효과가 한 번뿐인 작업을
+쓴다. 큐에서 만료된(expires) 메시지는 조용히 사라진다. 결과 행은 result_expires 가 지나면
+celery.backend_cleanup 이 지운다.
 
 실행 방법 (프로젝트 폴더에서, 터미널 세 개):
     터미널 1:  celery -A practice07.tasks worker --loglevel=info
@@ -20,13 +21,13 @@ from celery.schedules import crontab
 from course import BeatSpec, Needs, WorkerSpec
 from global_config import POSTGRES_URL, RABBITMQ_URL, REDIS_URL
 
-TICK_SECONDS = 1  # 주기 일정의 간격
+TICK_SECONDS = 1  # 주기 스케줄의 간격
 WATCH_SECONDS = 3  # call_tasks 가 tick을 세는 시간
 EXPIRES_SECONDS = 1  # call_tasks 가 보내는 작업의 expires
 LATE_SECONDS = 2  # expires보다 늦게 실행되도록 주는 countdown
 RESULT_EXPIRES_SECONDS = 2  # 이보다 오래된 결과 행은 backend_cleanup 이 지운다 (기본값은 1일)
-ONCE_LOCK_FRACTION = 0.8  # tick_once 의 잠금은 간격의 80% 동안: 그 안에 다시 온 것은 중복으로 본다
-FRESH_EXPIRES_SECONDS = 1  # tick_fresh 메시지의 expires: 이보다 오래 큐에서 기다린 tick은 RabbitMQ가 버린다
+ONCE_LOCK_FRACTION = 0.8  # tick_once 는 간격의 80% 동안 잠금을 쥔다. 그 안에 다시 온 메시지는 중복으로 본다
+FRESH_EXPIRES_SECONDS = 1  # tick_fresh 메시지의 expires. 이보다 오래 큐에서 기다린 tick은 RabbitMQ가 버린다
 
 NEEDS = Needs(
     workers=(WorkerSpec(),),
@@ -46,12 +47,13 @@ app.conf.update(
     timezone="Asia/Seoul",  # crontab의 시각은 이 시간대로 읽는다 (기본값 UTC)
     result_expires=RESULT_EXPIRES_SECONDS,
     beat_schedule={
-        # 주기: TICK_SECONDS 초마다. 일정 파일에 없는 항목은 beat가 시작하고 한 간격 뒤에 처음 보낸다. 파일에 지난
-        # 실행이 남아 있고 간격이 이미 지났으면 시작하자마자 한 번 보낸다.
+        # TICK_SECONDS 초마다 보내는 주기 항목. 스케줄 파일에 없는 항목은 beat가 시작하고 한 간격 뒤에 처음 보낸다.
+        # 파일에 지난 실행이 남아 있고 간격이 이미 지났으면 시작하자마자 한 번 보낸다.
         "tick-every-second": {"task": "practice07.tasks.tick", "schedule": TICK_SECONDS, "args": ("beat",)},
-        # 같은 일정의 멱등한 작업: 두 번 보내져도 한 간격에 한 번만 효과를 낸다.
+        # 같은 스케줄의 작업. 두 번 보내져도 한 간격에 한 번만 효과를 낸다.
         "tick-once-every-second": {"task": "practice07.tasks.tick_once", "schedule": TICK_SECONDS, "args": ("beat",)},
-        # 같은 일정에 expires를 단 작업: 워커가 없는 동안 쌓인 tick은 만료되어, 워커가 돌아와도 몰아서 돌지 않는다.
+        # 같은 스케줄에 expires를 단 작업. 워커가 없는 동안 쌓인 tick은 만료되므로, 워커가 돌아와도 몰아서
+        # 실행되지 않는다.
         # Celery도 자기 celery.backend_cleanup 항목에 expires(12시간)를 단다.
         "tick-fresh-every-second": {
             "task": "practice07.tasks.tick_fresh",
@@ -63,7 +65,7 @@ app.conf.update(
     },
 )
 
-# 작업이 실행될 때마다 Redis 목록에 시각을 적는다. call_tasks 와 테스트가 이것으로 실행 횟수를 센다.
+# 작업이 실행될 때마다 Redis 목록에 시각을 적는다(실행 기록). call_tasks 와 테스트가 이 기록으로 실행 횟수를 센다.
 journal = redis.Redis.from_url(REDIS_URL, decode_responses=True)
 JOURNAL_TTL_SECONDS = 3600
 
@@ -107,6 +109,6 @@ def add(x, y):
 
 
 def runs(task_name, label="beat", since=0.0, until=float("inf")):
-    """task_name 이 label로 실행된 시각들 가운데 [since, until) 안의 것 (time.time() 기준)."""
+    """task_name 이 label로 실행된 시각 가운데 [since, until) 안의 것을 돌려준다. 시각은 time.time() 기준이다."""
     stamps = (float(stamp) for stamp in journal.lrange(_journal_key(task_name, label), 0, -1))
     return [stamp for stamp in stamps if since <= stamp < until]

@@ -1,4 +1,4 @@
-"""practice08의 작업들이 일하다가 자기 프로세스를 죽인다. 메시지가 어떻게 되는지 호출한 쪽에서 지켜본다.
+"""practice08의 작업이 일하다가 자기 프로세스를 죽인다. 메시지가 어떻게 되는지 호출하는 쪽에서 지켜본다.
 
 먼저 다른 터미널에서 워커를 띄운다:  celery -A practice08.tasks worker --loglevel=info
 그다음:                             python -m practice08.call_tasks
@@ -54,53 +54,56 @@ def until(what, predicate):
 
 
 def calls():
-    step("1. 기본값(시작 시 ack): 풀 프로세스가 받자마자 ack, 죽으면 FAILURE")
+    step("1. 시작 시 ack(기본값)는 받자마자 ack하므로, 풀 프로세스가 죽으면 FAILURE가 됩니다")
     value, runs = crash(early_ack)
     show("early_ack.delay(run_id).get(propagate=False)", value)
     expect("early_ack 의 예외", type(value), WorkerLostError)
-    show("실행 횟수", len(runs), 1, note="메시지는 이미 ack 되어 다시 오지 않는다")
+    show("실행 횟수", len(runs), 1, note="메시지는 이미 ack되어 다시 오지 않습니다")
 
-    step("2. acks_late=True 만: 끝난 뒤 ack 하지만, 죽어도 ack 하고 FAILURE")
+    step("2. acks_late=True 만 주면 끝난 뒤 ack하지만, 죽어도 ack하고 FAILURE가 됩니다")
     value, runs = crash(late_ack)
     show("late_ack.delay(run_id).get(propagate=False)", value)
     expect("late_ack 의 예외", type(value), WorkerLostError)
-    show("실행 횟수", len(runs), 1, note="acks_on_failure=True 라 ack 했다")
+    show("실행 횟수", len(runs), 1, note="acks_on_failure=True 라서 ack했습니다")
 
-    step("3. acks_late=True + reject_on_worker_lost=True: 큐로 돌아가 다시 실행")
+    step("3. acks_late=True 에 reject_on_worker_lost=True 를 더하면 큐로 돌아가 다시 실행됩니다")
     value, runs = crash(late_ack_requeued)
     show("late_ack_requeued.delay(run_id).get()", value, "끝남: 2번째 실행")
     show("실행마다 delivery_info['redelivered']", redelivered(runs), [False, True])
 
-    step("4. retry_on_worker_lost=True (Celery 5.7): 죽으면 재시도로 다시 보낸다")
+    step("4. retry_on_worker_lost=True 를 주면 죽을 때 재시도로 다시 보냅니다 (Celery 5.7)")
     value, runs = crash(retried_on_lost)
     show("retried_on_lost.delay(run_id).get()", value, "끝남: 2번째 실행")
-    show("실행마다 request.retries", [run["retries"] for run in runs], [0, 1], note="새 메시지: redelivered가 아니다")
+    show("실행마다 request.retries", [run["retries"] for run in runs], [0, 1], note="재전달이 아닌 새 메시지입니다")
 
-    step("5. 다시 실행되는 작업의 효과: 커밋한 뒤, ack 하기 전에 죽으면")
+    step("5. 효과를 커밋한 뒤 ack하기 전에 죽어 다시 실행되는 작업")
     create_tables()
     run = str(uuid.uuid4())
     guarded = charge.delay(run, 1, guarded=True, crash_after_commit=True)
     unguarded = charge.delay(run, 2, guarded=False, crash_after_commit=True)
     guarded.get(timeout=RESULT_TIMEOUT), unguarded.get(timeout=RESULT_TIMEOUT)
     payments, charges, runs = effects(run)
-    show("INSERT … ON CONFLICT DO NOTHING (결제 1) 의 행 수", payments, 1, note="두 번 돌았어도 한 번")
-    show("키 없는 INSERT (결제 2) 의 행 수", charges, 2, note="두 번 돌아 두 번 결제")
+    show("INSERT … ON CONFLICT DO NOTHING (결제 1) 의 행 수", payments, 1, note="두 번 실행됐어도 한 번입니다")
+    show("키 없는 INSERT (결제 2) 의 행 수", charges, 2, note="두 번 실행되어 두 번 결제했습니다")
     show("두 작업의 실행 횟수", runs, 4)
 
-    step("6. 매번 실패해 큐로 돌아가는 작업(poison message): 클래식 큐는 끝없이, 쿼럼 큐는 배달 한도까지")
+    step("6. 매번 실패하는 작업(poison message)은 클래식 큐에서 끝없이, 쿼럼 큐에서 배달 한도까지 되돌아옵니다")
     run_id = str(uuid.uuid4())
     looping = bounce.delay(run_id)
     runs = until("bounce의 실행", lambda: len(executions(run_id)) >= POISON_RUNS and executions(run_id))
     show(
-        "클래식 큐: 실행마다 redelivered", redelivered(runs[:POISON_RUNS]), [False, True, True], note="끊을 때까지 계속"
+        "클래식 큐에서 실행마다의 redelivered",
+        redelivered(runs[:POISON_RUNS]),
+        [False, True, True],
+        note="끊을 때까지 계속 돌아옵니다",
     )
     app.control.revoke(looping.id)
-    show("revoke 한 뒤 state", until("revoke", lambda: looping.state == "REVOKED" and looping.state), "REVOKED")
+    show("revoke한 뒤 state", until("revoke", lambda: looping.state == "REVOKED" and looping.state), "REVOKED")
     declare_dead_letters()
     run_id = str(uuid.uuid4())
     limited = bounce.apply_async((run_id,), queue="practice08.quorum")
     headers = until("dead-letter", lambda: dead_lettered(limited.id))
-    show("쿼럼 큐: 실행마다 redelivered", redelivered(executions(run_id)), [False, True, True])
+    show("쿼럼 큐에서 실행마다의 redelivered", redelivered(executions(run_id)), [False, True, True])
     show("dead-letter 큐에 온 메시지의 x-first-death-reason", headers["x-first-death-reason"], "delivery_limit")
 
 

@@ -1,12 +1,12 @@
 """practice08 — 워커가 죽으면: acks_late, reject_on_worker_lost, 멱등성
 
-무엇을 배우나: 브로커는 메시지를 언제 지우는가(ack). 작업을 돌리던 프로세스가 죽으면(OOM 킬러, kill -9, C 확장의
-충돌) 그 메시지가 어떻게 되는가. 기본값(시작 시 ack)이면 작업은 FAILURE(WorkerLostError)로 끝나고 다시 돌지 않는다.
-acks_late=True 만으로는 바뀌지 않고, reject_on_worker_lost=True 를 더해야 메시지가 큐로 돌아가 다시 실행된다.
-다시 실행될 수 있는 작업은 두 번 돌아도 결과가 한 번인 것처럼(멱등하게) 써야 한다.
+무엇을 배우나: 브로커는 메시지를 언제 지우는가(ack). 작업을 실행하던 프로세스가 죽으면(OOM 킬러, kill -9,
+C 확장의 충돌) 그 메시지는 어떻게 되는가. 기본값(시작 시 ack)이면 작업은 FAILURE(WorkerLostError)로 끝나고 다시
+실행되지 않는다. acks_late=True 만으로는 바뀌지 않는다. reject_on_worker_lost=True 를 더해야 메시지가 큐로 돌아가
+다시 실행된다. 다시 실행될 수 있는 작업은 멱등하게, 곧 두 번 실행돼도 효과가 한 번인 것처럼 써야 한다.
 
-작업은 스스로 자기 프로세스를 죽여(os.kill(os.getpid(), SIGKILL)) 충돌을 흉내 낸다. run_id 마다 첫 실행에서만
-죽으므로, 다시 배달된 실행은 끝까지 간다.
+작업은 자기 프로세스를 스스로 죽여(os.kill(os.getpid(), SIGKILL)) 충돌을 흉내 낸다. run_id 마다 첫 실행에서만
+죽으므로, 재전달된 실행은 끝까지 간다.
 
 실행 방법 (프로젝트 폴더에서, 터미널 두 개):
     터미널 1:  celery -A practice08.tasks worker --loglevel=info
@@ -29,8 +29,8 @@ from global_config import POSTGRES_URL, RABBITMQ_URL, REDIS_URL
 
 WORK_SECONDS = 0.3  # 작업 하나가 일하는 시간. 죽는 작업은 이만큼 일한 뒤 죽는다.
 RETRY_DELAY_SECONDS = 1  # retry_on_worker_lost 의 재시도 간격 (default_retry_delay)
-POISON_RUNS = 3  # 클래식 큐에서 매번 실패하는 작업이 이만큼 되돌아오는 것을 본 뒤 revoke로 끊는다
-DELIVERY_LIMIT = 2  # 쿼럼 큐의 x-delivery-limit: 이만큼 되돌아온 뒤에는 dead-letter 큐로 (RabbitMQ 4 기본값은 20)
+POISON_RUNS = 3  # 클래식 큐에서 매번 실패하는 작업이 이만큼 되돌아오는 것을 보고 revoke로 끊는다
+DELIVERY_LIMIT = 2  # 쿼럼 큐의 x-delivery-limit. 이만큼 되돌아온 뒤에는 dead-letter 큐로 간다(RabbitMQ 4의 기본값은 20)
 
 NEEDS = Needs(
     workers=(WorkerSpec(),),
@@ -43,7 +43,7 @@ NEEDS = Needs(
     },
 )
 
-# 배달 한도를 넘긴 메시지가 가는 곳. 워커는 이 큐를 소비하지 않는다: 사람이 들여다보고 고칠 메시지를 모아 둔다.
+# 배달 한도를 넘긴 메시지가 가는 곳. 워커는 이 큐를 소비하지 않는다. 사람이 들여다보고 고칠 메시지를 모아 둔다.
 dead_letters = Queue("practice08.dead", Exchange("practice08.dead", type="direct"), routing_key="practice08.dead")
 
 app = Celery("practice08", broker=RABBITMQ_URL, backend=REDIS_URL)
@@ -65,11 +65,11 @@ app.conf.update(
             },
         ),
     ),
-    # 실행을 시작한 작업은 STARTED로 적는다. 워커째 죽으면 그 작업의 state는 STARTED에서 멈춘다.
+    # 실행을 시작한 작업은 STARTED로 적는다. 워커째 죽으면 그 작업의 상태는 STARTED에서 멈춘다.
     task_track_started=True,
 )
 
-# 작업이 실행될 때마다 남기는 기록(Redis 목록)과, 첫 실행인지 세는 카운터.
+# 작업이 실행될 때마다 남기는 실행 기록(Redis 목록). 몇 번째 실행인지 세는 카운터도 된다.
 journal = redis.Redis.from_url(REDIS_URL, decode_responses=True)
 JOURNAL_TTL_SECONDS = 3600
 
@@ -92,12 +92,12 @@ def _record(task, run_id):
 
 
 def executions(run_id):
-    """run_id 의 실행 기록들: [{"pid", "redelivered", "retries"}, ...] (실행한 순서)."""
+    """run_id 의 실행 기록을 실행한 순서대로 돌려준다: [{"pid", "redelivered", "retries"}, ...]."""
     return [json.loads(entry) for entry in journal.lrange(_executions_key(run_id), 0, -1)]
 
 
 def die():
-    """이 프로세스를 곧바로 죽인다: OOM 킬러나 kill -9 와 같다(정리 코드도 결과 기록도 없다)."""
+    """이 프로세스를 곧바로 죽인다. OOM 킬러나 kill -9 와 같아서 정리 코드도 결과 기록도 실행되지 않는다."""
     os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -109,37 +109,38 @@ def _work(task, run_id, crash, seconds):
     return f"끝남: {count}번째 실행"
 
 
-# 같은 일을 하는 작업 넷. 다른 것은 메시지를 언제 ack 하는지와, 프로세스가 죽었을 때 무엇을 하는지뿐이다.
+# 같은 일을 하는 작업 넷. 다른 것은 메시지를 언제 ack하는지와, 프로세스가 죽었을 때 무엇을 하는지뿐이다.
 
 
 @app.task(bind=True)
 def early_ack(self, run_id, crash=True, seconds=WORK_SECONDS):
-    # 기본값: 풀 프로세스가 메시지를 받는 순간 ack. 죽으면 FAILURE(WorkerLostError), 다시 돌지 않는다.
+    # 시작 시 ack(기본값). 풀 프로세스가 메시지를 받는 순간 ack한다. 죽으면 FAILURE(WorkerLostError)로 끝나고 다시
+    # 실행되지 않는다.
     return _work(self, run_id, crash, seconds)
 
 
 @app.task(bind=True, acks_late=True)
 def late_ack(self, run_id, crash=True, seconds=WORK_SECONDS):
-    # 끝난 뒤에 ack. 그래도 프로세스가 죽으면(작업의 acks_on_failure=True) ack 하고 FAILURE로 끝난다.
+    # 완료 후 ack. 그래도 프로세스가 죽으면 작업의 acks_on_failure=True 에 따라 ack하고 FAILURE로 끝난다.
     return _work(self, run_id, crash, seconds)
 
 
 @app.task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def late_ack_requeued(self, run_id, crash=True, seconds=WORK_SECONDS):
-    # 프로세스가 죽으면 메시지를 reject(requeue=True): 큐로 돌아가 다시 배달된다(redelivered=True).
+    # 프로세스가 죽으면 메시지를 reject(requeue=True)한다. 메시지는 큐로 돌아가 재전달된다(redelivered=True).
     return _work(self, run_id, crash, seconds)
 
 
 @app.task(bind=True, retry_on_worker_lost=True, default_retry_delay=RETRY_DELAY_SECONDS, max_retries=3)
 def retried_on_lost(self, run_id, crash=True, seconds=WORK_SECONDS):
-    # Celery 5.7: 프로세스가 죽으면 self.retry() 처럼 다시 보낸다(retries가 1 늘고, max_retries 가 적용된다).
+    # Celery 5.7의 설정. 프로세스가 죽으면 self.retry() 처럼 다시 보낸다. retries가 1 늘고 max_retries 가 적용된다.
     return _work(self, run_id, crash, seconds)
 
 
-# 매번 실패하며 큐로 돌아가는 작업(poison message). 둘 다 acks_late 라 끝나기 전에는 ack 하지 않는다.
+# 매번 실패하며 큐로 돌아가는 작업(poison message). 둘 다 acks_late 라 끝나기 전에는 ack하지 않는다.
 # - poison: 실행할 때마다 프로세스를 죽인다(세그폴트나 OOM처럼). reject_on_worker_lost 라 매번 큐로 돌아간다.
-# - bounce: 실행할 때마다 Reject(requeue=True) 로 스스로 큐에 되돌린다. 브로커가 보기에는 poison과 같은 reject 다.
-# 클래식 큐는 되돌아온 횟수를 세지 않으므로 누가 끊기 전까지 영원히 돈다. 쿼럼 큐(practice08.quorum)로 보내면
+# - bounce: 실행할 때마다 Reject(requeue=True) 로 스스로 큐에 되돌린다. 브로커가 보기에는 poison과 같은 reject다.
+# 클래식 큐는 되돌아온 횟수를 세지 않으므로 누가 끊기 전까지 영원히 반복된다. 쿼럼 큐(practice08.quorum)로 보내면
 # DELIVERY_LIMIT 번 되돌아온 뒤 RabbitMQ가 dead-letter 큐로 옮긴다.
 
 
@@ -164,7 +165,7 @@ def declare_dead_letters():
 def dead_lettered(task_id):
     """dead-letter 큐에서 task_id 의 메시지를 꺼내 그 헤더(x-death 포함)를 돌려준다. 없으면 None.
 
-    다른 메시지는 그대로 둔다: 모두 받아 본 뒤 우리 것만 ack 하고 나머지는 큐로 되돌린다.
+    다른 메시지는 그대로 둔다. 모두 받아 본 뒤 찾는 메시지만 ack하고 나머지는 큐로 되돌린다.
     """
     found, others = None, []
     with app.connection_for_write() as conn:
@@ -181,9 +182,10 @@ def dead_lettered(task_id):
 
 
 # 결제처럼 두 번 일어나면 안 되는 효과. 효과는 PostgreSQL에 남긴다.
-# - practice08_payments: (run, payment_id) 가 기본 키. INSERT … ON CONFLICT DO NOTHING이면 두 번 돌아도 한 행.
-# - practice08_charges: 키가 없는 표. 두 번 돌면 두 행 — 멱등하지 않은 효과.
-# - practice08_executions: 실행마다 한 행 (실행 횟수를 세려고).
+# - practice08_payments: (run, payment_id) 가 기본 키인 표. INSERT … ON CONFLICT DO NOTHING이면 두 번 실행돼도
+#   한 행이다.
+# - practice08_charges: 키가 없는 표. 두 번 실행되면 두 행이 남는다. 멱등하지 않은 효과다.
+# - practice08_executions: 실행마다 한 행을 남겨 실행 횟수를 센다.
 DSN = POSTGRES_URL.removeprefix("db+").replace("+psycopg2", "")
 TABLES = """
 CREATE TABLE IF NOT EXISTS practice08_payments (run text, payment_id int, PRIMARY KEY (run, payment_id));
@@ -217,13 +219,13 @@ def _charge(task, run, payment_id, guarded, crash_after_commit, seconds):
             cur.execute("INSERT INTO practice08_charges VALUES (%s, %s)", (run, payment_id))
     conn.close()  # with 블록을 나오며 커밋했다
     if crash_after_commit and not redelivered:
-        die()  # 효과는 커밋했지만 ack는 아직: 다시 배달되면 한 번 더 돈다
+        die()  # 효과는 커밋했지만 아직 ack하지 않았다. 재전달되면 한 번 더 실행된다
     return payment_id
 
 
 @app.task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def charge(self, run, payment_id, guarded=True, crash_after_commit=False, seconds=WORK_SECONDS):
-    # 안전한 설정: 끝난 뒤 ack, 죽으면 큐로. 다시 돌 수 있으므로 효과는 guarded(멱등)여야 한다.
+    # 안전한 설정. 완료 후 ack하고, 죽으면 큐로 돌아간다. 다시 실행될 수 있으므로 효과는 guarded(멱등)여야 한다.
     return _charge(self, run, payment_id, guarded, crash_after_commit, seconds)
 
 
@@ -247,7 +249,7 @@ def grow(self, run_id, megabytes, seconds=WORK_SECONDS):
 
 
 def effects(run):
-    """run의 (결제 행 수 — 멱등한 표, 결제 행 수 — 키 없는 표, 실행 횟수)."""
+    """run의 (멱등한 표의 결제 행 수, 키 없는 표의 결제 행 수, 실행 횟수)를 돌려준다."""
     with database() as conn, conn.cursor() as cur:
         counts = []
         for table in ("practice08_payments", "practice08_charges", "practice08_executions"):

@@ -1,10 +1,11 @@
 """practice09 — 워크플로가 실패할 때, 진행률 알리기
 
-무엇을 배우나: 작업이 끝나면 부를 작업(link)과 실패하면 부를 작업(link_error, errback). errback의 두 모양 — 인자
-셋(request, exc, traceback)이면 실패한 작업을 돌린 그 프로세스 안에서 곧바로 불리고, 인자 하나(task_id)면 새 메시지로
-간다 — 과 그 함정들(bind=True 인 errback, errback 안에서 난 예외, 하드 시간 제한). chain과 chord의 한 단계가
-실패하면 나머지는 어떻게 되나. chord의 header 작업을 잃으면(워커째 죽으면) body가 왜 영영 실행되지 않나. 오래
-걸리는 작업이 update_state 로 진행률을 알리는 법. 작은 작업 여럿을 메시지 몇 개로 묶는 chunks, map, starmap.
+무엇을 배우나: 작업이 성공하면 부를 작업(link)과 실패하면 부를 작업(link_error, errback). errback에는 두 모양이
+있다. 인자가 셋(request, exc, traceback)이면 실패한 작업을 실행한 그 프로세스 안에서 곧바로 불리고, 인자가
+하나(task_id)면 새 메시지로 간다. 그 함정들(bind=True 인 errback, errback 안에서 난 예외, 하드 시간 제한). chain과
+chord의 한 단계가 실패하면 나머지는 어떻게 되나. chord의 header 작업을 잃으면(워커째 죽으면) body가 왜 영영 실행되지
+않나. 오래 걸리는 작업이 update_state 로 진행률을 알리는 법. 작은 작업 여럿을 메시지 몇 개로 묶는 chunks, map,
+starmap.
 
 실행 방법 (프로젝트 폴더에서, 터미널 두 개):
     터미널 1:  celery -A practice09.tasks worker --loglevel=info
@@ -33,7 +34,10 @@ SLOW_PART_SECONDS = 2  # 느린 header 작업의 길이 (테스트가 그 사이
 BACKENDS = {"redis": REDIS_URL, "postgres": POSTGRES_URL}
 BACKEND = os.environ.get("PRACTICE09_BACKEND", "redis")
 if BACKEND not in BACKENDS:
-    raise SystemExit(f"PRACTICE09_BACKEND 는 {' 또는 '.join(BACKENDS)} 이어야 합니다 (지금: {BACKEND!r})")
+    raise SystemExit(
+        f"PRACTICE09_BACKEND 의 값을 알 수 없습니다(지금: {BACKEND!r})."
+        f" 다음 가운데 하나를 쓰세요: {', '.join(BACKENDS)}"
+    )
 
 NEEDS = Needs(
     workers=(WorkerSpec(env={} if BACKEND == "redis" else {"PRACTICE09_BACKEND": BACKEND}),),
@@ -45,7 +49,7 @@ NEEDS = Needs(
 
 app = Celery("practice09", broker=RABBITMQ_URL, backend=BACKENDS[BACKEND])
 app.conf.update(
-    # 백엔드마다 큐를 따로: 다른 백엔드로 뜬 워커가 이 작업을 가져가 엉뚱한 곳에 결과를 쓰지 않게.
+    # 백엔드마다 큐를 따로 쓴다. 다른 백엔드로 뜬 워커가 이 작업을 가져가 엉뚱한 곳에 결과를 쓰지 않게 한다.
     task_default_queue="practice09" if BACKEND == "redis" else "practice09_postgres",
 )
 
@@ -61,7 +65,7 @@ def note(run, **entry):
 
 
 def notes(run):
-    """run의 기록들 (남긴 순서)."""
+    """run의 기록을 남긴 순서대로 돌려준다."""
     return [json.loads(entry) for entry in journal.lrange(f"practice09:{run}", 0, -1)]
 
 
@@ -85,13 +89,13 @@ def overrun(run):
 
 @app.task
 def record(value, run):
-    # link 콜백: 앞 작업의 반환값을 첫 인자로 받는다(새 메시지).
+    # link 콜백. 새 메시지로 불리고, 앞 작업의 반환값을 첫 인자로 받는다.
     note(run, what="record", value=value)
 
 
 @app.task
 def on_error(request, exc, traceback, run):
-    # 인자 셋(+ 미리 준 run)의 errback: 실패한 작업을 돌린 프로세스 안에서 곧바로 불린다(메시지 없음).
+    # 인자 셋의 errback(미리 준 run은 세지 않는다). 실패한 작업을 실행한 프로세스 안에서 메시지 없이 곧바로 불린다.
     last_line = traceback.strip().splitlines()[-1] if traceback else None
     note(
         run,
@@ -107,7 +111,7 @@ def on_error(request, exc, traceback, run):
 
 @app.task
 def on_error_id(task_id, run):
-    # 인자 하나(+ 미리 준 run)의 errback: 실패한 작업의 id만 받는 새 메시지로 간다.
+    # 인자 하나의 errback(미리 준 run은 세지 않는다). 실패한 작업의 id만 실은 새 메시지로 간다.
     note(run, what="on_error_id", id=task_id)
 
 
@@ -120,7 +124,7 @@ def on_error_bound(self, request, exc, traceback, run):
 
 @app.task(bind=True)
 def on_error_bound_id(self, task_id, run):
-    # bind=True 인 errback은 (self, task_id) 로 쓴다. 자기 메시지로 도는 작업이라 parent_id 가 실패한 작업이다.
+    # bind=True 인 errback은 (self, task_id) 로 쓴다. 자기 메시지로 실행되는 작업이라 parent_id 가 실패한 작업의 id다.
     note(run, what="on_error_bound_id", id=task_id, parent_id=self.request.parent_id)
 
 
@@ -144,14 +148,14 @@ def crash(x):
 
 @app.task
 def slow_add(x, y):
-    # 시작할 때 ack 된다(기본값). 도는 동안 워커째 죽으면 이 메시지는 어디에도 남지 않는다.
+    # 시작 시 ack(기본값). 실행 중에 워커째 죽으면 이 메시지는 어디에도 남지 않는다.
     time.sleep(SLOW_PART_SECONDS)
     return x + y
 
 
 @app.task(acks_late=True)
 def slow_add_late(x, y):
-    # 끝난 뒤에 ack 된다. 도는 동안 워커째 죽으면 메시지가 큐로 돌아가 다음 워커가 다시 돌린다.
+    # 완료 후 ack. 실행 중에 워커째 죽으면 메시지가 큐로 돌아가 다음 워커가 다시 실행한다.
     time.sleep(SLOW_PART_SECONDS)
     return x + y
 
