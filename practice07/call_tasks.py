@@ -107,7 +107,7 @@ def calls():
     step("2. beat를 하나 더 띄우면 모든 항목이 두 번씩 보내집니다")
     with tempfile.TemporaryDirectory() as schedule_dir:
         beat = second_beat(schedule_dir)
-        print("    celery -A practice07.tasks beat를 하나 더 띄웠다 (스케줄 파일은 따로, beat_schedule 은 같게)")
+        print("    celery -A practice07.tasks beat를 하나 더 띄웠습니다 (스케줄 파일은 따로, beat_schedule 은 같게)")
         try:
             show("beat가 둘일 때 tick이 초당 실행된 횟수", per_second("tick"), 2, note="같은 일을 두 번 했습니다")
             show(

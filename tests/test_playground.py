@@ -285,7 +285,7 @@ def test_sigterm_stops_the_runner_and_everything_it_started():
     output = []
     for line in runner.stdout:
         output.append(line)
-        if "beat를 하나 더 띄웠다" in line:
+        if "beat를 하나 더 띄웠습니다" in line:
             break
     started = _descendants(runner.pid)
     assert len(started) >= 4, "".join(output)  # 워커(와 풀 자식), beat, call_tasks, 두 번째 beat
