@@ -153,7 +153,7 @@ def poison(self, run_id):
 @app.task(bind=True, acks_late=True)
 def bounce(self, run_id):
     _record(self, run_id)
-    raise Reject("이 메시지는 처리할 수 없다", requeue=True)
+    raise Reject("이 메시지는 처리할 수 없습니다", requeue=True)
 
 
 def declare_dead_letters():
