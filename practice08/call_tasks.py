@@ -54,13 +54,13 @@ def until(what, predicate):
 
 
 def calls():
-    step("1. 시작 시 ack(기본값)는 받자마자 ack하므로, 풀 프로세스가 죽으면 FAILURE가 됩니다")
+    step("1. 시작 시 ack(기본값)는 실행을 시작할 때 ack하므로, 풀 프로세스가 죽으면 FAILURE가 됩니다")
     value, runs = crash(early_ack)
     show("early_ack.delay(run_id).get(propagate=False)", value)
     expect("early_ack 의 예외", type(value), WorkerLostError)
     show("실행 횟수", len(runs), 1, note="메시지는 이미 ack되어 다시 오지 않습니다")
 
-    step("2. acks_late=True 만 주면 끝난 뒤 ack하지만, 죽어도 ack하고 FAILURE가 됩니다")
+    step("2. acks_late=True 만 주면 ack를 작업이 끝난 뒤로 미루지만, 풀 프로세스가 죽어도 ack하고 FAILURE가 됩니다")
     value, runs = crash(late_ack)
     show("late_ack.delay(run_id).get(propagate=False)", value)
     expect("late_ack 의 예외", type(value), WorkerLostError)
@@ -83,8 +83,8 @@ def calls():
     unguarded = charge.delay(run, 2, guarded=False, crash_after_commit=True)
     guarded.get(timeout=RESULT_TIMEOUT), unguarded.get(timeout=RESULT_TIMEOUT)
     payments, charges, runs = effects(run)
-    show("INSERT … ON CONFLICT DO NOTHING (결제 1) 의 행 수", payments, 1, note="두 번 실행됐어도 한 번입니다")
-    show("키 없는 INSERT (결제 2) 의 행 수", charges, 2, note="두 번 실행되어 두 번 결제했습니다")
+    show("INSERT … ON CONFLICT DO NOTHING (결제 1)의 행 수", payments, 1, note="두 번 실행됐어도 행은 하나입니다")
+    show("키 없는 INSERT (결제 2)의 행 수", charges, 2, note="두 번 실행되어 두 번 결제했습니다")
     show("두 작업의 실행 횟수", runs, 4)
 
     step("6. 매번 실패하는 작업(poison message)은 클래식 큐에서 끝없이, 쿼럼 큐에서 배달 한도까지 되돌아옵니다")
@@ -92,7 +92,7 @@ def calls():
     looping = bounce.delay(run_id)
     runs = until("bounce의 실행", lambda: len(executions(run_id)) >= POISON_RUNS and executions(run_id))
     show(
-        "클래식 큐에서 실행마다의 redelivered",
+        "클래식 큐에서 실행별 redelivered",
         redelivered(runs[:POISON_RUNS]),
         [False, True, True],
         note="끊을 때까지 계속 돌아옵니다",
@@ -103,7 +103,7 @@ def calls():
     run_id = str(uuid.uuid4())
     limited = bounce.apply_async((run_id,), queue="practice08.quorum")
     headers = until("dead-letter", lambda: dead_lettered(limited.id))
-    show("쿼럼 큐에서 실행마다의 redelivered", redelivered(executions(run_id)), [False, True, True])
+    show("쿼럼 큐에서 실행별 redelivered", redelivered(executions(run_id)), [False, True, True])
     show("dead-letter 큐에 온 메시지의 x-first-death-reason", headers["x-first-death-reason"], "delivery_limit")
 
 
