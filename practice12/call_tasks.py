@@ -73,14 +73,14 @@ def calls():
     step(f"3. 워커가 쥔 countdown={COUNTDOWN_SECONDS} 작업이 prefetch 자리를 차지합니다")
     waited, _ = after_a_countdown_task(queue=None)
     show(
-        "classic 큐: 곧바로 보낸 작업도 countdown을 기다렸습니다",
+        "클래식 큐: 곧바로 보낸 작업도 countdown을 기다렸습니다",
         waited >= COUNTDOWN_SECONDS - 0.5,
         True,
         note=f"{waited}초 뒤에 시작",
     )
     waited, countdown_at = after_a_countdown_task(queue=QUORUM_QUEUE.name)
     show(
-        "quorum 큐와 topic exchange: 곧바로 보낸 작업은 곧바로 실행되었습니다",
+        "쿼럼 큐와 topic exchange: 곧바로 보낸 작업은 곧바로 실행되었습니다",
         waited < 1,
         True,
         note=f"{waited}초 뒤에 시작",

@@ -1,10 +1,10 @@
 """practice12의 세 번째 앱(직접 해 보기). RabbitMQ의 consumer_timeout 을 본다. ack를 너무 오래 미루면 컨슈머가 끊긴다.
 
-RabbitMQ는 컨슈머가 메시지를 받고 consumer_timeout 안에 ack하지 않으면 그 컨슈머를 끊는다. quorum 큐에서는
+RabbitMQ는 컨슈머가 메시지를 받고 consumer_timeout 안에 ack하지 않으면 그 컨슈머를 끊는다. 쿼럼 큐에서는
 basic.cancel을 보낸다. Celery는 다시 연결하고, ack되지 않은 메시지는 첫 실행이 끝나기도 전에 재전달된다.
 acks_late 작업이 이 시간보다 길면 같은 작업이 끝없이 다시 실행된다. consumer_timeout 은 가장 긴 작업보다 길게 두고
 (RabbitMQ 기본값 30분), 긴 일은 잘게 나눠야 한다. 이 스크립트는 그 되풀이를 보이고 revoke로 멈춘다.
-큐마다 x-consumer-timeout 인자로 정할 수 있는 것은 quorum 큐뿐이다. PRACTICE12_QUEUE_TYPE=classic 으로 워커를 띄우면
+큐마다 x-consumer-timeout 인자로 정할 수 있는 것은 쿼럼 큐뿐이다. PRACTICE12_QUEUE_TYPE=classic 으로 워커를 띄우면
 RabbitMQ 4.3이 큐 선언을 거부하고(PRECONDITION_FAILED) 워커가 끝난다.
 
 실행 방법 (프로젝트 폴더에서, 터미널 두 개):

@@ -4,7 +4,7 @@
 큐(x-max-priority)에서는 숫자가 클수록 먼저다. 그러나 워커가 이미 받아 둔(prefetch) 메시지는 우선순위와 상관없이
 먼저 실행된다. acks_late 면 자리가 비지 않아 받아 두지 않는다. RabbitMQ 4.x에서는 kombu가 global QoS를 요청하지
 않고 prefetch를 컨슈머마다 건다. 그래서 워커가 붙잡고 있는 countdown 작업은 기다리는 내내 prefetch 자리 하나를
-차지한다. 고치는 법은 quorum 큐와 topic exchange다. 그러면 브로커가 대신 기다린다(native delayed delivery).
+차지한다. 고치는 법은 쿼럼 큐와 topic exchange다. 그러면 브로커가 대신 기다린다(native delayed delivery).
 브로커가 대신 기다릴지는 보내는 쪽 앱의 큐 설정이 정한다. Redis 브로커의 visibility_timeout 과 거꾸로 된 우선순위는
 redis_tasks.py 에 있다.
 
@@ -34,18 +34,18 @@ NEEDS = Needs(
         "1. 우선순위: 먼저 보낸 작업 (acks_late 없이)": HOLD_SECONDS,
         "1. 우선순위: 먼저 보낸 작업 (acks_late)": HOLD_SECONDS,
         "2. Redis 우선순위: 먼저 보낸 작업": HOLD_SECONDS,
-        "3. classic 큐의 countdown": COUNTDOWN_SECONDS,
-        "3. quorum 큐의 countdown": COUNTDOWN_SECONDS,
+        "3. 클래식 큐의 countdown": COUNTDOWN_SECONDS,
+        "3. 쿼럼 큐의 countdown": COUNTDOWN_SECONDS,
         "4. visibility_timeout 보다 긴 countdown": LONG_COUNTDOWN_SECONDS + SETTLE_SECONDS,
     },
 )
 
 app = Celery("practice12", broker=RABBITMQ_URL, backend=REDIS_URL)
-# classic 큐. 우선순위는 0~10(x-max-priority)이고, exchange는 direct다.
+# 클래식 큐. 우선순위는 0~10(x-max-priority)이고, exchange는 direct다.
 PRIORITY_QUEUE = Queue(
     "practice12", Exchange("practice12"), routing_key="practice12", queue_arguments={"x-max-priority": 10}
 )
-# quorum 큐. 복제되는 큐로, RabbitMQ 4에서 권하는 종류다. topic exchange에 묶어야 브로커가 countdown을 대신 기다린다.
+# 쿼럼 큐. 복제되는 큐로, RabbitMQ 4에서 권하는 종류다. topic exchange에 묶어야 브로커가 countdown을 대신 기다린다.
 # 작업을 보내는 앱마다 이 큐를 같은 인자로 적어야 한다. Celery는 보내는 앱 자신의 큐 설정을 보고 정하기 때문이다.
 QUORUM_QUEUE = Queue(
     "practice12.quorum",

@@ -56,7 +56,7 @@ def test_a_quorum_queue_makes_the_worker_drop_global_qos_and_warn_about_direct_e
         "Exchange practice12 is a direct exchange and native delayed delivery do not support direct exchanges."
         in rabbit.log
     )
-    assert "Exchange practice12.topic" not in rabbit.log  # topic exchange에 묶인 quorum 큐는 경고하지 않는다
+    assert "Exchange practice12.topic" not in rabbit.log  # topic exchange에 묶인 쿼럼 큐는 경고하지 않는다
 
 
 def _key():
@@ -87,7 +87,7 @@ def test_redis_runs_lower_numbers_first_and_no_priority_counts_as_zero(workers):
 
 
 def test_the_held_countdown_task_blocks_only_its_own_queues_consumer(workers):
-    # quorum 큐로 보낸 작업은 classic 큐의 countdown 작업이 자리를 차지한 동안에도 곧바로 돈다: 소비자마다 prefetch.
+    # 쿼럼 큐로 보낸 작업은 클래식 큐의 countdown 작업이 자리를 차지한 동안에도 곧바로 돈다: 소비자마다 prefetch.
     key = _key()
     tasks.note.apply_async((key, "countdown"), countdown=tasks.COUNTDOWN_SECONDS)
     tasks.note.apply_async((key, "quorum"), queue=tasks.QUORUM_QUEUE.name)
@@ -129,7 +129,7 @@ def test_the_broker_holds_a_countdown_sent_to_the_quorum_queue_and_the_worker_ho
         rabbit.wait_for_log(rf"practice12\.tasks\.note\[{result.id}\] received", WAIT)
         received[queue] = time.monotonic() - sent_at
         wait_for_starts(key, len(received), WAIT)
-    # native delayed delivery: 브로커가 countdown 만큼 갖고 있다가 넘긴다. classic 큐의 것은 곧바로 워커에게 온다.
+    # native delayed delivery: 브로커가 countdown 만큼 갖고 있다가 넘긴다. 클래식 큐의 것은 곧바로 워커에게 온다.
     assert received[tasks.QUORUM_QUEUE.name] >= tasks.COUNTDOWN_SECONDS - 0.5
     assert received[tasks.PRIORITY_QUEUE.name] < tasks.COUNTDOWN_SECONDS - 0.5
     names = {queue["name"] for queue in broker.queues()}
@@ -205,7 +205,7 @@ def test_kombu_decides_from_the_server_version_never_to_ask_rabbitmq_4_for_globa
         assert connection.qos_semantics_matches_spec is True  # 4.3: 소비자마다의 QoS
         from practice02.tasks import app as plain_app
 
-        for app in (plain_app, tasks.app):  # quorum 큐가 없는 앱도, 있는 앱도
+        for app in (plain_app, tasks.app):  # 쿼럼 큐가 없는 앱도, 있는 앱도
             assert Tasks.qos_global(None, SimpleNamespace(connection=connection, app=app)) is False
     # 같은 함수가 버전만 보고 정한다: 3.3 ~ 3.x 는 global, 4.0 부터는 아니다.
     transport = pyamqp.Transport(Connection(RABBITMQ_URL))
@@ -228,7 +228,7 @@ def test_rabbitmq_4_3_ignores_a_global_qos_request_and_applies_it_per_consumer()
 
 
 def _sending_app(*, declare: bool) -> Celery:
-    """작업을 보내기만 하는 다른 앱(웹 앱 같은). quorum 큐를 x-queue-type 없이 적었다."""
+    """작업을 보내기만 하는 다른 앱(웹 앱 같은). 쿼럼 큐를 x-queue-type 없이 적었다."""
     producer = Celery("practice12.producer", broker=RABBITMQ_URL, set_as_current=False)
     queue = Queue(
         tasks.QUORUM_QUEUE.name,
@@ -253,7 +253,7 @@ def test_native_delayed_delivery_is_decided_by_the_sending_apps_own_queues(worke
     assert time.time() - sent_at < tasks.COUNTDOWN_SECONDS - 0.5  # 워커가 곧바로 받았다: 브로커가 기다리지 않았다
     tasks.note.apply_async((key, "바로"), queue=tasks.QUORUM_QUEUE.name)
     starts = dict(wait_for_starts(key, 2, WAIT))
-    # 워커가 쥔 countdown 작업이 quorum 큐 소비자의 자리를 차지해, 바로 보낸 작업도 countdown이 끝나기를 기다렸다.
+    # 워커가 쥔 countdown 작업이 쿼럼 큐 소비자의 자리를 차지해, 바로 보낸 작업도 countdown이 끝나기를 기다렸다.
     assert starts["countdown"] - sent_at >= tasks.COUNTDOWN_SECONDS - 0.5
     assert starts["바로"] >= starts["countdown"]
 

@@ -1,5 +1,5 @@
 """practice12 README: 워커를 스스로 띄우는 테스트 — 오래 도는 acks_late 작업의 중복(Redis), consumer_timeout
-(classic 큐는 거부, quorum 큐는 되풀이), 브로커 재시작.
+(클래식 큐는 거부, 쿼럼 큐는 되풀이), 브로커 재시작.
 
 test_practice12 의 모듈 워커가 같은 큐를 소비하면 결과가 섞이므로 모듈을 나눴다.
 """
@@ -156,7 +156,7 @@ HELD_SECONDS = 8  # 관리 API의 채널 통계(5초마다)가 바뀌는 것을 
 
 
 def test_on_rabbitmq_4_a_held_countdown_takes_the_slot_even_without_quorum_queues():
-    # practice02의 앱에는 quorum 큐가 없다. 그래도 kombu가 RabbitMQ 4.x 에 global QoS를 묻지 않으므로 prefetch는
+    # practice02의 앱에는 쿼럼 큐가 없다. 그래도 kombu가 RabbitMQ 4.x 에 global QoS를 묻지 않으므로 prefetch는
     # 소비자마다 고정이다.
     from practice02.tasks import add
 
@@ -182,7 +182,7 @@ def test_on_rabbitmq_4_a_held_countdown_takes_the_slot_even_without_quorum_queue
             assert time.monotonic() - sent_at >= HELD_SECONDS - 0.5  # countdown이 끝나기를 기다렸다
     finally:
         add.app.control.purge()
-    assert "Global QoS is disabled" not in worker.log  # quorum 큐 때문이 아니다: kombu가 서버 버전을 보고 정했다
+    assert "Global QoS is disabled" not in worker.log  # 쿼럼 큐 때문이 아니다: kombu가 서버 버전을 보고 정했다
 
 
 def _database(url: str) -> int:
