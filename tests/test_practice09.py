@@ -127,7 +127,9 @@ def test_an_exception_inside_an_errback_is_only_logged(worker):
     worker.wait_for_log(r"Errback 'practice09\.tasks\.on_error_raises' raised an exception", WAIT)
     assert "RuntimeError: errback도 실패했다" in worker.log
     # 실패한 작업은 여느 실패처럼 적혔고(bind=True 의 경우와 달리 예외가 밖으로 새지 않았다), 워커는 계속 일한다.
-    assert f"Task practice09.tasks.fail[{failed.id}] raised unexpected: ValueError('나쁜 값: 13')" in worker.log
+    # 이 줄은 errback 들이 끝난 뒤에 찍히므로, 기록을 본 뒤에도 조금 늦게 올 수 있다: 나타나기를 기다린다.
+    raised = rf"Task practice09\.tasks\.fail\[{failed.id}\] raised unexpected: ValueError\('나쁜 값: 13'\)"
+    worker.wait_for_log(raised, WAIT)
     assert add.delay(1, 1).get(timeout=WAIT) == 2
 
 
