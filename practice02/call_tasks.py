@@ -62,6 +62,9 @@ def calls():
         subtract.s(2).set(task_id=ids[2]),
     ).apply_async()
     error = show("result.get(propagate=False)", result.get(timeout=RESULT_TIMEOUT, propagate=False))
+    # Celery는 다음 단계를 보낸 뒤에 이 단계의 결과를 적는다. 그래서 뒤 단계의 실패가 먼저 적힐 수 있다.
+    # 첫 단계의 결과가 적히기를 기다린 뒤에 단계별 상태를 읽는다.
+    app.AsyncResult(ids[0]).get(timeout=RESULT_TIMEOUT)
     states = [app.AsyncResult(task_id).state for task_id in ids]
     for name, task_id, state in zip(["add(1, 2)", "divide(·, 0)", "subtract(·, 2)"], ids, states, strict=True):
         print(f"      {name:<15} state={state:<8} result={app.AsyncResult(task_id).result!r}")
