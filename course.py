@@ -1,7 +1,15 @@
-"""모든 실습의 call_tasks.py 가 함께 쓰는 작은 틀이다. Celery를 배우는 데 이 파일을 읽을 필요는 없다.
+"""모든 실습의 tasks.py 와 call_tasks.py 가 함께 쓰는 작은 틀이다. Celery를 배우는 데 이 파일을 읽을 필요는 없다.
 
-- WorkerSpec, BeatSpec, Needs는 실습을 실행하려면 무엇을 띄우고 얼마나 일부러 기다리는지를 tasks.py 에 적는 틀이다.
-  README의 워커 명령, 워커가 없을 때의 안내, 실행기, 테스트, 벤치마크가 모두 이 한 곳을 읽는다.
+작업이 한 일을 적고 읽기, 기다리기:
+- Journal: 작업이 한 일을 실행(run)마다 Redis 목록 하나에 적는다. 작업 안에서는 한 줄이다
+  (`journal.write(run, "시작")`). 호출하는 쪽은 `journal.read(run)` 으로 적힌 순서대로 읽는다.
+- wait_until(predicate, what): predicate() 가 참인 값을 낼 때까지 기다린다. 끝내 오지 않으면 get() 처럼
+  celery.exceptions.TimeoutError 를 낸다. 그러면 Scenario.run() 이 워커를 띄우라고 안내한다.
+- never_within(seconds, predicate, what): seconds 초 동안 predicate() 가 한 번도 참이 아님을 지켜본다.
+  참이 되면 Happened를 낸다. Scenario.run() 은 그것을 예상과 다름으로 알린다.
+  모델은 Celery의 celery/contrib/testing/manager.py 다(wait_for, ensure_not_for_a_while).
+
+실습을 보여 주기:
 - Scenario.step() 은 단계 제목을 찍는다.
 - Scenario.expect() 는 배운 대로 나왔는지 확인한다. 다르면 표시해 두었다가 종료 코드 1로 알린다.
 - Scenario.show() 는 호출 하나를 한 줄로 찍는다. 무엇을 불렀고 무엇이 돌아왔는지 찍고, 배운 값을 주면 그 값인지도
@@ -12,28 +20,34 @@
 - Scenario.run() 은 브로커와 결과 백엔드가 응답하는지 먼저 확인하고 시나리오를 실행한다. 워커나 서비스가 없으면
   traceback 대신 무엇을 켜야 하는지 말하고 종료 코드 1로 끝난다.
 
-실행기(python -m playground)와 테스트도 같은 서비스 점검(unreachable_services)을 쓴다.
+실습을 실행하는 데 필요한 것:
+- WorkerSpec, BeatSpec, Needs는 실습을 실행하려면 무엇을 띄우고 얼마나 일부러 기다리는지를 적는 틀이다. 실습마다
+  lesson.py 에 NEEDS 하나를 적는다. README의 워커 명령, 워커가 없을 때의 안내, 실행기, 테스트, 벤치마크가 모두
+  이 한 곳을 읽는다.
+
+서비스 목록과 점검은 playground/services.py 에 있다. 실행기와 테스트도 그것을 쓴다.
 """
 
 import importlib
-import signal
-import sys
+import json
+import os
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import redis
 from celery.exceptions import TimeoutError as CeleryTimeoutError
-from kombu import Connection
-from kombu.exceptions import OperationalError as BrokerError
-from kombu.utils.url import maybe_sanitize_url
 
 import global_config
+from playground import exit_on_sigterm
+from playground.services import connection_errors, problem_with, service_for
 
 # 정상이라면 결과는 몇 초 안에 온다. 이만큼 기다려도 안 오면 워커가 없다고 본다.
-RESULT_TIMEOUT = 10
-CONNECT_TIMEOUT_SECONDS = 3
+WAIT_SECONDS = 10
+# wait_until, never_within 이 다시 살펴보는 간격.
+POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -89,211 +103,122 @@ class Needs:
 
 
 def needs_of(lesson: str) -> Needs:
-    """그 실습의 tasks.py 가 적어 둔 Needs."""
-    return importlib.import_module(f"{lesson}.tasks").NEEDS
+    """그 실습의 lesson.py 가 적어 둔 Needs."""
+    return importlib.import_module(f"{lesson}.lesson").NEEDS
 
 
-def _probe_rabbitmq(url):
-    with Connection(url, connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
-        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
+class NotInTime(CeleryTimeoutError):
+    """wait_until 이 기다린 일이 제때 일어나지 않았다. get(timeout=…) 이 내는 것과 같은 TimeoutError다."""
 
 
-class MissingDatabase(Exception):
-    """PostgreSQL 서버는 응답하지만 URL에 적힌 데이터베이스가 그 서버에 없다."""
+def wait_until[T](predicate: Callable[[], T], what: str, timeout: float = WAIT_SECONDS) -> T:
+    """predicate() 가 참인 값을 낼 때까지 기다리고 그 값을 돌려준다. 길어야 timeout 초 기다린다.
 
-    def __init__(self, url, database, reason):
-        super().__init__(reason)
-        self.url = url
-        self.database = database
-
-
-# 서버에 데이터베이스가 있는지 물을 때 붙는 관리용 데이터베이스. createdb처럼 postgres를 먼저, 없으면 template1을 쓴다.
-MAINTENANCE_DATABASES = ("postgres", "template1")
-
-
-def postgres_engine(url, database=None, **options):
-    """`url` 이 가리키는 서버에 붙는 엔진(앞의 `db+` 는 있어도 된다). `database` 를 주면 그 데이터베이스에 붙는다.
-
-    연결에는 언제나 제한 시간(CONNECT_TIMEOUT_SECONDS)이 있다.
+    제때 참이 되지 않으면 결과를 기다리는 get() 처럼 celery.exceptions.TimeoutError 를 낸다. 메시지는 what이다.
+    시계는 time.monotonic 하나다.
     """
-    # SQLAlchemy는 PostgreSQL을 쓸 때만 불러온다. 불러오는 데만 0.3초 넘게 걸린다.
-    import sqlalchemy
-    from sqlalchemy.pool import NullPool
-
-    target = sqlalchemy.make_url(url.removeprefix("db+"))
-    if database is not None:
-        target = target.set(database=database)
-    connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **options.pop("connect_args", {})}
-    return sqlalchemy.create_engine(target, poolclass=NullPool, connect_args=connect_args, **options)
-
-
-def postgres_database_name(url):
-    import sqlalchemy
-
-    return sqlalchemy.make_url(url.removeprefix("db+")).database
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise NotInTime(f"{timeout:g}초 안에 일어나지 않았습니다: {what}")
+        time.sleep(POLL_SECONDS)
 
 
-def database_exists(url):
-    """`url` 의 데이터베이스가 서버에 있으면 True, 없으면 False, 서버에 물을 수 없으면 None을 돌려준다.
+class Happened(AssertionError):
+    """never_within 이 지켜보던, 일어나지 않아야 할 일이 일어났다."""
 
-    그 데이터베이스에는 붙지 않고 관리용 데이터베이스에 붙어 pg_database 를 읽는다(누구나 읽을 수 있다).
+
+def never_within(seconds: float, predicate: Callable[[], object], what: str) -> None:
+    """seconds 초 동안 predicate() 가 한 번도 참이 아닌지 지켜본다. 참이 되는 순간 Happened를 낸다.
+
+    "일어나지 않는다"는 주장은 이렇게 잠깐 지켜보는 것으로만 확인할 수 있다. seconds는 그 일이 일어난다면
+    일어났을 시간보다 넉넉히 잡는다.
     """
-    import sqlalchemy
-
-    name = postgres_database_name(url)
-    for maintenance in MAINTENANCE_DATABASES:
-        engine = postgres_engine(url, database=maintenance)
-        try:
-            with engine.connect() as conn:
-                found = conn.execute(sqlalchemy.text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name})
-                return found.first() is not None
-        except sqlalchemy.exc.SQLAlchemyError:
-            continue  # 그 관리용 데이터베이스가 없거나 붙을 수 없으면 다음 것을 쓴다
-        finally:
-            engine.dispose()
-    return None
-
-
-def database_is_missing(url, message):
-    """연결이 `message` 로 실패한 까닭이 "서버는 응답하지만 `url` 의 데이터베이스가 없다"인가.
-
-    서버가 영어로 답하면 `message` 만 보고 안다. 서버의 `lc_messages` 가 다른 언어면 메시지가 번역되어 오므로
-    관리용 데이터베이스에 붙어 pg_database 에 물어본다.
-    """
-    name = postgres_database_name(url)
-    if name is None:  # URL에 데이터베이스가 없으면 libpq는 사용자 이름을 쓴다. 여기서 만들 데이터베이스가 아니다.
-        return False
-    if f'database "{name}" does not exist' in message:
-        return True
-    return database_exists(url) is False
-
-
-def _probe_postgres(url):
-    import sqlalchemy
-
-    engine = postgres_engine(url)
-    started = time.monotonic()
-    try:
-        with engine.connect() as conn:
-            conn.execute(sqlalchemy.text("SELECT 1"))
-    except sqlalchemy.exc.OperationalError as exc:
-        message = str(exc.orig)
-        # 제한 시간까지 기다린 실패는 서버가 응답하지 않은 것이다. 한 번 더 붙어 보며 또 기다리지 않는다.
-        answered = time.monotonic() - started < CONNECT_TIMEOUT_SECONDS
-        if answered and database_is_missing(url, message):
-            raise MissingDatabase(url, postgres_database_name(url), message.strip()) from exc
-        raise
-    finally:
-        engine.dispose()
-
-
-def _probe_redis(url):
-    client = redis.Redis.from_url(
-        url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS, socket_timeout=CONNECT_TIMEOUT_SECONDS
-    )
-    try:
-        client.ping()
-    finally:
-        client.close()
+    deadline = time.monotonic() + seconds
+    while True:
+        value = predicate()
+        if value:
+            raise Happened(f"일어나지 않아야 할 일이 일어났습니다: {what} ({value!r})")
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(POLL_SECONDS)
 
 
 @dataclass(frozen=True)
-class Service:
-    name: str
-    env_var: str  # global_config 의 변수 이름이자 그 값을 바꾸는 환경 변수 이름
-    scheme: str  # 이 서비스를 가리키는 URL의 앞부분
-    compose_service: str
-    probe: Callable[[str], None]  # 연결에 실패하면 예외를 던진다
+class Entry:
+    """실행 기록 한 줄: 무엇이 일어났는지(what), 적은 시각(time.time()), 적은 프로세스의 pid, 그 밖의 값들."""
+
+    what: str
+    at: float
+    pid: int
+    fields: Mapping[str, object] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> object:
+        return self.fields[name]
+
+
+class Journal:
+    """작업이 한 일을 실행(run)마다 Redis 목록 하나에 적고, 호출하는 쪽이 적힌 순서대로 읽는 실행 기록.
+
+    키는 `<실습>:journal:<run>` 이고 TTL_SECONDS 뒤에 사라진다. 한 줄은 JSON 하나다
+    (`{"what": "시작", "at": 1764567600.12, "pid": 4242, ...}`). redis-cli나 RedisInsight에서 그대로 읽힌다:
+    `LRANGE practice01:journal:<run> 0 -1`.
+    """
+
+    TTL_SECONDS = 3600
+
+    def __init__(self, lesson: str) -> None:
+        self.lesson = lesson
+        self._redis: redis.Redis | None = None
 
     @property
-    def url(self):
-        return getattr(global_config, self.env_var)
+    def redis(self) -> redis.Redis:
+        # 처음 쓸 때 붙는다. 주소는 그때의 global_config.REDIS_URL 이다.
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(global_config.REDIS_URL, decode_responses=True)
+        return self._redis
 
+    @staticmethod
+    def new_run() -> str:
+        """새 실행 이름. 작업에 인자로 넘기고, 그 작업이 남긴 기록을 이 이름으로 찾는다."""
+        return str(uuid.uuid4())
 
-SERVICES = (
-    Service("RabbitMQ", "RABBITMQ_URL", "amqp", "rabbitmq", _probe_rabbitmq),
-    Service("PostgreSQL", "POSTGRES_URL", "db+postgresql", "postgres", _probe_postgres),
-    Service("Redis", "REDIS_URL", "redis", "redis", _probe_redis),
-)
+    def key(self, run: str) -> str:
+        return f"{self.lesson}:journal:{run}"
 
+    def write(self, run: str, what: str, **fields: object) -> int:
+        """run의 기록에 한 줄을 더하고, 이 줄까지 적힌 줄 수를 돌려준다(몇 번째 실행인지 세는 데 쓴다)."""
+        line = json.dumps({"what": what, "at": time.time(), "pid": os.getpid(), **fields}, ensure_ascii=False)
+        key = self.key(run)
+        count = self.redis.rpush(key, line)
+        self.redis.expire(key, self.TTL_SECONDS)
+        return count
 
-def createdb_command(url):
-    """`url` 의 데이터베이스를 만드는 createdb 명령. 호스트, 포트, 사용자는 `url` 그대로 쓰고 비밀번호는 적지 않는다."""
-    import shlex
+    def read(self, run: str) -> list[Entry]:
+        """run의 기록을 적힌 순서대로 돌려준다."""
+        entries = []
+        for line in self.redis.lrange(self.key(run), 0, -1):
+            fields = json.loads(line)
+            entries.append(Entry(fields.pop("what"), fields.pop("at"), fields.pop("pid"), fields))
+        return entries
 
-    import sqlalchemy
+    def whats(self, run: str) -> list[str]:
+        """run의 기록에 적힌 what들을 순서대로."""
+        return [entry.what for entry in self.read(run)]
 
-    target = sqlalchemy.make_url(url.removeprefix("db+"))
-    words = ["createdb"]
-    if target.host:
-        words.append(f"--host={target.host}")
-    if target.port:
-        words.append(f"--port={target.port}")
-    if target.username:
-        words.append(f"--username={target.username}")
-    words.append(target.database)
-    return " ".join(shlex.quote(word) for word in words)
+    def wait_for(self, run: str, count: int, what: str | None = None, timeout: float = WAIT_SECONDS) -> list[Entry]:
+        """run의 기록이 count 줄이 될 때까지 기다리고 기록을 돌려준다. what을 주면 그 what인 줄만 센다."""
 
+        def enough():
+            entries = self.read(run)
+            counted = [entry for entry in entries if what is None or entry.what == what]
+            return entries if len(counted) >= count else None
 
-def describe_missing_database(exc):
-    """서버는 응답하지만 데이터베이스가 없다(MissingDatabase). `docker compose` 가 아니라 createdb를 권한다."""
-    reason = exc.args[0].splitlines()[0] if exc.args and exc.args[0] else "MissingDatabase"
-    return (
-        f"PostgreSQL 서버는 응답하지만 데이터베이스가 없습니다: {exc.database}\n"
-        f"  주소: {maybe_sanitize_url(exc.url)}\n"
-        f"  원인: {reason}\n"
-        f"  만들기: {createdb_command(exc.url)}"
-    )
-
-
-def describe_unreachable(service, url, exc):
-    """연결하지 못한 서비스를 이름, 주소, 원인, 켜는 방법과 함께 설명한다."""
-    if isinstance(exc, MissingDatabase):
-        return describe_missing_database(exc)
-    reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
-    return (
-        f"{service.name}에 연결할 수 없습니다: {maybe_sanitize_url(url)}\n"
-        f"  원인: {type(exc).__name__}: {reason}\n"
-        f"  켜기: docker compose up -d {service.compose_service}"
-        f"  (다른 주소는 환경 변수로 정하세요: {service.env_var})"
-    )
-
-
-def probe_failure(service, url):
-    """service가 url에서 응답하면 None, 아니면 그 예외(데이터베이스만 없으면 MissingDatabase)."""
-    try:
-        service.probe(url)
-    except Exception as exc:  # 어떤 실패든 돌려주어 사람이 읽을 말로 바꾸게 한다
-        return exc
-    return None
-
-
-def problem_with(service, url):
-    """service가 url에서 응답하면 None, 아니면 사람이 읽을 설명."""
-    exc = probe_failure(service, url)
-    return None if exc is None else describe_unreachable(service, url, exc)
-
-
-def unreachable_services():
-    """global_config 의 세 서비스 중 응답하지 않는 것마다 설명 한 덩어리. 모두 응답하면 빈 목록."""
-    return [problem for service in SERVICES if (problem := problem_with(service, service.url))]
-
-
-def _connection_errors():
-    """서비스 연결이 끊겼을 때 나는 예외들. SQLAlchemy의 것은 이미 불러온 경우에만 (PostgreSQL 백엔드)."""
-    errors = [BrokerError, redis.exceptions.ConnectionError]
-    if "sqlalchemy.exc" in sys.modules:
-        errors.append(sys.modules["sqlalchemy.exc"].OperationalError)
-    return tuple(errors)
-
-
-def service_for(url):
-    """url이 가리키는 서비스 (주소의 앞부분으로 고른다)."""
-    return next(service for service in SERVICES if url.startswith(service.scheme))
-
-
-def _exit_on_sigterm(signum, frame):
-    raise SystemExit(128 + signum)
+        counted = f"what={what!r}인 " if what else ""
+        return wait_until(enough, f"{counted}실행 기록 {count}줄 (키 {self.key(run)})", timeout)
 
 
 UNCHECKED = object()  # show() 에 배운 값을 주지 않았다는 표시. 이때는 찍기만 한다
@@ -343,7 +268,7 @@ class Scenario:
     def run(self, scenario):
         """scenario() 를 실행하고 종료 코드를 돌려준다. 모두 배운 대로면 0, 아니면 1이다."""
         # 실행기가 멈출 때 보내는 SIGTERM도 Ctrl-C 처럼 finally를 거쳐 끝나게 한다. 시나리오가 띄운 프로세스를 정리하게.
-        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        exit_on_sigterm()
         for url in (self.app.conf.broker_url, self.app.conf.result_backend):
             problem = problem_with(service_for(url), url)
             if problem:
@@ -367,17 +292,25 @@ class Scenario:
     def _run(self, scenario):
         try:
             scenario()
-        except CeleryTimeoutError:
-            print(f"\n기다리던 결과가 오지 않았습니다(최대 {RESULT_TIMEOUT}초). {self.lesson} 워커가 실행 중인가요?")
+        except CeleryTimeoutError as exc:
+            if isinstance(exc, NotInTime):
+                print(f"\n{exc}. {self.lesson} 워커가 실행 중인가요?")
+            else:
+                print(f"\n기다리던 결과가 오지 않았습니다(최대 {WAIT_SECONDS}초). {self.lesson} 워커가 실행 중인가요?")
             print("다른 터미널에서 띄우세요:")
-            # tasks.py 는 여기서야 읽는다. practice06의 call_tasks 는 작업 코드를 import 하지 않고 부르는 법을
-            # 보이기 때문이다.
+            # lesson.py 는 여기서야 읽는다. practice06의 lesson.py 는 tasks.py 를 import 하지 않는다. 그 실습의
+            # call_tasks 는 작업 코드를 import 하지 않고 부르는 법을 보이기 때문이다.
             for command in needs_of(self.lesson).commands(self.lesson):
                 print(f"    {command}")
             print("(이미 보낸 작업은 큐에 남아 있다가 워커가 뜨면 실행됩니다.)")
             return 1
+        except Happened as exc:
+            self.surprises.append(str(exc))
+            print(f"    !! 예상과 다름: {exc}")
+            print(f"\n예상과 다른 결과 {len(self.surprises)}개: {', '.join(self.surprises)}")
+            return 1
         except Exception as exc:
-            if not isinstance(exc, _connection_errors()):
+            if not isinstance(exc, connection_errors()):
                 raise
             # 시작할 때는 응답했지만 도중에 끊겼다.
             print(f"\n도중에 서비스 연결이 끊겼습니다: {type(exc).__name__}: {str(exc).splitlines()[0]}")

@@ -9,9 +9,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from playground import EXIT_SERVICES_DOWN  # noqa: F401 (벤치마크 스크립트가 여기서 가져다 쓴다)
 from playground.services import ensure_services
-
-EXIT_SERVICES_DOWN = 3
 
 
 def services_down() -> bool:

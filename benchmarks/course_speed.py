@@ -5,7 +5,7 @@
 --jobs 의 값마다 실행기와 똑같이 모든 실습을 처음부터 끝까지 실행한다. 워커를 띄우고, call_tasks 를 실행하고,
 워커를 멈추는 것까지 한다. 잰 값은 시작부터 마지막 워커가 멈출 때까지의 벽시계 시간이다.
 
-"일부러 기다리는 시간"은 각 실습의 tasks.py 가 NEEDS.waits 에 상수로 적은 값이다. call_tasks 가 결과를 기다리는
+"일부러 기다리는 시간"은 각 실습의 lesson.py 가 NEEDS.waits 에 상수로 적은 값이다. call_tasks 가 결과를 기다리는
 길 위에 놓인 sleep, countdown, 시간 제한, 재시도 간격, 끝까지 기다려 보는 timeout이 여기에 든다. 나란히 실행되는
 작업들은 가장 긴 것 하나만 센다. 상수를 바꾸면 이 값도 따라 바뀐다.
 """
@@ -27,7 +27,7 @@ from playground.runner import Console, Outcome, run_lessons
 
 
 def deliberate_waits() -> dict[str, float]:
-    """실습 이름 → 그 실습이 일부러 기다리는 시간(초). 실습의 tasks.py 가 NEEDS.waits 에 적은 값의 합이다."""
+    """실습 이름 → 그 실습이 일부러 기다리는 시간(초). 실습의 lesson.py 가 NEEDS.waits 에 적은 값의 합이다."""
     return {lesson: needs_of(lesson).wait_seconds for lesson in available_lessons()}
 
 

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import EXIT_SERVICES_DOWN, services_down
-from course import Service
 from playground.lessons import (
     available_lessons,
     broker_service,
@@ -29,6 +28,7 @@ from playground.lessons import (
     run_call_tasks,
     service_down_env,
 )
+from playground.services import Service
 
 CALL_TASKS_TIMEOUT_SECONDS = 60
 

@@ -25,13 +25,13 @@ from playground.workers import Worker, running
 
 LESSON = "practice10"
 POOLS = ("prefork", "threads", "solo")
-RESULT_TIMEOUT_SECONDS = 120
+WAIT_SECONDS = 120
 
 
 def batch_seconds(task, arg, n: int) -> float:
     started = time.monotonic()
     for result in [task.delay(arg) for _ in range(n)]:
-        result.get(timeout=RESULT_TIMEOUT_SECONDS)
+        result.get(timeout=WAIT_SECONDS)
     return time.monotonic() - started
 
 
@@ -40,7 +40,7 @@ def one_pool(pool: str, concurrency: int, n: int, work: int, wait: float) -> dic
 
     purge(LESSON)
     with running(Worker(LESSON, pool=pool, concurrency=concurrency)):
-        crunch.delay(1).get(timeout=RESULT_TIMEOUT_SECONDS)  # 풀을 데운다
+        crunch.delay(1).get(timeout=WAIT_SECONDS)  # 풀을 데운다
         cpu = batch_seconds(crunch, work, n)
         io = batch_seconds(wait_io, wait, n)
     return {

@@ -17,7 +17,7 @@ from benchmarks import EXIT_SERVICES_DOWN, report, services_down
 from playground.lessons import lesson_workers, purge
 from playground.workers import running
 
-RESULT_TIMEOUT_SECONDS = 60
+WAIT_SECONDS = 60
 
 
 def one_round(queue: str, backlog: int, seconds: float) -> float:
@@ -26,9 +26,9 @@ def one_round(queue: str, backlog: int, seconds: float) -> float:
     reports = [build_report.delay(seconds) for _ in range(backlog)]
     sent = time.time()
     alert = send_alert.apply_async(("benchmark",), queue=queue)
-    latency = alert.get(timeout=RESULT_TIMEOUT_SECONDS)["finished_at"] - sent
+    latency = alert.get(timeout=WAIT_SECONDS)["finished_at"] - sent
     for backlog_task in reports:
-        backlog_task.get(timeout=RESULT_TIMEOUT_SECONDS)
+        backlog_task.get(timeout=WAIT_SECONDS)
     return latency
 
 

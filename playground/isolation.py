@@ -25,8 +25,8 @@ import sqlalchemy
 from sqlalchemy.pool import NullPool
 
 import global_config
-from course import CONNECT_TIMEOUT_SECONDS
 from playground import broker
+from playground.services import CONNECT_TIMEOUT_SECONDS, sqlalchemy_url
 
 REDIS_DATABASES = 16  # Redis의 기본 databases 설정
 VHOST_SETTLE_SECONDS = 10
@@ -52,7 +52,7 @@ def isolated_urls(worker_id: str) -> dict[str, str]:
     rabbit = urllib.parse.urlsplit(global_config.RABBITMQ_URL)
     rabbit = rabbit._replace(path="/" + urllib.parse.quote(f"celery-playground-{name}", safe=""))
     redis_url = urllib.parse.urlsplit(global_config.REDIS_URL)._replace(path=f"/{redis_db(name)}")
-    postgres = sqlalchemy.make_url(global_config.POSTGRES_URL.removeprefix("db+")).set(database=f"celery_jobs_{name}")
+    postgres = sqlalchemy_url(global_config.POSTGRES_URL).set(database=f"celery_jobs_{name}")
     return {
         "RABBITMQ_URL": urllib.parse.urlunsplit(rabbit),
         "REDIS_URL": urllib.parse.urlunsplit(redis_url),
@@ -93,7 +93,7 @@ def _fresh_vhost(url: str) -> None:
 
 
 def _fresh_database(url: str) -> None:
-    target = sqlalchemy.make_url(url.removeprefix("db+"))
+    target = sqlalchemy_url(url)
     admin = sqlalchemy.create_engine(
         target.set(database="postgres"),
         poolclass=NullPool,

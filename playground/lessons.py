@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from course import Needs, Service, needs_of, service_for
+from course import Needs, needs_of
 from playground import PROJECT_ROOT
+from playground.services import Service, service_for
 from playground.workers import Beat, Worker, running
 
 LESSON_PATTERN = re.compile(r"practice\d\d")
@@ -96,7 +97,7 @@ def _concurrency(lesson: str, module: str) -> int | None:
 
 
 def lesson_workers(lesson: str, on_line: Callable[[Worker, str], None] | None = None) -> list[Worker]:
-    """그 실습의 tasks.py 가 NEEDS에 적은 워커들과, 적었다면 beat (아직 띄우지 않은 상태).
+    """그 실습의 lesson.py 가 NEEDS에 적은 워커들과, 적었다면 beat (아직 띄우지 않은 상태).
 
     노드 이름은 매번 새로 만든다. beat는 워커 뒤에 온다: 워커가 준비된 뒤에 보내기 시작하게.
     """

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 import time
@@ -22,13 +21,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
+from playground import EXIT_SERVICES_DOWN, exit_on_sigterm
 from playground.lessons import available_lessons, lesson_workers, run_call_tasks, stop_running_calls
 from playground.services import ensure_services
 from playground.workers import Worker, WorkerError, stop_all
 
 EXIT_LESSON_FAILED = 1
 EXIT_USAGE = 2
-EXIT_SERVICES_DOWN = 3
 # 실습은 대부분의 시간을 작업이 끝나기를 기다리며 보내고, 실습마다 큐와 워커가 따로라 서로 섞이지 않는다.
 # 그래서 둘씩 함께 실행하면 2코어 기계에서도 전체 시간이 크게 준다.
 DEFAULT_JOBS = 2
@@ -217,10 +216,6 @@ def _run_turn(lesson: str, upcoming: str | None, lineup: Lineup, console: Consol
     return Outcome(lesson, ok, seconds, detail, ready_seconds=ready, call_seconds=result.seconds)
 
 
-def _exit_on_sigterm(signum, frame) -> None:
-    raise SystemExit(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     lessons = available_lessons()
     parser = argparse.ArgumentParser(
@@ -261,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_SERVICES_DOWN
 
     # SIGTERM도 Ctrl-C 처럼 다룬다. 실행 중인 call_tasks 와 띄운 워커, beat를 멈추고 끝내서 남는 프로세스가 없게 한다.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    exit_on_sigterm()
     started = time.monotonic()
     outcomes = run_lessons(selected, console, jobs=args.jobs)
     total = time.monotonic() - started

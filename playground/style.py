@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from playground import PROJECT_ROOT
+from playground.readme import prose_lines
 
 HANGUL = re.compile(r"[가-힣]")
 # 조사: 앞말에 붙여 쓴다(한글 맞춤법 41항). 길이가 긴 것부터 (에서가 에보다 먼저).
@@ -73,16 +74,7 @@ class Finding:
 
 def _markdown_prose(text: str) -> Iterator[tuple[int, str]]:
     """코드 블록 밖의 줄들. 코드 조각은 `…` 로 바꾼다(안의 글자는 보지 않되, 뒤의 조사는 본다)."""
-    fence = None
-    for number, line in enumerate(text.splitlines(), 1):
-        stripped = line.lstrip()
-        if fence is None and stripped.startswith("```"):
-            fence = stripped[: len(stripped) - len(stripped.lstrip("`"))]
-            continue
-        if fence is not None:
-            if stripped.startswith(fence) and not stripped.strip("`"):
-                fence = None
-            continue
+    for number, line in prose_lines(text):
         yield number, re.sub(r"`[^`]+`", "`…`", line)
 
 

@@ -16,8 +16,8 @@ import sqlalchemy
 from sqlalchemy.pool import NullPool
 
 import global_config
-from course import SERVICES
 from playground import PROJECT_ROOT, broker
+from playground.services import SERVICES, sqlalchemy_url
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
 
@@ -29,7 +29,7 @@ def running_versions() -> dict[str, str]:
         redis_version = client.info("server")["redis_version"]
     finally:
         client.close()
-    engine = sqlalchemy.create_engine(global_config.POSTGRES_URL.removeprefix("db+"), poolclass=NullPool)
+    engine = sqlalchemy.create_engine(sqlalchemy_url(global_config.POSTGRES_URL), poolclass=NullPool)
     try:
         with engine.connect() as conn:
             postgres_version = conn.execute(sqlalchemy.text("SHOW server_version")).scalar_one().split()[0]

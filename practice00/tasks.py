@@ -13,7 +13,6 @@ import time
 
 from celery import Celery
 
-from course import Needs, WorkerSpec
 from global_config import POSTGRES_URL, RABBITMQ_URL
 
 # slow_add 가 일하는 척하는 시간(초). 이 시간 동안 ready() 는 False 다.
@@ -22,18 +21,8 @@ WORK_SECONDS = 1.0
 COUNTDOWN_SECONDS = 2
 
 # call_tasks 가 없는 id를 get() 으로 기다려 볼 시간(초).
-UNKNOWN_ID_TIMEOUT = 1
+UNKNOWN_ID_TIMEOUT_SECONDS = 1
 
-# 이 실습에 필요한 것을 적는다. 띄울 워커와 일부러 기다리는 시간이다. 실행기(python -m playground), 워커가
-# 없을 때의 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
-NEEDS = Needs(
-    workers=(WorkerSpec(),),
-    waits={
-        "countdown 작업": COUNTDOWN_SECONDS,
-        "slow_add": WORK_SECONDS,
-        "없는 id의 get(timeout=…)": UNKNOWN_ID_TIMEOUT,
-    },
-)
 
 app = Celery("practice00", broker=RABBITMQ_URL, backend=POSTGRES_URL)
 app.conf.update(

@@ -9,11 +9,11 @@ import time
 
 from celery.exceptions import TimeLimitExceeded
 
-from course import RESULT_TIMEOUT, Scenario
+from course import WAIT_SECONDS, Scenario
 from practice01.tasks import (
-    HARD_LIMIT,
+    HARD_LIMIT_SECONDS,
     KILL_SETTLE_SECONDS,
-    SOFT_LIMIT,
+    SOFT_LIMIT_SECONDS,
     app,
     batch_with_cleanup,
     hard_limited,
@@ -32,7 +32,7 @@ def call(task, label, settle=0):
     """run_id 를 붙여 작업을 보내고, 끝나면 (결과, 값, 작업이 남긴 흔적)을 돌려준다."""
     started = time.monotonic()
     result, run_id = send(task)
-    value = result.get(timeout=RESULT_TIMEOUT, propagate=False)
+    value = result.get(timeout=WAIT_SECONDS, propagate=False)
     seconds = time.monotonic() - started
     print(f"    {label} → state={result.state}, {seconds:.1f}초, get(propagate=False) = {value!r}")
     time.sleep(settle)
@@ -42,10 +42,10 @@ def call(task, label, settle=0):
 def calls():
     step("1. 제한 없는 작업")
     result = unlimited.delay()
-    result.get(timeout=RESULT_TIMEOUT)  # 실행한 풀 프로세스의 pid
+    result.get(timeout=WAIT_SECONDS)  # 실행한 풀 프로세스의 pid
     show("unlimited.delay() 의 state", result.state, "SUCCESS")
 
-    step(f"2. 하드 제한만: hard_limited (time_limit={HARD_LIMIT}초, 4초짜리 일)")
+    step(f"2. 하드 제한만: hard_limited (time_limit={HARD_LIMIT_SECONDS}초, 4초짜리 일)")
     result, value, notes = call(hard_limited, "hard_limited.delay(run_id)", settle=KILL_SETTLE_SECONDS)
     print(f"    작업이 남긴 흔적: {notes}")
     expect("하드 제한의 state", result.state, "FAILURE")
@@ -57,12 +57,13 @@ def calls():
 
     step("3. 죽은 프로세스 대신 새 프로세스를 띄워 계속 일하는 워커")
     results = [unlimited.delay() for _ in range(2)]
-    pids = sorted({r.get(timeout=RESULT_TIMEOUT) for r in results})
+    pids = sorted({r.get(timeout=WAIT_SECONDS) for r in results})
     print(f"    unlimited.delay() 두 번 → 둘 다 SUCCESS, 실행한 pid {pids}, 하드 제한으로 죽은 pid {killed_pid}")
     print("    (워커 로그: Process 'ForkPoolWorker-N' pid:… exited with 'signal 9 (SIGKILL)')")
     expect("죽은 pid가 다시 일함", killed_pid in pids, False)
 
-    step(f"4. 소프트 제한: batch_with_cleanup (soft_time_limit={SOFT_LIMIT}초, time_limit={HARD_LIMIT}초)")
+    limits = f"soft_time_limit={SOFT_LIMIT_SECONDS}초, time_limit={HARD_LIMIT_SECONDS}초"
+    step(f"4. 소프트 제한: batch_with_cleanup ({limits})")
     result, value, notes = call(batch_with_cleanup, "batch_with_cleanup.delay(run_id)")
     print(f"    작업이 남긴 흔적: {notes}")
     print("    → 작업이 SoftTimeLimitExceeded를 잡아 정리하고 값을 돌려주었습니다. 상태는 SUCCESS입니다.")

@@ -18,11 +18,11 @@ import redis
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
-from course import Needs, WorkerSpec
 from global_config import RABBITMQ_URL, REDIS_URL
 
-SOFT_LIMIT = 1  # soft_time_limit (초)
-HARD_LIMIT = 2  # time_limit (초). 소프트 제한 뒤 정리에 쓸 수 있는 여유는 HARD_LIMIT - SOFT_LIMIT = 1초.
+SOFT_LIMIT_SECONDS = 1  # soft_time_limit
+# time_limit. 소프트 제한 뒤 정리에 쓸 수 있는 여유는 HARD_LIMIT_SECONDS - SOFT_LIMIT_SECONDS = 1초다.
+HARD_LIMIT_SECONDS = 2
 WORK_SECONDS = 1  # 제한 없이 끝나는 작업의 길이
 OVERRUN_SECONDS = 4  # 제한을 넘기는 작업이 하려던 길이
 ITEM_SECONDS = 0.2  # 일괄 작업에서 항목 하나를 처리하는 시간
@@ -35,18 +35,6 @@ HARD_CLEANUP_SECONDS = 0.5  # 하드 제한에 걸린 작업의 finally 정리. 
 # 받고, 약 0.1초 뒤 SIGKILL로 끝난다. call_tasks 는 그 사이에 작업이 남기는 흔적까지 보려고 잠깐 기다린다.
 KILL_SETTLE_SECONDS = 0.3
 
-# 이 실습에 필요한 것을 적는다. 띄울 워커와 일부러 기다리는 시간이다. 실행기(python -m playground), 워커가
-# 없을 때의 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
-NEEDS = Needs(
-    workers=(WorkerSpec(),),
-    waits={
-        "1. unlimited": WORK_SECONDS,
-        "2. hard_limited": HARD_LIMIT + KILL_SETTLE_SECONDS,
-        "3. unlimited 두 개 (나란히)": WORK_SECONDS,
-        "4. batch_with_cleanup": SOFT_LIMIT + CLEANUP_SECONDS,
-        "5. slow_cleanup": HARD_LIMIT + KILL_SETTLE_SECONDS,
-    },
-)
 
 app = Celery("practice01", broker=RABBITMQ_URL, backend=REDIS_URL)
 app.conf.update(
@@ -75,7 +63,7 @@ def unlimited():
     return os.getpid()
 
 
-@app.task(time_limit=HARD_LIMIT)
+@app.task(time_limit=HARD_LIMIT_SECONDS)
 def hard_limited(run_id):
     note(run_id, f"시작 (pid {os.getpid()})")
     try:
@@ -88,7 +76,7 @@ def hard_limited(run_id):
         note(run_id, "finally 끝")
 
 
-@app.task(soft_time_limit=SOFT_LIMIT, time_limit=HARD_LIMIT)
+@app.task(soft_time_limit=SOFT_LIMIT_SECONDS, time_limit=HARD_LIMIT_SECONDS)
 def batch_with_cleanup(run_id):
     done = 0
     try:
@@ -104,7 +92,7 @@ def batch_with_cleanup(run_id):
     return {"processed": done, "of": ITEMS, "cleaned_up": False}
 
 
-@app.task(soft_time_limit=SOFT_LIMIT, time_limit=HARD_LIMIT)
+@app.task(soft_time_limit=SOFT_LIMIT_SECONDS, time_limit=HARD_LIMIT_SECONDS)
 def slow_cleanup(run_id):
     try:
         time.sleep(OVERRUN_SECONDS)
@@ -116,7 +104,7 @@ def slow_cleanup(run_id):
 
 
 # 잘못된 설정이다. 소프트 제한이 하드 제한보다 길다. 정의는 되지만, 호출하는 순간 ValueError가 난다.
-@app.task(time_limit=HARD_LIMIT, soft_time_limit=HARD_LIMIT + 1)
+@app.task(time_limit=HARD_LIMIT_SECONDS, soft_time_limit=HARD_LIMIT_SECONDS + 1)
 def misconfigured():
     return "never sent"
 

@@ -10,7 +10,7 @@ import uuid
 from celery import chain
 from celery.canvas import Signature
 
-from course import RESULT_TIMEOUT, Scenario
+from course import WAIT_SECONDS, Scenario
 from practice02.tasks import add, app, divide, multiply, subtract
 
 scenario = Scenario(app)
@@ -26,7 +26,7 @@ def calls():
     step("1. 시그니처: .s() 는 호출을 담아 둘 뿐 실행하지 않습니다")
     signature = show("add.s(1, 2)", add.s(1, 2), note="Signature 객체입니다. 아직 아무것도 보내지 않았습니다")
     expect("add.s(1, 2) 의 타입", isinstance(signature, Signature), True)
-    show("add.s(1, 2).delay().get()", signature.delay().get(timeout=RESULT_TIMEOUT), 3.0)
+    show("add.s(1, 2).delay().get()", signature.delay().get(timeout=WAIT_SECONDS), 3.0)
 
     step("2. chain: 앞 작업의 결과가 다음 작업의 첫 번째 인자가 됩니다")
     ids = fresh_ids(4)
@@ -37,9 +37,9 @@ def calls():
         subtract.s(2).set(task_id=ids[3]),  # subtract(<앞 결과>, 2)
     )
     result = workflow.apply_async()
-    final = show("chain(...).apply_async().get()", result.get(timeout=RESULT_TIMEOUT))
+    final = show("chain(...).apply_async().get()", result.get(timeout=WAIT_SECONDS))
     for name, task_id in zip(["add(1, 2)", "multiply(·, 3)", "divide(·, 7)", "subtract(·, 2)"], ids, strict=True):
-        print(f"      {name:<15} id={task_id[:8]}…  → {app.AsyncResult(task_id).get(timeout=RESULT_TIMEOUT)!r}")
+        print(f"      {name:<15} id={task_id[:8]}…  → {app.AsyncResult(task_id).get(timeout=WAIT_SECONDS)!r}")
     expect("chain의 최종값", round(final, 6), -0.714286)
     expect("chain의 AsyncResult는 마지막 작업", result.id, ids[3])
     parents = []
@@ -51,7 +51,7 @@ def calls():
     expect(".parent 로 거슬러 오른 id 들", parents, ids[::-1])
 
     step("3. .si(): 앞 결과를 무시하는 단계")
-    value = chain(add.s(1, 2), multiply.si(10, 10)).apply_async().get(timeout=RESULT_TIMEOUT)
+    value = chain(add.s(1, 2), multiply.si(10, 10)).apply_async().get(timeout=WAIT_SECONDS)
     show("chain(add.s(1, 2), multiply.si(10, 10)).apply_async().get()", value, 100.0, note="3.0은 넘겨받지 않았습니다")
 
     step("4. 중간에 실패하는 chain: add(1, 2) → divide(·, 0) → subtract(·, 2)")
@@ -61,10 +61,10 @@ def calls():
         divide.s(0).set(task_id=ids[1]),
         subtract.s(2).set(task_id=ids[2]),
     ).apply_async()
-    error = show("result.get(propagate=False)", result.get(timeout=RESULT_TIMEOUT, propagate=False))
+    error = show("result.get(propagate=False)", result.get(timeout=WAIT_SECONDS, propagate=False))
     # Celery는 다음 단계를 보낸 뒤에 이 단계의 결과를 적는다. 그래서 뒤 단계의 실패가 먼저 적힐 수 있다.
     # 첫 단계의 결과가 적히기를 기다린 뒤에 단계별 상태를 읽는다.
-    app.AsyncResult(ids[0]).get(timeout=RESULT_TIMEOUT)
+    app.AsyncResult(ids[0]).get(timeout=WAIT_SECONDS)
     states = [app.AsyncResult(task_id).state for task_id in ids]
     for name, task_id, state in zip(["add(1, 2)", "divide(·, 0)", "subtract(·, 2)"], ids, states, strict=True):
         print(f"      {name:<15} state={state:<8} result={app.AsyncResult(task_id).result!r}")
@@ -77,9 +77,10 @@ def calls():
     step("5. 같은 id를 다시 쓸 때: 결과 백엔드는 처음 SUCCESS를 지킵니다")
     reused = str(uuid.uuid4())
     show(
-        "add.apply_async((1, 1), task_id=X).get()", add.apply_async((1, 1), task_id=reused).get(timeout=RESULT_TIMEOUT)
+        "add.apply_async((1, 1), task_id=X).get()",
+        add.apply_async((1, 1), task_id=reused).get(timeout=WAIT_SECONDS),
     )
-    value = add.apply_async((5, 5), task_id=reused).get(timeout=RESULT_TIMEOUT)
+    value = add.apply_async((5, 5), task_id=reused).get(timeout=WAIT_SECONDS)
     show("add.apply_async((5, 5), task_id=X).get()", value, 2.0, note="10.0이 아니라 지난번 결과입니다")
     print("    → 그래서 이 실습은 실행할 때마다 id를 새로 만듭니다.")
 

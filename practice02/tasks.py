@@ -13,12 +13,7 @@
 
 from celery import Celery
 
-from course import Needs, WorkerSpec
 from global_config import RABBITMQ_URL, REDIS_URL
-
-# 이 실습에 필요한 것을 적는다. 띄울 워커와 일부러 기다리는 시간이다. 실행기(python -m playground), 워커가
-# 없을 때의 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
-NEEDS = Needs(workers=(WorkerSpec(),), waits={})
 
 app = Celery("practice02", broker=RABBITMQ_URL, backend=REDIS_URL)
 app.conf.update(

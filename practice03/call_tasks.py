@@ -10,7 +10,7 @@ import time
 
 from celery import Celery, chord, group
 
-from course import RESULT_TIMEOUT, Scenario
+from course import WAIT_SECONDS, Scenario
 from global_config import RABBITMQ_URL
 from practice03.tasks import BACKEND, LONG_SECONDS, SHORT_SECONDS, app, fetch, merge
 
@@ -30,7 +30,7 @@ def calls():
 
     step(f"1. group: 네 작업을 나란히 실행합니다 (1번째만 {LONG_SECONDS}초, 나머지는 {SHORT_SECONDS}초)")
     started = time.time()
-    pieces = group(signatures()).apply_async().get(timeout=RESULT_TIMEOUT)
+    pieces = group(signatures()).apply_async().get(timeout=WAIT_SECONDS)
     finished_order = [piece["part"] for piece in sorted(pieces, key=lambda piece: piece["finished_at"])]
     show("group(...).apply_async().get() 의 part", [piece["part"] for piece in pieces], [1, 2, 3, 4], note="부른 순서")
     for piece in pieces:
@@ -40,7 +40,7 @@ def calls():
     expect("가장 늦게 끝난 조각", finished_order[-1], 1)
 
     step("2. chord: 다 끝나면 콜백 merge가 결과 목록을 받습니다")
-    merged = chord(signatures())(merge.s()).get(timeout=RESULT_TIMEOUT)
+    merged = chord(signatures())(merge.s()).get(timeout=WAIT_SECONDS)
     delay = merged["started_at"] - merged["last_header_finished_at"]
     show("chord(header)(merge.s()).get()['parts']", merged["parts"], [1, 2, 3, 4], note="header 순서")
     print(f"    마지막 header 작업이 끝나고 콜백이 시작하기까지: {delay * 1000:.1f} ms")

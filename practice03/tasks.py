@@ -20,7 +20,6 @@ import time
 
 from celery import Celery
 
-from course import Needs, WorkerSpec
 from global_config import POSTGRES_URL, RABBITMQ_URL, REDIS_URL
 
 SHORT_SECONDS = 0.2  # 짧은 작업 하나의 길이
@@ -31,13 +30,6 @@ BACKEND = os.environ.get("PRACTICE03_BACKEND", "redis")
 if BACKEND not in BACKENDS:
     raise SystemExit(f"PRACTICE03_BACKEND 는 {' 또는 '.join(BACKENDS)} 중 하나여야 합니다 (지금 값: {BACKEND!r})")
 
-# 이 실습에 필요한 것을 적는다. 띄울 워커와 일부러 기다리는 시간이다. 실행기(python -m playground), 워커가
-# 없을 때의 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
-# PostgreSQL로 바꿔 보는 변형은 워커에도 같은 환경 변수를 준다.
-NEEDS = Needs(
-    workers=(WorkerSpec(env={} if BACKEND == "redis" else {"PRACTICE03_BACKEND": BACKEND}),),
-    waits={"group의 가장 긴 조각": LONG_SECONDS, "chord의 가장 긴 조각": LONG_SECONDS},
-)
 
 app = Celery("practice03", broker=RABBITMQ_URL, backend=BACKENDS[BACKEND])
 app.conf.update(

@@ -11,11 +11,11 @@ from itertools import pairwise
 from celery.exceptions import MaxRetriesExceededError
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 
-from course import RESULT_TIMEOUT, Scenario
+from course import WAIT_SECONDS, Scenario
 from practice04.tasks import (
-    BACKOFF_MAX,
+    BACKOFF_MAX_SECONDS,
     MAX_RETRIES,
-    RETRY_COUNTDOWN,
+    RETRY_COUNTDOWN_SECONDS,
     always_fails,
     always_fails_without_exc,
     app,
@@ -33,7 +33,7 @@ TRAP_EXPIRES_SECONDS = 10
 # 작업이 RETRY 상태가 되기를 기다리는 상한.
 STATE_WAIT_SECONDS = 5
 # inspect가 워커의 답을 기다리는 상한.
-INSPECT_TIMEOUT = 1.0
+INSPECT_SECONDS = 1.0
 
 scenario = Scenario(app)
 step, show, expect = scenario.step, scenario.show, scenario.expect
@@ -70,14 +70,14 @@ def calls():
     show("flaky_result.state", state_after_waiting(flaky_result, "RETRY"), "RETRY")
     show("flaky_result.info", flaky_result.info, note="이번 실패의 예외")
 
-    step(f"3. 일시적으로 실패한 뒤 성공하는 flaky (두 번 실패, countdown={RETRY_COUNTDOWN}초)")
-    show("flaky_result.get()", flaky_result.get(timeout=RESULT_TIMEOUT), "성공: retries=2")
+    step(f"3. 일시적으로 실패한 뒤 성공하는 flaky (두 번 실패, countdown={RETRY_COUNTDOWN_SECONDS}초)")
+    show("flaky_result.get()", flaky_result.get(timeout=WAIT_SECONDS), "성공: retries=2")
     retries, gaps = show_attempts(flaky_id)
     expect("flaky의 retries 값들", retries, [0, 1, 2])
-    expect("flaky의 간격(초)", gaps, [RETRY_COUNTDOWN] * 2)
+    expect("flaky의 간격(초)", gaps, [RETRY_COUNTDOWN_SECONDS] * 2)
 
     step(f"4. 끝내 실패하는 always_fails (max_retries={MAX_RETRIES}, retry(exc=exc))")
-    error = show("failing.get(propagate=False)", failing.get(timeout=RESULT_TIMEOUT, propagate=False))
+    error = show("failing.get(propagate=False)", failing.get(timeout=WAIT_SECONDS, propagate=False))
     retries, gaps = show_attempts(failing_id)
     print(
         f"    → 처음 1번과 재시도 {MAX_RETRIES}번, 모두 {len(retries)}번 실행했습니다."
@@ -88,21 +88,22 @@ def calls():
     show("failing.state", failing.state, "FAILURE")
 
     step("5. exc= 없이 retry() 하는 always_fails_without_exc")
-    error = show("failing_no_exc.get(propagate=False)", failing_no_exc.get(timeout=RESULT_TIMEOUT, propagate=False))
+    error = show("failing_no_exc.get(propagate=False)", failing_no_exc.get(timeout=WAIT_SECONDS, propagate=False))
     expect("exc 없는 재시도의 예외", type(error), MaxRetriesExceededError)
     expect("always_fails_without_exc 실행 횟수", len(attempts(failing_no_exc_id)), MAX_RETRIES + 1)
 
-    step(f"6. 선언으로 재시도하는 auto_retrying (autoretry_for, retry_backoff=True, retry_backoff_max={BACKOFF_MAX})")
-    error = show("auto.get(propagate=False)", auto.get(timeout=RESULT_TIMEOUT, propagate=False))
+    backoff = f"retry_backoff=True, retry_backoff_max={BACKOFF_MAX_SECONDS}"
+    step(f"6. 선언으로 재시도하는 auto_retrying (autoretry_for, {backoff})")
+    error = show("auto.get(propagate=False)", auto.get(timeout=WAIT_SECONDS, propagate=False))
     retries, gaps = show_attempts(auto_id)
-    print(f"    → 시도 사이 간격은 {gaps}초입니다. 1, 2, 4 …초로 늘어나다가 {BACKOFF_MAX}초에서 멈춥니다.")
+    print(f"    → 시도 사이 간격은 {gaps}초입니다. 1, 2, 4 …초로 늘어나다가 {BACKOFF_MAX_SECONDS}초에서 멈춥니다.")
     expect("auto_retrying 의 간격(초)", gaps, [1, 2, 2])
     expect("auto_retrying 의 예외", type(error), ConnectionError)
-    jittered.get(timeout=RESULT_TIMEOUT, propagate=False)
+    jittered.get(timeout=WAIT_SECONDS, propagate=False)
     _, jittered_gaps = show_attempts(jittered_id)
     print(f"    retry_jitter 를 기본값(True)으로 둔 auto_retrying_with_jitter 의 간격: {jittered_gaps}초")
     print("    → 간격마다 0초와 백오프 값(1, 2, 2초) 사이에서 무작위로 고릅니다. 실행할 때마다 달라질 수 있습니다.")
-    ceilings = [1, 2, BACKOFF_MAX]
+    ceilings = [1, 2, BACKOFF_MAX_SECONDS]
     expect("jitter 간격의 수", len(jittered_gaps), len(ceilings))
     expect(
         "jitter 간격이 백오프 값을 넘지 않음", all(g <= c for g, c in zip(jittered_gaps, ceilings, strict=False)), True
@@ -134,7 +135,7 @@ def scheduled_eta(task_id, worker):
     destination을 주면 그 워커의 답이 오는 즉시 돌아온다. 주지 않으면 워커가 몇인지 모르므로
     적어도 timeout 동안 답을 모은다.
     """
-    replies = app.control.inspect(destination=[worker], timeout=INSPECT_TIMEOUT).scheduled() or {}
+    replies = app.control.inspect(destination=[worker], timeout=INSPECT_SECONDS).scheduled() or {}
     for entries in replies.values():
         for entry in entries:
             if entry["request"]["id"] == task_id:

@@ -18,21 +18,13 @@ import uuid
 import redis
 from celery import Celery
 
-from course import Needs, WorkerSpec
 from global_config import RABBITMQ_URL, REDIS_URL
 
 MAX_RETRIES = 3  # 처음 한 번 + 재시도 3번 = 최대 4번 실행
-RETRY_COUNTDOWN = 1  # self.retry(countdown=...): 다음 시도까지 기다릴 초
+RETRY_COUNTDOWN_SECONDS = 1  # self.retry(countdown=...): 다음 시도까지 기다릴 초
 FAILURES_BEFORE_SUCCESS = 2  # flaky는 두 번 실패하고 세 번째 시도에 성공한다
-BACKOFF_MAX = 2  # retry_backoff_max: 지수 백오프(1, 2, 4 …초)의 상한
+BACKOFF_MAX_SECONDS = 2  # retry_backoff_max: 지수 백오프(1, 2, 4 …초)의 상한
 
-# 이 실습을 실행하는 데 필요한 것, 곧 띄울 워커와 일부러 기다리는 시간이다. 실행기(python -m playground), 워커가
-# 없을 때의 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
-# 다섯 작업의 재시도는 나란히 진행된다. 가장 긴 것은 auto_retrying 의 백오프 간격들(1, 2, 2초)이다.
-NEEDS = Needs(
-    workers=(WorkerSpec(),),
-    waits={"auto_retrying 의 백오프 간격": float(sum(min(2**n, BACKOFF_MAX) for n in range(MAX_RETRIES)))},
-)
 
 app = Celery("practice04", broker=RABBITMQ_URL, backend=REDIS_URL)
 app.conf.update(
@@ -65,7 +57,7 @@ def flaky(self, run_id, failures=FAILURES_BEFORE_SUCCESS):
     except ConnectionError as exc:
         # retry() 는 같은 작업을 같은 작업 id로 다시 보낸 뒤 그 자리에서 Retry 예외를 던진다. 그래서 이번 실행은
         # 여기서 끝나고 상태는 RETRY가 된다. 앞의 raise는 여기서 끝난다는 것을 읽는 사람에게 보여 주는 관용구다.
-        raise self.retry(exc=exc, countdown=RETRY_COUNTDOWN) from exc
+        raise self.retry(exc=exc, countdown=RETRY_COUNTDOWN_SECONDS) from exc
 
 
 @app.task(bind=True, max_retries=MAX_RETRIES)
@@ -75,7 +67,7 @@ def always_fails(self, run_id):
         raise ConnectionError("외부 서비스가 응답하지 않음")
     except ConnectionError as exc:
         # exc= 를 주었으므로, 재시도를 다 쓰면 호출하는 쪽은 이 원래 예외(ConnectionError)를 받는다.
-        raise self.retry(exc=exc, countdown=RETRY_COUNTDOWN) from exc
+        raise self.retry(exc=exc, countdown=RETRY_COUNTDOWN_SECONDS) from exc
 
 
 @app.task(bind=True, max_retries=MAX_RETRIES)
@@ -85,7 +77,7 @@ def always_fails_without_exc(self, run_id):
         raise ConnectionError("외부 서비스가 응답하지 않음")
     except ConnectionError:
         # exc= 가 없으면, 재시도를 다 쓴 뒤 호출하는 쪽은 MaxRetriesExceededError를 받는다.
-        raise self.retry(countdown=RETRY_COUNTDOWN) from None
+        raise self.retry(countdown=RETRY_COUNTDOWN_SECONDS) from None
 
 
 # raise를 빼고 self.retry() 만 불러도 이번 실행은 그 자리에서 끝난다. retry() 가 Retry 예외를 스스로 던지기
@@ -94,18 +86,18 @@ def always_fails_without_exc(self, run_id):
 def retry_without_raise(self, run_id):
     record_attempt(run_id, self.request)
     if self.request.retries == 0:
-        self.retry(countdown=RETRY_COUNTDOWN)
+        self.retry(countdown=RETRY_COUNTDOWN_SECONDS)
     return f"끝까지 실행됨: retries={self.request.retries}"
 
 
 # 선언으로 하는 재시도. ConnectionError가 나면 Celery가 대신 self.retry(exc=...) 를 부른다.
-# 다음 시도까지 1, 2, 4 …초(retry_backoff=True)를 기다리되 BACKOFF_MAX 초를 넘지 않는다.
+# 다음 시도까지 1, 2, 4 …초(retry_backoff=True)를 기다리되 BACKOFF_MAX_SECONDS 초를 넘지 않는다.
 # retry_jitter 의 기본값은 True이고, 그러면 0초와 그 값 사이에서 무작위로 고른다. 여기서는 간격을 눈으로 보려고 끈다.
 @app.task(
     bind=True,
     autoretry_for=(ConnectionError,),
     retry_backoff=True,
-    retry_backoff_max=BACKOFF_MAX,
+    retry_backoff_max=BACKOFF_MAX_SECONDS,
     retry_jitter=False,
     max_retries=MAX_RETRIES,
 )
@@ -120,7 +112,7 @@ def auto_retrying(self, run_id):
     bind=True,
     autoretry_for=(ConnectionError,),
     retry_backoff=True,
-    retry_backoff_max=BACKOFF_MAX,
+    retry_backoff_max=BACKOFF_MAX_SECONDS,
     max_retries=MAX_RETRIES,
 )
 def auto_retrying_with_jitter(self, run_id):

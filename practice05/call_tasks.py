@@ -11,7 +11,7 @@ import time
 
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 
-from course import RESULT_TIMEOUT, Scenario
+from course import WAIT_SECONDS, Scenario
 from practice05.tasks import (
     BACKLOG,
     SLOW_SECONDS,
@@ -40,9 +40,9 @@ def calls():
     sent = time.time()
     separate = send_alert.delay("high 큐로 보낸 경보")
     shared = send_alert.apply_async(("low 큐로 보낸 경보",), queue="low")
-    separate_done = separate.get(timeout=RESULT_TIMEOUT)["finished_at"]
-    reports_done = [r.get(timeout=RESULT_TIMEOUT + BACKLOG * SLOW_SECONDS)["finished_at"] for r in backlog]
-    shared_done = shared.get(timeout=RESULT_TIMEOUT)["finished_at"]
+    separate_done = separate.get(timeout=WAIT_SECONDS)["finished_at"]
+    reports_done = [r.get(timeout=WAIT_SECONDS + BACKLOG * SLOW_SECONDS)["finished_at"] for r in backlog]
+    shared_done = shared.get(timeout=WAIT_SECONDS)["finished_at"]
     print(f"    high 큐의 경보는 보낸 뒤 {separate_done - sent:.2f}초에 끝났습니다. worker-high 가 한가했습니다.")
     print(
         f"    low 큐의 경보는 보낸 뒤 {shared_done - sent:.2f}초에 끝났습니다. 보고서 {BACKLOG}개 뒤에 줄을 섰습니다."
@@ -68,7 +68,7 @@ HIGH, LOW = ("high", "worker-high"), ("low", "worker-low")
 
 def where(result):
     """작업이 어느 큐로 가서 어느 워커(노드 이름의 앞부분)가 실행했나."""
-    place = result.get(timeout=RESULT_TIMEOUT)
+    place = result.get(timeout=WAIT_SECONDS)
     return place["routing_key"], worker_kind(place)
 
 

@@ -15,7 +15,6 @@ import time
 from celery import Celery
 from kombu import Exchange, Queue
 
-from course import Needs, WorkerSpec
 from global_config import RABBITMQ_URL, REDIS_URL
 
 SLOW_SECONDS = 1  # 느린 보고서 작업 하나의 길이
@@ -24,17 +23,9 @@ BACKLOG = 3  # low 큐에 쌓아 둘 느린 작업 수
 # 아무 워커도 소비하지 않는 큐와, call_tasks 가 그 큐로 보낸 작업을 기다려 볼 시간(초).
 UNWATCHED_QUEUE = "practice05_nobody"
 UNWATCHED_WAIT_SECONDS = 1
+# 워커 두 종류의 노드 이름(--hostname=worker-high@%h). lesson.py 의 워커 명령도 이 이름을 쓴다.
+WORKER_KINDS = ("worker-high", "worker-low")
 
-# 이 실습을 실행하는 데 필요한 것, 곧 띄울 워커와 일부러 기다리는 시간이다. 실행기(python -m playground), 워커가
-# 없을 때의 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
-# 큐마다 그 큐만 맡는 워커가 하나씩 있다.
-NEEDS = Needs(
-    workers=(WorkerSpec("worker-high", ("high",)), WorkerSpec("worker-low", ("low",))),
-    waits={
-        "low에 밀린 보고서들 (차례로)": BACKLOG * SLOW_SECONDS,
-        "아무도 보지 않는 큐의 get(timeout=…)": UNWATCHED_WAIT_SECONDS,
-    },
-)
 
 app = Celery("practice05", broker=RABBITMQ_URL, backend=REDIS_URL)
 app.conf.update(
@@ -94,4 +85,4 @@ def cleanup(self):
 def worker_kind(place):
     """'worker-high-3f2a1c@host' 나 'worker-high@host' → 'worker-high'."""
     name = place["worker"].split("@")[0]
-    return next((spec.hostname for spec in NEEDS.workers if name.startswith(spec.hostname)), name)
+    return next((kind for kind in WORKER_KINDS if name.startswith(kind)), name)

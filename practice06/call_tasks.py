@@ -13,7 +13,7 @@ import time
 from celery import Celery
 from celery.exceptions import NotRegistered
 
-from course import RESULT_TIMEOUT, Scenario
+from course import WAIT_SECONDS, Scenario
 from global_config import RABBITMQ_URL, REDIS_URL
 
 client = Celery("practice06_client", broker=RABBITMQ_URL, backend=REDIS_URL)
@@ -30,20 +30,24 @@ step, show, expect = scenario.step, scenario.show, scenario.expect
 
 def calls():
     step("1. send_task 로 이름만 알고 부르기")
-    value = client.send_task("email.send_welcome", args=[42]).get(timeout=RESULT_TIMEOUT)
+    value = client.send_task("email.send_welcome", args=[42]).get(timeout=WAIT_SECONDS)
     show("client.send_task('email.send_welcome', args=[42]).get()", value, "환영 메일을 보냈습니다 (사용자 42)")
     tasks_modules = sorted(name for name in sys.modules if name.startswith("practice") and name.endswith(".tasks"))
     show("이 프로세스가 import 한 실습의 tasks 모듈", tasks_modules, [], note="작업 코드 없이 이름만으로 불렀습니다")
 
     step("2. 이름을 주지 않은 작업의 이름은 '모듈.함수'")
     value = client.send_task("practice06.tasks.count_words", args=["이름 없는 작업도 이름은 있다"])
-    show("client.send_task('practice06.tasks.count_words', args=[...]).get()", value.get(timeout=RESULT_TIMEOUT), 5)
+    show(
+        "client.send_task('practice06.tasks.count_words', args=[...]).get()",
+        value.get(timeout=WAIT_SECONDS),
+        5,
+    )
 
     step("3. 틀린 이름을 워커가 거절하면 돌아오는 NotRegistered")
     started = time.monotonic()
     result = client.send_task("email.send_welcom", args=[42])
     with scenario.raises(NotRegistered) as refused:
-        result.get(timeout=RESULT_TIMEOUT)
+        result.get(timeout=WAIT_SECONDS)
     waited = time.monotonic() - started
     print(f"    client.send_task('email.send_welcom', ...).get() → {waited:.2f}초 뒤 NotRegistered({refused.exc})")
     print("    (워커 로그: Received unregistered task of type 'email.send_welcom')")

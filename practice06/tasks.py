@@ -12,19 +12,11 @@ app.send_task("email.send_welcome", args=[42]) 로 부를 수 있다. 작업 코
 
 from celery import Celery
 
-from course import Needs, WorkerSpec
 from global_config import RABBITMQ_URL, REDIS_URL
 
 # 호출하는 쪽(call_tasks.py)은 이 파일을 import 하지 않으므로, 큐와 직렬화 설정을 그쪽에도 똑같이 둔다.
 QUEUE = "practice06"
 
-# call_tasks 의 inspect() 가 워커들의 답을 모으는 시간(초). call_tasks 는 이 파일을 import 하지 않으므로(그것이
-# 이 실습의 요점이다) 같은 값을 따로 적는다. 테스트가 둘이 같은지 본다.
-INSPECT_SECONDS = 0.5
-
-# 이 실습을 실행하는 데 필요한 것, 곧 띄울 워커와 일부러 기다리는 시간이다. 실행기(python -m playground), 워커가
-# 없을 때의 안내, 테스트, 벤치마크가 모두 이것을 읽는다.
-NEEDS = Needs(workers=(WorkerSpec(),), waits={"inspect().registered() 가 답을 모으는 시간": INSPECT_SECONDS})
 
 app = Celery("practice06", broker=RABBITMQ_URL, backend=REDIS_URL)
 app.conf.update(

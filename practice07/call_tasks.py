@@ -17,7 +17,7 @@ from pathlib import Path
 from celery.exceptions import TaskRevokedError
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 
-from course import RESULT_TIMEOUT, Scenario
+from course import WAIT_SECONDS, Scenario
 from practice07.tasks import (
     EXPIRES_SECONDS,
     LATE_SECONDS,
@@ -39,7 +39,7 @@ NOBODY = "practice07.nobody"  # 어떤 워커도 소비하지 않는 큐. 메시
 
 def wait_for_beat():
     """beat가 보낸 tick이 워커에서 실행될 때까지 기다린다. 오지 않으면 beat나 워커가 없는 것이다."""
-    deadline = time.time() + RESULT_TIMEOUT
+    deadline = time.time() + WAIT_SECONDS
     while not runs("tick", since=time.time() - 2 * TICK_SECONDS):
         if time.time() > deadline:
             raise CeleryTimeoutError("no tick from beat")
@@ -69,7 +69,7 @@ def second_beat(folder):
         "--loglevel=info",
     ]
     beat = subprocess.Popen([sys.executable, "-m", *command], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    deadline = time.time() + RESULT_TIMEOUT
+    deadline = time.time() + WAIT_SECONDS
     while time.time() < deadline and beat.poll() is None:
         # 실행을 시작해 첫 tick을 보냈으면 돌려준다. 새 스케줄 항목은 한 간격 뒤에 처음 보낸다.
         if os.path.exists(log) and "Sending due task tick-every-second" in Path(log).read_text():
@@ -128,16 +128,16 @@ def calls():
     show("큐에서 만료된 뒤 큐에 남은 메시지", left, 0, note="RabbitMQ가 메시지별 TTL로 조용히 버렸습니다")
     show("큐에서 만료된 작업의 state", queued.state, "PENDING", note="아무도 기록하지 않아 영원히 PENDING입니다")
     late = add.apply_async((1, 1), countdown=LATE_SECONDS, expires=EXPIRES_SECONDS)
-    error = late.get(timeout=RESULT_TIMEOUT + LATE_SECONDS, propagate=False, interval=0.1)
+    error = late.get(timeout=WAIT_SECONDS + LATE_SECONDS, propagate=False, interval=0.1)
     show("워커에서 만료된 작업의 get(propagate=False)", error, note="워커 로그: Discarding revoked task")
     expect("워커에서 만료된 작업의 예외", type(error), TaskRevokedError)
     show("워커에서 만료된 작업의 state", late.state, "REVOKED")
 
     step(f"4. celery.backend_cleanup 이 result_expires({RESULT_EXPIRES_SECONDS}초)보다 오래된 결과 행을 지웁니다")
     done = add.delay(2, 3)
-    show("add.delay(2, 3).get()", done.get(timeout=RESULT_TIMEOUT, interval=0.1), 5)
+    show("add.delay(2, 3).get()", done.get(timeout=WAIT_SECONDS, interval=0.1), 5)
     time.sleep(RESULT_EXPIRES_SECONDS + 0.5)
-    app.tasks["celery.backend_cleanup"].delay().get(timeout=RESULT_TIMEOUT, interval=0.1)
+    app.tasks["celery.backend_cleanup"].delay().get(timeout=WAIT_SECONDS, interval=0.1)
     show("정리한 뒤 AsyncResult(그 id).state", app.AsyncResult(done.id).state, "PENDING", note="행이 지워졌습니다")
 
 

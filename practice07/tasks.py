@@ -18,7 +18,6 @@ import redis
 from celery import Celery
 from celery.schedules import crontab
 
-from course import BeatSpec, Needs, WorkerSpec
 from global_config import POSTGRES_URL, RABBITMQ_URL, REDIS_URL
 
 TICK_SECONDS = 1  # 주기 스케줄의 간격
@@ -29,17 +28,6 @@ RESULT_EXPIRES_SECONDS = 2  # 이보다 오래된 결과 행은 backend_cleanup 
 ONCE_LOCK_FRACTION = 0.8  # tick_once 는 간격의 80% 동안 잠금을 쥔다. 그 안에 다시 온 메시지는 중복으로 본다
 FRESH_EXPIRES_SECONDS = 1  # tick_fresh 메시지의 expires. 이보다 오래 큐에서 기다린 tick은 RabbitMQ가 버린다
 
-NEEDS = Needs(
-    workers=(WorkerSpec(),),
-    beat=BeatSpec(),
-    waits={
-        "1. beat 하나: tick 세기": WATCH_SECONDS,
-        "2. beat 둘: tick 세기": WATCH_SECONDS,
-        "3. 큐에서 만료": EXPIRES_SECONDS,
-        "3. 워커에서 만료": LATE_SECONDS,
-        "4. result_expires 지나기": RESULT_EXPIRES_SECONDS,
-    },
-)
 
 app = Celery("practice07", broker=RABBITMQ_URL, backend=POSTGRES_URL)
 app.conf.update(

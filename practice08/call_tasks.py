@@ -11,7 +11,7 @@ import uuid
 from billiard.exceptions import WorkerLostError
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 
-from course import RESULT_TIMEOUT, Scenario
+from course import WAIT_SECONDS, Scenario
 from practice08.tasks import (
     POISON_RUNS,
     app,
@@ -35,7 +35,7 @@ step, show, expect = scenario.step, scenario.show, scenario.expect
 def crash(task):
     """task를 첫 실행에서 죽도록 보내고 (결과, 실행 기록)을 돌려준다. 결과는 예외도 값으로 받는다."""
     run_id = str(uuid.uuid4())
-    value = task.delay(run_id).get(timeout=RESULT_TIMEOUT, propagate=False)
+    value = task.delay(run_id).get(timeout=WAIT_SECONDS, propagate=False)
     return value, executions(run_id)
 
 
@@ -44,8 +44,8 @@ def redelivered(runs):
 
 
 def until(what, predicate):
-    """predicate() 가 참이 될 때까지 기다린다. RESULT_TIMEOUT 안에 안 되면 워커가 없는 것으로 본다."""
-    deadline = time.monotonic() + RESULT_TIMEOUT
+    """predicate() 가 참이 될 때까지 기다린다. WAIT_SECONDS 안에 안 되면 워커가 없는 것으로 본다."""
+    deadline = time.monotonic() + WAIT_SECONDS
     while not (value := predicate()):
         if time.monotonic() > deadline:
             raise CeleryTimeoutError(what)
@@ -81,7 +81,7 @@ def calls():
     run = str(uuid.uuid4())
     guarded = charge.delay(run, 1, guarded=True, crash_after_commit=True)
     unguarded = charge.delay(run, 2, guarded=False, crash_after_commit=True)
-    guarded.get(timeout=RESULT_TIMEOUT), unguarded.get(timeout=RESULT_TIMEOUT)
+    guarded.get(timeout=WAIT_SECONDS), unguarded.get(timeout=WAIT_SECONDS)
     payments, charges, runs = effects(run)
     show("INSERT … ON CONFLICT DO NOTHING (결제 1)의 행 수", payments, 1, note="두 번 실행됐어도 행은 하나입니다")
     show("키 없는 INSERT (결제 2)의 행 수", charges, 2, note="두 번 실행되어 두 번 결제했습니다")

@@ -24,7 +24,6 @@ from celery import Celery
 from celery.exceptions import Reject
 from kombu import Exchange, Queue
 
-from course import Needs, WorkerSpec
 from global_config import POSTGRES_URL, RABBITMQ_URL, REDIS_URL
 
 WORK_SECONDS = 0.3  # 작업 하나가 일하는 시간. 죽는 작업은 이만큼 일한 뒤 죽는다.
@@ -32,16 +31,6 @@ RETRY_DELAY_SECONDS = 1  # retry_on_worker_lost 의 재시도 간격 (default_re
 POISON_RUNS = 3  # 클래식 큐에서 매번 실패하는 작업이 이만큼 되돌아오는 것을 보고 revoke로 끊는다
 DELIVERY_LIMIT = 2  # 쿼럼 큐의 x-delivery-limit. 이만큼 되돌아온 뒤에는 dead-letter 큐로 간다(RabbitMQ 4의 기본값은 20)
 
-NEEDS = Needs(
-    workers=(WorkerSpec(),),
-    waits={
-        "1. early_ack (죽음)": WORK_SECONDS,
-        "2. late_ack (죽음)": WORK_SECONDS,
-        "3. late_ack_requeued (죽음 + 다시 실행)": 2 * WORK_SECONDS,
-        "4. retried_on_lost (죽음 + 재시도)": 2 * WORK_SECONDS + RETRY_DELAY_SECONDS,
-        "5. charge 두 번 (나란히, 죽음 + 다시 실행)": 2 * WORK_SECONDS,
-    },
-)
 
 # 배달 한도를 넘긴 메시지가 가는 곳. 워커는 이 큐를 소비하지 않는다. 사람이 들여다보고 고칠 메시지를 모아 둔다.
 dead_letters = Queue("practice08.dead", Exchange("practice08.dead", type="direct"), routing_key="practice08.dead")

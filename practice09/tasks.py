@@ -22,7 +22,6 @@ import time
 import redis
 from celery import Celery
 
-from course import Needs, WorkerSpec
 from global_config import POSTGRES_URL, RABBITMQ_URL, REDIS_URL
 
 STEP_SECONDS = 0.3  # 진행률을 알리는 작업의 한 단계
@@ -39,13 +38,6 @@ if BACKEND not in BACKENDS:
         f" 다음 가운데 하나를 쓰세요: {', '.join(BACKENDS)}"
     )
 
-NEEDS = Needs(
-    workers=(WorkerSpec(env={} if BACKEND == "redis" else {"PRACTICE09_BACKEND": BACKEND}),),
-    waits={
-        "6. 하드 시간 제한": HARD_LIMIT_SECONDS,
-        "9. 진행률": (STEPS + 1) * STEP_SECONDS,
-    },
-)
 
 app = Celery("practice09", broker=RABBITMQ_URL, backend=BACKENDS[BACKEND])
 app.conf.update(

@@ -9,9 +9,8 @@ import time
 import uuid
 
 from celery.exceptions import TaskRevokedError
-from celery.exceptions import TimeoutError as CeleryTimeoutError
 
-from course import RESULT_TIMEOUT, Scenario
+from course import WAIT_SECONDS, Journal, Scenario, wait_until
 from practice10.tasks import (
     COUNTDOWN_SECONDS,
     LONG_SECONDS,
@@ -19,8 +18,8 @@ from practice10.tasks import (
     RATE_PER_SECOND,
     RATE_TASKS,
     app,
+    journal,
     limited,
-    notes,
     work,
 )
 
@@ -28,15 +27,6 @@ scenario = Scenario(app)
 step, show, expect = scenario.step, scenario.show, scenario.expect
 
 INSPECT_SECONDS = 1.0  # inspect가 그 워커의 답을 기다리는 상한
-
-
-def until(happened, what):
-    """happened() 가 참이 될 때까지 기다린다. 길어야 RESULT_TIMEOUT 초다. 끝내 거짓이면 워커가 없는 것으로 본다."""
-    deadline = time.time() + RESULT_TIMEOUT
-    while not happened():
-        if time.time() > deadline:
-            raise CeleryTimeoutError(f"{what} did not happen")
-        time.sleep(0.05)
 
 
 def held_by(hostname, task_id):
@@ -47,45 +37,45 @@ def held_by(hostname, task_id):
 
 def calls():
     step(f"1. 아직 실행되지 않은 작업 취소 (countdown={COUNTDOWN_SECONDS})")
-    hostname = work.delay(str(uuid.uuid4())).get(timeout=RESULT_TIMEOUT)  # 워커가 있는지, 어느 워커인지 알아 둔다
-    run = str(uuid.uuid4())
+    hostname = work.delay(str(uuid.uuid4())).get(timeout=WAIT_SECONDS)  # 워커가 있는지, 어느 워커인지 알아 둔다
+    run = Journal.new_run()
     held = work.apply_async((run,), countdown=COUNTDOWN_SECONDS)
-    until(lambda: held_by(hostname, held.id), "the worker holding the countdown task")
+    wait_until(lambda: held_by(hostname, held.id), "워커가 countdown 작업을 쥐고 있음")
     app.control.revoke(held.id)
-    until(lambda: app.AsyncResult(held.id).state != "PENDING", "the revoke reaching the worker")
+    wait_until(lambda: app.AsyncResult(held.id).state != "PENDING", "revoke가 워커에 닿음")
     show("revoke 뒤 state", held.state, "REVOKED", note="워커 로그: Tasks flagged as revoked")
     time.sleep(COUNTDOWN_SECONDS)
     show(
         "countdown이 지난 뒤의 실행 기록",
-        [n["what"] for n in notes(run)],
+        journal.whats(run),
         [],
         note="워커 로그: Discarding revoked task",
     )
-    show("get(propagate=False)", held.get(timeout=RESULT_TIMEOUT, propagate=False))
+    show("get(propagate=False)", held.get(timeout=WAIT_SECONDS, propagate=False))
 
     step("2. 실행 중인 작업을 revoke(id, terminate=True) 로 멈추기")
-    run = str(uuid.uuid4())
+    run = Journal.new_run()
     running = work.delay(run, LONG_SECONDS)
-    until(lambda: notes(run), "the long task starting")
+    journal.wait_for(run, 1)  # 작업이 시작했다
     app.control.revoke(running.id, terminate=True)
-    error = show("get(propagate=False)", running.get(timeout=RESULT_TIMEOUT, propagate=False), note="SIGTERM")
+    error = show("get(propagate=False)", running.get(timeout=WAIT_SECONDS, propagate=False), note="SIGTERM")
     expect("terminate 된 작업의 예외", type(error), TaskRevokedError)
     show("state", running.state, "REVOKED")
     # REVOKED는 워커의 메인 프로세스가 적는다. 풀 프로세스의 finally는 그 뒤에 끝날 수 있으니 끝날 때까지 기다린다.
-    until(lambda: len(notes(run)) >= 3, "the terminated task's finally")
+    journal.wait_for(run, 3)
     show(
         "실행 기록",
-        [n["what"] for n in notes(run)],
+        journal.whats(run),
         ["시작", "SystemExit", "finally"],
         note="SIGTERM이 SystemExit로 나타나므로 finally가 실행되었습니다",
     )
 
     step(f"3. 워커 하나가 1초에 시작하는 작업 수 (rate_limit='{RATE}')")
-    run = str(uuid.uuid4())
+    run = Journal.new_run()
     sent_at = time.time()
     for result in [limited.delay(run) for _ in range(RATE_TASKS)]:
-        result.get(timeout=RESULT_TIMEOUT)
-    stamps = [n["at"] for n in notes(run)]
+        result.get(timeout=WAIT_SECONDS)
+    stamps = [entry.at for entry in journal.read(run)]
     # 보낸 때부터 잰다. 토큰 하나짜리 버킷이라 첫 작업은 곧바로, 나머지는 1/5초 간격으로 풀에 넘겨진다.
     # 그래서 풀 프로세스가 늦게 시작해도 간격이 좁아 보이지 않는다.
     rate = (len(stamps) - 1) / (max(stamps) - sent_at)

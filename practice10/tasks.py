@@ -10,14 +10,11 @@ terminate=True 로 멈춘다. 멈출 수 있는 풀은 prefork, gevent, eventlet
     터미널 2:  python -m practice10.call_tasks
 """
 
-import json
-import os
 import time
 
-import redis
 from celery import Celery
 
-from course import Needs, WorkerSpec
+from course import Journal
 from global_config import RABBITMQ_URL, REDIS_URL
 
 COUNTDOWN_SECONDS = 2  # 취소할 작업을 미뤄 두는 시간
@@ -26,33 +23,14 @@ RATE = "5/s"  # limited의 rate_limit
 RATE_PER_SECOND = 5
 RATE_TASKS = 10  # rate_limit 을 재려고 보내는 작업 수. 5/s 면 약 2초 걸린다
 
-NEEDS = Needs(
-    workers=(WorkerSpec(),),
-    waits={
-        "1. countdown이 지나기까지": COUNTDOWN_SECONDS,
-        "3. rate_limit": RATE_TASKS / RATE_PER_SECOND,
-    },
-)
 
 app = Celery("practice10", broker=RABBITMQ_URL, backend=REDIS_URL)
 app.conf.update(
     task_default_queue="practice10",
 )
 
-# 작업이 시작하고 끝날 때 Redis 목록에 남기는 실행 기록. call_tasks 와 테스트가 읽는다.
-journal = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-JOURNAL_TTL_SECONDS = 3600
-
-
-def note(run, what):
-    key = f"practice10:{run}"
-    journal.rpush(key, json.dumps({"what": what, "at": time.time(), "pid": os.getpid()}))
-    journal.expire(key, JOURNAL_TTL_SECONDS)
-
-
-def notes(run):
-    """run의 실행 기록을 남긴 순서대로 돌려준다. 항목마다 "what", "at", "pid" 가 있다."""
-    return [json.loads(entry) for entry in journal.lrange(f"practice10:{run}", 0, -1)]
+# 작업이 시작하고 끝날 때 남기는 실행 기록(Redis 목록 practice10:journal:<run>). call_tasks 와 테스트가 읽는다.
+journal = Journal("practice10")
 
 
 @app.task(bind=True)
@@ -60,23 +38,23 @@ def work(self, run, seconds=0):
     try:
         # "시작"도 try 안에서 적는다. 호출하는 쪽은 이 기록을 보고 terminate를 보내는데, 그 terminate가 기록을
         # 마치기 전에 닿아도 finally가 실행되게 하려는 것이다.
-        note(run, "시작")
+        journal.write(run, "시작")
         time.sleep(seconds)
-        note(run, "끝")
+        journal.write(run, "끝")
     except BaseException as exc:
         # revoke(terminate=True) 가 작업 안에서 무엇으로 나타나는지 남긴다.
         # prefork는 SIGTERM을 보내므로 SystemExit이고, gevent는 greenlet을 죽이므로 GreenletExit이다.
-        note(run, type(exc).__name__)
+        journal.write(run, type(exc).__name__)
         raise
     finally:
         # 어느 쪽이든 예외라서 finally는 실행된다.
-        note(run, "finally")
+        journal.write(run, "finally")
     return self.request.hostname  # 이 작업을 실행한 워커의 노드 이름
 
 
 @app.task(rate_limit=RATE)
 def limited(run):
-    note(run, "실행")
+    journal.write(run, "실행")
 
 
 @app.task

@@ -9,7 +9,7 @@ import time
 
 from sqlalchemy.orm import Session
 
-from course import RESULT_TIMEOUT, Scenario
+from course import WAIT_SECONDS, Scenario
 from practice11.tasks import (
     COMMIT_DELAY_SECONDS,
     MISSING_EXCHANGE,
@@ -43,7 +43,7 @@ def calls():
         sent = ship.delay(order_id)  # 아직 커밋 전
         time.sleep(COMMIT_DELAY_SECONDS)  # 요청의 나머지 일
     committed_at = time.time()  # with 블록을 나오며 커밋했다
-    seen = sent.get(timeout=RESULT_TIMEOUT)
+    seen = sent.get(timeout=WAIT_SECONDS)
     show(
         "ship.delay(order_id).get()['found']",
         seen["found"],
@@ -59,7 +59,7 @@ def calls():
             order_id = insert_order(session, "펜")
             send_after_commit(session, ship, order_id)
         (sent,) = session.info["sent"]
-    show("커밋한 뒤 보낸 ship의 get()['found']", sent.get(timeout=RESULT_TIMEOUT)["found"], True)
+    show("커밋한 뒤 보낸 ship의 get()['found']", sent.get(timeout=WAIT_SECONDS)["found"], True)
     with Session(engine) as session:
         session.begin()
         insert_order(session, "잘못 넣은 주문")
@@ -72,9 +72,9 @@ def calls():
         order_id = insert_order(session, "공책")
         add_to_outbox(session, ship_once, order_id)
     show("커밋 직후 보내지 않은 아웃박스 행", unsent(order_id), 1, note="여기서 프로세스가 죽어도 작업을 잃지 않습니다")
-    relay_outbox.delay().get(timeout=RESULT_TIMEOUT)
+    relay_outbox.delay().get(timeout=WAIT_SECONDS)
     show("릴레이 실행 뒤 보내지 않은 아웃박스 행", unsent(order_id), 0)
-    deadline = time.time() + RESULT_TIMEOUT
+    deadline = time.time() + WAIT_SECONDS
     while shipments(order_id) == 0 and time.time() < deadline:
         time.sleep(0.05)
     show("배송 행", shipments(order_id), 1)
@@ -84,7 +84,7 @@ def calls():
         order_id = insert_order(session, "연필")
         retried = ship_or_retry.delay(order_id)  # 일부러 커밋 전에
         time.sleep(COMMIT_DELAY_SECONDS)
-    value = retried.get(timeout=RESULT_TIMEOUT)
+    value = retried.get(timeout=WAIT_SECONDS)
     show("ship_or_retry.delay(order_id).get()['found']", value["found"], True)
     show("그사이의 재시도 (retries ≥ 1)", value["retries"] >= 1, True, note="워커 로그: Retry in 1s: LookupError")
 
@@ -96,11 +96,11 @@ def calls():
         note="ship_express 의 경로가 가리키는 exchange",
     )
     order_id = outbox_order("지도", ship_express)
-    show("confirm=False 릴레이의 get()", relay_outbox.delay(confirm=False).get(timeout=RESULT_TIMEOUT), 1)
+    show("confirm=False 릴레이의 get()", relay_outbox.delay(confirm=False).get(timeout=WAIT_SECONDS), 1)
     show("그 뒤 보내지 않은 아웃박스 행", unsent(order_id), 0, note="보냈다고 적었지만 메시지는 어디에도 없습니다")
     order_id = outbox_order("나침반", ship_express)
     try:
-        error = relay_outbox.delay().get(timeout=RESULT_TIMEOUT, propagate=False)
+        error = relay_outbox.delay().get(timeout=WAIT_SECONDS, propagate=False)
         show(
             "confirm=True 릴레이가 받은 예외",
             type(error).__name__,

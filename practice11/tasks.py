@@ -21,7 +21,6 @@ from celery.utils.log import get_task_logger
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from course import Needs, WorkerSpec
 from global_config import POSTGRES_URL, RABBITMQ_URL, REDIS_URL
 
 COMMIT_DELAY_SECONDS = 1  # 작업을 보낸 뒤 커밋하기까지 요청이 하는 나머지 일
@@ -30,13 +29,6 @@ MAX_RETRIES = 3
 # 아무도 선언하지 않은 exchange. ship_express 의 경로가 이곳을 가리킨다. exchange 이름을 잘못 적은 설정을 흉내 낸다.
 MISSING_EXCHANGE = "practice11.express"
 
-NEEDS = Needs(
-    workers=(WorkerSpec(),),
-    waits={
-        "1. 커밋 전에 보내고 커밋하기까지": COMMIT_DELAY_SECONDS,
-        "4. 커밋을 기다리는 재시도": COMMIT_DELAY_SECONDS + RETRY_SECONDS,
-    },
-)
 
 app = Celery("practice11", broker=RABBITMQ_URL, backend=REDIS_URL)
 app.conf.update(

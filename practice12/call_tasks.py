@@ -12,7 +12,7 @@ import sys
 import time
 import uuid
 
-from course import RESULT_TIMEOUT, Scenario
+from course import WAIT_SECONDS, Scenario
 from practice12 import redis_tasks, tasks
 from practice12.journal import started, wait_for_starts
 from practice12.tasks import COUNTDOWN_SECONDS, HOLD_SECONDS, LONG_COUNTDOWN_SECONDS, QUORUM_QUEUE, SETTLE_SECONDS
@@ -31,11 +31,11 @@ def order_while_busy(lesson_tasks, blocker):
     """blocker가 하나뿐인 풀 프로세스를 붙잡은 동안 우선순위 없음, 1, 9를 차례로 보내고, 시작한 순서를 돌려준다."""
     key = new_journal()
     blocker.delay(key, "먼저", HOLD_SECONDS)
-    wait_for_starts(key, 1, RESULT_TIMEOUT)
+    wait_for_starts(key, 1, WAIT_SECONDS)
     lesson_tasks.note.delay(key, "없음")
     lesson_tasks.note.apply_async((key, "1"), priority=1)
     lesson_tasks.note.apply_async((key, "9"), priority=9)
-    return [label for label, _ in wait_for_starts(key, 4, RESULT_TIMEOUT)][1:]
+    return [label for label, _ in wait_for_starts(key, 4, WAIT_SECONDS)][1:]
 
 
 def after_a_countdown_task(queue):
@@ -44,7 +44,7 @@ def after_a_countdown_task(queue):
     sent_at = time.time()
     tasks.note.apply_async((key, "countdown"), countdown=COUNTDOWN_SECONDS, queue=queue)
     tasks.note.apply_async((key, "바로"), queue=queue)
-    starts = dict(wait_for_starts(key, 2, RESULT_TIMEOUT + COUNTDOWN_SECONDS))
+    starts = dict(wait_for_starts(key, 2, WAIT_SECONDS + COUNTDOWN_SECONDS))
     return round(starts["바로"] - sent_at, 1), round(starts["countdown"] - sent_at, 1)
 
 

@@ -19,7 +19,6 @@ import time
 from celery import Celery
 from kombu import Exchange, Queue
 
-from course import Needs, WorkerSpec
 from global_config import RABBITMQ_URL, REDIS_URL
 from practice12.journal import note_start
 
@@ -28,17 +27,6 @@ COUNTDOWN_SECONDS = 3  # 기다렸다가 실행되는 작업의 countdown
 SETTLE_SECONDS = 1  # 결과를 세기 전에 더 기다려 보는 시간. 늦게 오는 중복이 없는지 본다
 LONG_COUNTDOWN_SECONDS = 5  # Redis 브로커의 visibility_timeout(redis_tasks.py)보다 긴 countdown
 
-NEEDS = Needs(
-    workers=(WorkerSpec(), WorkerSpec(module="redis_tasks")),
-    waits={
-        "1. 우선순위: 먼저 보낸 작업 (acks_late 없이)": HOLD_SECONDS,
-        "1. 우선순위: 먼저 보낸 작업 (acks_late)": HOLD_SECONDS,
-        "2. Redis 우선순위: 먼저 보낸 작업": HOLD_SECONDS,
-        "3. 클래식 큐의 countdown": COUNTDOWN_SECONDS,
-        "3. 쿼럼 큐의 countdown": COUNTDOWN_SECONDS,
-        "4. visibility_timeout 보다 긴 countdown": LONG_COUNTDOWN_SECONDS + SETTLE_SECONDS,
-    },
-)
 
 app = Celery("practice12", broker=RABBITMQ_URL, backend=REDIS_URL)
 # 클래식 큐. 우선순위는 0~10(x-max-priority)이고, exchange는 direct다.

@@ -11,10 +11,11 @@ import sqlalchemy
 from sqlalchemy.pool import NullPool
 
 import global_config
-from playground import isolation
+from playground import EXIT_SERVICES_DOWN, isolation
 from playground.broker import ManagementError
-from playground.runner import EXIT_SERVICES_DOWN
-from playground.services import ensure_services
+from playground.lessons import lesson_workers, purge, worker_on_empty_queue
+from playground.services import ensure_services, sqlalchemy_url
+from playground.workers import Worker, running
 
 # 테스트는 대부분의 시간을 기다리며 보낸다(작업, 워커 기동과 종료). 그래서 2코어 기계에서도 코어 수보다 많은
 # 프로세스가 이득이다. `uv run pytest -n N` 으로 바꾸고, `-p no:xdist` 면 한 프로세스에서 차례로 돈다.
@@ -69,18 +70,46 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # 모듈 범위의 fixture(그 모듈의 워커 등)를 쓰는 테스트는 한 프로세스에 모은다. 흩어지면 프로세스마다 같은
-    # 워커를 또 띄운다. 나머지 테스트는 한가한 프로세스가 하나씩 가져간다.
     # alone 테스트는 맨 뒤로: 다른 테스트를 막지 않고, 모두 끝나 갈 때 혼자 돈다. 다른 프로세스의 남은 테스트가
     # 끝나기를 기다리는 시간은 그 테스트가 멈춘 것이 아니므로 제한 시간을 넉넉히 준다.
+    # 모듈 범위의 워커를 쓰는 모듈은 `pytestmark = pytest.mark.xdist_group(LESSON)` 으로 스스로 한 프로세스에 모인다
+    # (아래 worker fixture가 그 표시를 요구한다).
     items.sort(key=lambda item: item.get_closest_marker("alone") is not None)
     for item in items:
         if item.get_closest_marker("alone") is not None:
             item.add_marker(pytest.mark.timeout(ALONE_TIMEOUT_SECONDS))
-        fixtures = getattr(item, "_fixtureinfo", None)
-        defs = fixtures.name2fixturedefs.values() if fixtures else ()
-        if any(d[-1].scope == "module" for d in defs):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+def _module_lesson(request: pytest.FixtureRequest) -> str:
+    """모듈 범위 fixture를 부른 테스트 모듈의 실습. 모듈은 `LESSON` 과 xdist 묶음 표시를 함께 적는다."""
+    module = request.module
+    lesson = getattr(module, "LESSON", None)
+    if lesson is None:
+        pytest.fail(f"{module.__name__}: a module that uses the lesson's worker names it: LESSON = 'practiceNN'")
+    if request.node.get_closest_marker("xdist_group") is None:
+        # 표시가 없으면 이 모듈의 테스트가 여러 프로세스로 흩어져, 프로세스마다 같은 워커를 또 띄운다.
+        pytest.fail(f"{module.__name__}: a module with a module-scoped worker says pytestmark = xdist_group(LESSON)")
+    return lesson
+
+
+@pytest.fixture(scope="module")
+def worker(request: pytest.FixtureRequest) -> Iterator[Worker]:
+    """그 모듈의 실습(LESSON)의 tasks.py 워커 하나. 큐를 비운 뒤 띄우고, 모듈의 테스트가 모두 끝나면 멈춘다.
+
+    모듈의 WORKER_OPTIONS(있으면)는 Worker에 그대로 간다(풀, 큐, 환경 변수 등).
+    """
+    lesson = _module_lesson(request)
+    with worker_on_empty_queue(lesson, **getattr(request.module, "WORKER_OPTIONS", {})) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def lesson_processes(request: pytest.FixtureRequest) -> Iterator[tuple[Worker, ...]]:
+    """그 모듈의 실습(LESSON)이 lesson.py 의 NEEDS에 적은 프로세스 모두(워커들과 beat). 실행기가 띄우는 그대로다."""
+    lesson = _module_lesson(request)
+    purge(lesson)
+    with running(*lesson_workers(lesson)) as started:
+        yield started
 
 
 @pytest.fixture(autouse=True)
@@ -104,7 +133,7 @@ def _share_the_machine(request: pytest.FixtureRequest, tmp_path_factory: pytest.
 
 
 def _engine(database: str | None = None) -> sqlalchemy.Engine:
-    url = sqlalchemy.make_url(global_config.POSTGRES_URL.removeprefix("db+"))
+    url = sqlalchemy_url(global_config.POSTGRES_URL)
     if database is not None:
         url = url.set(database=database)
     return sqlalchemy.create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
@@ -126,7 +155,7 @@ def empty_database() -> Iterator[str]:
     admin = _engine(database="postgres")
     with admin.connect() as conn:
         conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    url = sqlalchemy.make_url(global_config.POSTGRES_URL.removeprefix("db+")).set(database=name)
+    url = sqlalchemy_url(global_config.POSTGRES_URL).set(database=name)
     try:
         yield "db+" + url.render_as_string(hide_password=False)
     finally:
@@ -140,7 +169,7 @@ def table_names():
     """POSTGRES_URL 이 가리키는 데이터베이스의 테이블 이름들."""
 
     def names(postgres_url: str) -> set[str]:
-        engine = sqlalchemy.create_engine(postgres_url.removeprefix("db+"), poolclass=NullPool)
+        engine = sqlalchemy.create_engine(sqlalchemy_url(postgres_url), poolclass=NullPool)
         try:
             return set(sqlalchemy.inspect(engine).get_table_names())
         finally:

@@ -11,6 +11,7 @@ from kombu import Connection
 from sqlalchemy.pool import NullPool
 
 from playground import isolation
+from playground.services import sqlalchemy_url
 
 SLOT = "gw9"  # 기본 6 프로세스(gw0…gw5)가 쓰지 않는 자리
 
@@ -19,7 +20,7 @@ def test_each_process_gets_its_own_vhost_database_and_redis_number():
     urls = isolation.isolated_urls("gw1")
     assert urllib.parse.urlsplit(urls["RABBITMQ_URL"]).path == "/celery-playground-gw1"
     assert urllib.parse.urlsplit(urls["REDIS_URL"]).path == "/2"
-    assert sqlalchemy.make_url(urls["POSTGRES_URL"].removeprefix("db+")).database == "celery_jobs_gw1"
+    assert sqlalchemy_url(urls["POSTGRES_URL"]).database == "celery_jobs_gw1"
     assert urllib.parse.urlsplit(isolation.isolated_urls("main")["REDIS_URL"]).path == "/1"
     with pytest.raises(ValueError, match="use fewer test processes"):
         isolation.isolated_urls("gw15")
@@ -32,7 +33,7 @@ def test_making_a_place_again_empties_what_was_left_there():
         conn.default_channel.queue_declare(queue="left_over", durable=True, auto_delete=False)
     client = redis.Redis.from_url(urls["REDIS_URL"])
     client.set("left_over", "1")
-    engine = sqlalchemy.create_engine(urls["POSTGRES_URL"].removeprefix("db+"), poolclass=NullPool)
+    engine = sqlalchemy.create_engine(sqlalchemy_url(urls["POSTGRES_URL"]), poolclass=NullPool)
     with engine.begin() as conn:
         conn.execute(sqlalchemy.text("CREATE TABLE left_over (id int)"))
 

@@ -10,11 +10,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from course import needs_of
 from playground import PROJECT_ROOT
 from playground.lessons import available_lessons
 from playground.runner import EXIT_SERVICES_DOWN, EXIT_USAGE, Console, run_lesson, run_lessons
@@ -63,44 +61,6 @@ def test_runner_runs_a_lesson_end_to_end_and_leaves_no_worker_behind():
     assert re.search(rf"^{node.group(1)}\s+│ .*Task practice00\.tasks\.add\[.*\] succeeded", out, re.MULTILINE)
     assert "━━ practice00: 통과" in out
     assert live_processes_mentioning(f"--hostname={node.group(1)}@") == []
-
-
-# README '빠른 시작'의 실행기 인자 (test_readme 가 README와 같은지 확인한다).
-QUICK_START_ARGS = ("all",)
-
-
-@pytest.mark.timeout(600)
-def test_runner_all_shows_every_lesson_as_one_block_in_order_and_leaves_no_worker_behind():
-    run = run_playground(*QUICK_START_ARGS, timeout=600)  # 기본: 두 실습씩 함께
-    assert run.returncode == 0, run.stdout + run.stderr
-    headers = re.findall(r"^━━ (practice\d\d) ━", run.stdout, re.MULTILINE)
-    assert headers == available_lessons()
-    blocks = re.split(r"^━━ practice\d\d ━+\n", run.stdout, flags=re.MULTILINE)[1:]
-    nodes_seen = set()
-    for lesson, block in zip(available_lessons(), blocks, strict=True):
-        # 그 실습의 줄은 모두 자기 머리줄과 결과 줄 사이에 있다: 워커가 뜨고, 일하고, 멈추는 것까지.
-        assert re.search(rf"^━━ {lesson}: 통과", block, re.MULTILINE), block
-        tags = set(re.findall(r"^(worker\S*)\s*│", block, re.MULTILINE))
-        assert tags, block
-        assert not tags & nodes_seen  # 다른 실습의 워커 줄이 섞이지 않았다
-        nodes_seen |= tags
-        for tag in tags:
-            assert re.search(rf"^{re.escape(tag)}\s*│ .*{re.escape(tag)}@\S+ ready\.", block, re.MULTILINE)
-            assert re.search(rf"^{re.escape(tag)}\s*│ worker: Warm shutdown", block, re.MULTILINE)
-    assert len(nodes_seen) == sum(len(needs_of(lesson).workers) for lesson in available_lessons())
-    # beat를 적어 둔 실습은 그 블록 안에서 beat가 뜨고(일정을 읽고) 보낸다.
-    for lesson, block in zip(available_lessons(), blocks, strict=True):
-        beat_started = re.search(r"^beat-\w+\s*│ .*beat: Starting\.\.\.", block, re.MULTILINE)
-        assert bool(beat_started) == (needs_of(lesson).beat is not None), lesson
-    assert "한 번에 2개씩" in run.stdout
-    for tag in nodes_seen:
-        assert live_processes_mentioning(f"--hostname={tag}@") == []
-    # beat도 남지 않고, 실행기가 beat마다 만든 일정 파일 폴더도 지워졌다(배너의 ". db -> …" 가 그 파일).
-    schedules = re.findall(r"^beat-\w+\s*│\s+\. db -> (\S+)", run.stdout, re.MULTILINE)
-    assert len(schedules) == sum(needs_of(lesson).beat is not None for lesson in available_lessons())
-    for schedule in schedules:
-        assert live_processes_mentioning(schedule) == []
-        assert not Path(schedule).parent.exists()
 
 
 def test_console_shows_lessons_in_order_whatever_order_their_lines_come_in():

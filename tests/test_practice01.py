@@ -12,11 +12,11 @@ from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 import global_config
-from playground.lessons import run_call_tasks, worker_on_empty_queue
+from playground.lessons import worker_on_empty_queue
 from practice01.tasks import (
-    HARD_LIMIT,
+    HARD_LIMIT_SECONDS,
     ITEMS,
-    SOFT_LIMIT,
+    SOFT_LIMIT_SECONDS,
     batch_with_cleanup,
     hard_limited,
     misconfigured,
@@ -25,7 +25,6 @@ from practice01.tasks import (
     slow_cleanup,
     unlimited,
 )
-from tests.readme import assert_samples_match
 
 WAIT = 15
 KILLED = r"Process 'ForkPoolWorker-\d+' pid:(\d+) exited with 'signal 9 \(SIGKILL\)'"
@@ -80,7 +79,7 @@ def test_hard_limit_marks_the_task_failed_with_time_limit_exceeded(worker):
     with pytest.raises(TimeLimitExceeded):
         result.get(timeout=WAIT)
     line = worker.wait_for_log(
-        rf"Hard time limit \({HARD_LIMIT}s\) exceeded for practice01\.tasks\.hard_limited\[{result.id}\]", 5
+        rf"Hard time limit \({HARD_LIMIT_SECONDS}s\) exceeded for practice01\.tasks\.hard_limited\[{result.id}\]", 5
     )
     assert line
     # 그 풀 프로세스가 SIGKILL로 끝나는 것까지 기다린다: 바쁜 기계에서는 그 줄이 다음 테스트의 하드 제한 뒤에
@@ -138,7 +137,8 @@ def test_soft_limit_raises_inside_the_task_and_the_cleanup_reaches_the_caller(wo
     assert 0 < value["processed"] < ITEMS
     assert notes_of(run_id) == [f"소프트 제한: {value['processed']}개 처리 후 정리 시작", "정리 끝"]
     worker.wait_for_log(
-        rf"Soft time limit \({SOFT_LIMIT}s\) exceeded for practice01\.tasks\.batch_with_cleanup\[{result.id}\]", 5
+        rf"Soft time limit \({SOFT_LIMIT_SECONDS}s\) exceeded for practice01\.tasks\.batch_with_cleanup\[{result.id}\]",
+        5,
     )
 
 
@@ -159,35 +159,17 @@ def test_soft_limit_above_hard_limit_is_rejected_when_called_not_when_defined():
 
 def test_app_wide_limits_are_checked_the_same_way_when_the_decorator_gives_none():
     probe = Celery("limits_probe", broker=global_config.RABBITMQ_URL, set_as_current=False)
-    probe.conf.update(task_soft_time_limit=HARD_LIMIT + 3, task_time_limit=HARD_LIMIT)
+    probe.conf.update(task_soft_time_limit=HARD_LIMIT_SECONDS + 3, task_time_limit=HARD_LIMIT_SECONDS)
 
     @probe.task(name="limits_probe.plain", shared=False)
     def plain():
         pass
 
-    assert (plain.soft_time_limit, plain.time_limit) == (HARD_LIMIT + 3, HARD_LIMIT)  # 앱 설정에서 왔다
+    assert (plain.soft_time_limit, plain.time_limit) == (HARD_LIMIT_SECONDS + 3, HARD_LIMIT_SECONDS)  # 앱 설정에서 왔다
     with pytest.raises(ValueError, match="soft_time_limit must be less than or equal to time_limit"):
         plain.delay()
 
 
 def test_limits_given_to_apply_async_are_not_checked(worker):
-    result = unlimited.apply_async(soft_time_limit=HARD_LIMIT + 3, time_limit=HARD_LIMIT)
+    result = unlimited.apply_async(soft_time_limit=HARD_LIMIT_SECONDS + 3, time_limit=HARD_LIMIT_SECONDS)
     assert isinstance(result.get(timeout=WAIT), int)
-
-
-def test_call_tasks_shows_every_outcome_from_the_callers_side(worker):
-    run = run_call_tasks("practice01", timeout=60)
-    assert run.returncode == 0, run.output
-    assert_samples_match("practice01", run.output)  # README의 출력 예시가 곧 이 출력이다
-    out = run.output
-    # 제한 없는 작업, 하드 제한, 다음 작업, 소프트 제한과 정리, 여유보다 긴 정리, 잘못된 설정의 여섯 단계
-    assert re.findall(r"^\[(\d+)\. ", out, re.MULTILINE) == ["1", "2", "3", "4", "5", "6"]
-    assert f"get(propagate=False) = TimeLimitExceeded({HARD_LIMIT})" in out
-    assert re.search(r"작업이 남긴 흔적: \['시작 \(pid \d+\)', 'finally 시작'\]", out)
-    assert re.search(
-        r"unlimited\.delay\(\) 두 번 → 둘 다 SUCCESS, 실행한 pid \[[\d, ]+\], 하드 제한으로 죽은 pid \d+", out
-    )
-    assert re.search(r"'cleaned_up': True", out)
-    assert "misconfigured.delay() → ValueError('soft_time_limit must be less than or equal to time_limit')" in out
-    assert "!!" not in out
-    assert out.rstrip().endswith("모든 호출이 README에 적힌 대로 동작했습니다.")

@@ -12,7 +12,7 @@ import pytest
 from celery.exceptions import TimeLimitExceeded
 
 from playground.lessons import worker_on_empty_queue
-from practice01.tasks import HARD_LIMIT, ITEMS, batch_with_cleanup, hard_limited, notes_of
+from practice01.tasks import HARD_LIMIT_SECONDS, ITEMS, batch_with_cleanup, hard_limited, notes_of
 
 WAIT = 15
 
@@ -44,4 +44,4 @@ def test_gevent_enforces_the_hard_limit_inside_the_task_and_ignores_the_soft_one
     # gevent.Timeout 은 작업 안에서 일어나는 예외라 finally가 끝까지 돈다(prefork는 프로세스를 죽인다).
     assert notes_of(hard_id)[1:] == ["finally 시작", "finally 끝"]
     assert "Soft time limit" not in log
-    assert f"Hard time limit ({HARD_LIMIT}s) exceeded for practice01.tasks.batch_with_cleanup[{soft.id}]" in log
+    assert f"Hard time limit ({HARD_LIMIT_SECONDS}s) exceeded for practice01.tasks.batch_with_cleanup[{soft.id}]" in log

@@ -18,7 +18,7 @@ from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 from playground.lessons import purge
 from playground.workers import Worker, running
-from practice01.tasks import HARD_LIMIT, OVERRUN_SECONDS, SOFT_LIMIT, app, note, notes_of, unlimited
+from practice01.tasks import HARD_LIMIT_SECONDS, OVERRUN_SECONDS, SOFT_LIMIT_SECONDS, app, note, notes_of, unlimited
 
 WAIT = 15
 TICK_SECONDS = 0.01  # SIGTERM을 삼킨 뒤 살아 있다고 적는 간격
@@ -34,7 +34,7 @@ C_LOOP = 10**12  # sum(range(C_LOOP)) 은 C 안에서 몇 시간 걸린다. 그�
 KILLED = r"Process 'ForkPoolWorker-\d+' pid:{pid} exited with 'signal 9 \(SIGKILL\)'"
 
 
-@app.task(name="probe.swallows_exceptions", time_limit=HARD_LIMIT)
+@app.task(name="probe.swallows_exceptions", time_limit=HARD_LIMIT_SECONDS)
 def swallows_exceptions(run_id):
     note(run_id, f"시작 (pid {os.getpid()})")
     caught = False
@@ -49,14 +49,14 @@ def swallows_exceptions(run_id):
             note(run_id, f"caught {type(exc).__name__} {code} {time.time():.4f}")
 
 
-@app.task(name="probe.stuck_in_c", time_limit=HARD_LIMIT)
+@app.task(name="probe.stuck_in_c", time_limit=HARD_LIMIT_SECONDS)
 def stuck_in_c(run_id):
     note(run_id, f"시작 (pid {os.getpid()})")
     sum(range(C_LOOP))  # 돌아오지 않는 C 코드라서 SIGTERM의 파이썬 처리기가 실행될 틈이 없다
     note(run_id, "끝")
 
 
-@app.task(name="probe.exits_on_sigterm", time_limit=HARD_LIMIT)
+@app.task(name="probe.exits_on_sigterm", time_limit=HARD_LIMIT_SECONDS)
 def exits_on_sigterm(run_id):
     note(run_id, f"시작 (pid {os.getpid()})")
 
@@ -68,7 +68,7 @@ def exits_on_sigterm(run_id):
     time.sleep(OVERRUN_SECONDS)
 
 
-@app.task(name="probe.records_soft_limit_signal", soft_time_limit=SOFT_LIMIT, time_limit=HARD_LIMIT)
+@app.task(name="probe.records_soft_limit_signal", soft_time_limit=SOFT_LIMIT_SECONDS, time_limit=HARD_LIMIT_SECONDS)
 def records_soft_limit_signal(run_id):
     billiards = signal.getsignal(signal.SIGUSR1)  # billiard가 풀 프로세스에 설치한 처리기
 

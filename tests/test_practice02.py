@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 
 import pytest
@@ -10,9 +9,8 @@ import sqlalchemy
 from celery import chain
 from celery.canvas import Signature
 
-from playground.lessons import run_call_tasks, worker_on_empty_queue
+from playground.lessons import worker_on_empty_queue
 from practice02.tasks import add, app, divide, multiply, subtract
-from tests.readme import assert_samples_match
 
 WAIT = 15
 
@@ -110,16 +108,3 @@ def test_the_database_backend_also_keeps_the_first_success_of_a_reused_id(result
         sqlalchemy.text("SELECT status, result FROM celery_taskmeta WHERE task_id = :id"), {"id": reused}
     ).all()
     assert [(status, bytes(result)) for status, result in rows] == [("SUCCESS", b"2")]
-
-
-def test_call_tasks_shows_every_step(worker):
-    run = run_call_tasks("practice02", timeout=60)
-    assert run.returncode == 0, run.output
-    assert_samples_match("practice02", run.output)  # README의 출력 예시가 곧 이 출력이다
-    out = run.output
-    assert "add.s(1, 2) → practice02.tasks.add(1, 2)   (Signature" in out
-    assert re.search(r"multiply\(·, 3\)\s+id=[0-9a-f]{8}…  → 9\.0", out)
-    assert "→ 100.0   (3.0은 넘겨받지 않았습니다)" in out
-    assert re.search(r"subtract\(·, 2\)\s+state=FAILURE", out)
-    assert "!!" not in out
-    assert out.rstrip().endswith("모든 호출이 README에 적힌 대로 동작했습니다.")

@@ -16,7 +16,6 @@ from playground.broker import queue_counts
 from playground.lessons import run_call_tasks, worker_on_empty_queue
 from playground.workers import Worker, running
 from practice03.tasks import BACKEND, LONG_SECONDS, SHORT_SECONDS, fetch, merge
-from tests.readme import assert_samples_match
 
 WAIT = 20
 POSTGRES = {"PRACTICE03_BACKEND": "postgres"}
@@ -95,22 +94,6 @@ def test_rpc_backend_refuses_a_chord_before_sending_anything():
     with pytest.raises(NotImplementedError, match='The "rpc" result backend does not support chords'):
         chord([rpc_app.signature(fetch.name, args=(1, 0))])(rpc_app.signature(merge.name))
     assert queue_counts(queue) == before  # 큐가 없었으면 여전히 없고, 있었으면 메시지 수가 그대로다
-
-
-REDIS_CALLBACK_BOUND_MS = 250  # README의 표: Redis는 몇 밀리초. chord_unlock 의 1초 주기보다 한참 짧으면 된다
-
-
-def test_call_tasks_prints_orders_and_the_callback_delay(worker):
-    run = run_call_tasks("practice03", timeout=60)
-    assert run.returncode == 0, run.output
-    assert_samples_match("practice03", run.output)  # README의 출력 예시가 곧 이 출력이다
-    out = run.output
-    assert re.search(r"끝난 순서: \[\d, \d, \d, 1\]", out)
-    delay_ms = float(re.search(r"콜백이 시작하기까지: ([\d.]+) ms", out).group(1))
-    # Redis: 마지막 header 결과를 저장한 워커가 곧바로 콜백을 보낸다(몇 밀리초). 병렬 부하를 감안해 넉넉히 잰다.
-    assert delay_ms < REDIS_CALLBACK_BOUND_MS
-    assert 'NotImplementedError: The "rpc" result backend does not support chords!' in out
-    assert "!!" not in out
 
 
 def test_the_chord_latency_benchmark_runs_and_writes_json(tmp_path, capsys):

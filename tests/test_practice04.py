@@ -13,13 +13,13 @@ from celery.exceptions import MaxRetriesExceededError, TaskRevokedError
 from celery.utils.time import get_exponential_backoff_interval
 
 from playground import broker
-from playground.lessons import run_call_tasks, worker_on_empty_queue
+from playground.lessons import worker_on_empty_queue
 from playground.workers import Worker, running
 from practice04.call_tasks import TRAP_EXPIRES_SECONDS
 from practice04.tasks import (
-    BACKOFF_MAX,
+    BACKOFF_MAX_SECONDS,
     MAX_RETRIES,
-    RETRY_COUNTDOWN,
+    RETRY_COUNTDOWN_SECONDS,
     always_fails,
     always_fails_without_exc,
     app,
@@ -32,12 +32,11 @@ from practice04.tasks import (
     send,
     wait_for_state,
 )
-from tests.readme import assert_samples_match
 
-STATE_WAIT = 5
+STATE_WAIT_SECONDS = 5
 WAIT = 20
 EARLY = 0.05  # countdown은 "그 전에는 아님": 간격은 이보다 더 짧아질 수 없다(시계 오차만큼의 여유)
-INSPECT_DEFAULT_TIMEOUT = 1.0  # README: inspect의 timeout 기본값
+INSPECT_DEFAULT_TIMEOUT_SECONDS = 1.0  # README: inspect의 timeout 기본값
 JITTER_RUNS = 4  # jitter가 켜져 있으면 이 중 적어도 한 작업의 간격이 백오프 값보다 짧다(모두 꽉 찰 확률은 (1/18)**4)
 
 
@@ -55,7 +54,7 @@ def test_retries_count_from_zero_and_a_transient_failure_ends_in_success(worker)
     result, run_id = send(flaky)
     assert result.get(timeout=WAIT) == "성공: retries=2"
     assert [a["retries"] for a in attempts(run_id)] == [0, 1, 2]
-    assert all(gap >= RETRY_COUNTDOWN - EARLY for gap in gaps(run_id))
+    assert all(gap >= RETRY_COUNTDOWN_SECONDS - EARLY for gap in gaps(run_id))
     assert {a["worker"] for a in attempts(run_id)} == {worker.node}  # self.request.hostname
 
 
@@ -66,7 +65,8 @@ def test_a_retry_is_the_same_task_id_sent_again(worker):
     assert (
         len(
             re.findall(
-                rf"practice04\.tasks\.flaky\[{result.id}\] retry: Retry in {RETRY_COUNTDOWN}s: ConnectionError\(",
+                rf"practice04\.tasks\.flaky\[{result.id}\] retry: "
+                rf"Retry in {RETRY_COUNTDOWN_SECONDS}s: ConnectionError\(",
                 worker.log,
             )
         )
@@ -76,7 +76,7 @@ def test_a_retry_is_the_same_task_id_sent_again(worker):
 
 def test_the_state_is_retry_while_waiting_for_the_next_attempt(worker):
     result, _ = send(flaky)
-    assert wait_for_state(result, "RETRY", STATE_WAIT) == "RETRY"
+    assert wait_for_state(result, "RETRY", STATE_WAIT_SECONDS) == "RETRY"
     assert isinstance(result.info, ConnectionError)
     assert result.ready() is False
     result.get(timeout=WAIT)
@@ -88,14 +88,14 @@ def test_retry_raises_by_itself_so_the_attempt_ends_there_even_without_raise(wor
     result, run_id = send(retry_without_raise)
     assert result.get(timeout=WAIT) == "끝까지 실행됨: retries=1"
     assert [a["retries"] for a in attempts(run_id)] == [0, 1]
-    worker.wait_for_log(rf"retry_without_raise\[{result.id}\] retry: Retry in {RETRY_COUNTDOWN}s", 5)
+    worker.wait_for_log(rf"retry_without_raise\[{result.id}\] retry: Retry in {RETRY_COUNTDOWN_SECONDS}s", 5)
 
 
 def test_a_task_waiting_to_retry_is_held_by_the_worker_not_by_a_pool_process(worker):
     # 풀 프로세스보다 많은 작업이 한꺼번에 다음 시도를 기다린다. 기다림이 길어야(180초) 들여다보는 동안 다음 시도가
     # 시작하지 않는다(1초 간격이면 바쁜 기계에서는 들여다보는 사이에 다음 시도가 실행 중일 수 있다).
     waiting = [send(auto_retrying_slowly)[0] for _ in range(worker.concurrency + 1)]
-    assert all(wait_for_state(r, "RETRY", STATE_WAIT) == "RETRY" for r in waiting)
+    assert all(wait_for_state(r, "RETRY", STATE_WAIT_SECONDS) == "RETRY" for r in waiting)
     inspect = app.control.inspect(destination=[worker.node], timeout=1.0)
     active = {entry["id"] for entry in inspect.active()[worker.node]}
     scheduled = {entry["request"]["id"] for entry in inspect.scheduled()[worker.node]}
@@ -121,12 +121,12 @@ def test_inspect_with_a_destination_returns_on_the_answer_without_one_it_waits_t
 
 def test_inspect_without_a_destination_waits_at_least_the_default_timeout_of_1_second(worker):
     inspect = app.control.inspect()
-    assert inspect.timeout == INSPECT_DEFAULT_TIMEOUT
+    assert inspect.timeout == INSPECT_DEFAULT_TIMEOUT_SECONDS
     started = time.monotonic()
     replies = inspect.scheduled()
     seconds = time.monotonic() - started
     assert worker.node in replies  # 답은 곧바로 왔지만
-    assert seconds >= INSPECT_DEFAULT_TIMEOUT  # 워커가 더 있을지 모르므로 timeout이 지나야 돌아온다
+    assert seconds >= INSPECT_DEFAULT_TIMEOUT_SECONDS  # 워커가 더 있을지 모르므로 timeout이 지나야 돌아온다
 
 
 def test_max_retries_3_means_4_executions_and_exc_gives_the_original_exception(worker):
@@ -152,7 +152,7 @@ def test_autoretry_with_backoff_waits_1_2_then_the_cap(worker):
     error = result.get(timeout=WAIT, propagate=False)
     assert type(error) is ConnectionError
     assert [a["retries"] for a in attempts(run_id)] == [0, 1, 2, 3]
-    expected = [1, 2, BACKOFF_MAX]
+    expected = [1, 2, BACKOFF_MAX_SECONDS]
     measured = gaps(run_id)
     assert len(measured) == len(expected)
     for gap, want in zip(measured, expected, strict=True):
@@ -162,7 +162,7 @@ def test_autoretry_with_backoff_waits_1_2_then_the_cap(worker):
 def test_autoretry_without_backoff_or_countdown_waits_default_retry_delay_180s(worker):
     assert auto_retrying_slowly.default_retry_delay == 180
     result, run_id = send(auto_retrying_slowly)
-    assert wait_for_state(result, "RETRY", STATE_WAIT) == "RETRY"
+    assert wait_for_state(result, "RETRY", STATE_WAIT_SECONDS) == "RETRY"
     worker.wait_for_log(rf"auto_retrying_slowly\[{result.id}\] retry: Retry in 180s", 5)
     eta = _scheduled_eta(result.id)
     assert 170 < (eta - datetime.now().astimezone()).total_seconds() <= 180
@@ -177,7 +177,7 @@ def test_jitter_picks_a_whole_number_of_seconds_between_zero_and_the_backoff():
 
 def test_with_jitter_left_at_its_default_the_waits_never_exceed_the_backoff(worker):
     assert not hasattr(auto_retrying_with_jitter, "retry_jitter")  # 기본값을 쓴다
-    ceilings = [1, 2, BACKOFF_MAX]
+    ceilings = [1, 2, BACKOFF_MAX_SECONDS]
     sent = [send(auto_retrying_with_jitter) for _ in range(JITTER_RUNS)]  # 재시도는 풀 프로세스를 잡지 않는다
     every = []
     for result, run_id in sent:
@@ -198,7 +198,7 @@ def test_retry_backoff_true_waits_1_2_4_8_seconds_before_the_cap():
     factor = int(max(1.0, float(auto_retrying.retry_backoff)))
     waits = [get_exponential_backoff_interval(factor=factor, retries=n, maximum=600) for n in range(4)]
     assert waits == [1, 2, 4, 8]
-    capped = [get_exponential_backoff_interval(factor=factor, retries=n, maximum=BACKOFF_MAX) for n in range(3)]
+    capped = [get_exponential_backoff_interval(factor=factor, retries=n, maximum=BACKOFF_MAX_SECONDS) for n in range(3)]
     assert capped == [1, 2, 2]
 
 
@@ -220,7 +220,7 @@ def test_the_trap_retry_falls_due_long_after_the_expiry_it_inherits_so_it_never_
     try:
         with running(Worker("practice04", queues=(queue,))) as (holder,):
             trap, run_id = send(auto_retrying_slowly, expires=TRAP_EXPIRES_SECONDS, queue=queue)
-            assert wait_for_state(trap, "RETRY", STATE_WAIT) == "RETRY"
+            assert wait_for_state(trap, "RETRY", STATE_WAIT_SECONDS) == "RETRY"
             holder.wait_for_log(rf"auto_retrying_slowly\[{trap.id}\] retry: Retry in 180s", 5)
         path = f"queues/{broker.quoted(broker.vhost())}/{broker.quoted(queue)}/get"
         messages = broker.management("POST", path, {"count": 1, "ackmode": "ack_requeue_false", "encoding": "auto"})
@@ -230,21 +230,9 @@ def test_the_trap_retry_falls_due_long_after_the_expiry_it_inherits_so_it_never_
     headers = message["properties"]["headers"]
     assert (headers["id"], headers["retries"]) == (trap.id, 1)
     expires, eta = datetime.fromisoformat(headers["expires"]), datetime.fromisoformat(headers["eta"])
-    assert abs(expires - (sent + timedelta(seconds=TRAP_EXPIRES_SECONDS))) < timedelta(seconds=STATE_WAIT)
+    assert abs(expires - (sent + timedelta(seconds=TRAP_EXPIRES_SECONDS))) < timedelta(seconds=STATE_WAIT_SECONDS)
     assert eta - expires > timedelta(seconds=auto_retrying_slowly.default_retry_delay - 2 * TRAP_EXPIRES_SECONDS)
     assert len(attempts(run_id)) == 1
-
-
-def test_call_tasks_shows_attempts_spacing_and_outcomes(worker):
-    run = run_call_tasks("practice04", timeout=90)
-    assert run.returncode == 0, run.output
-    assert_samples_match("practice04", run.output)  # README의 출력 예시가 곧 이 출력이다
-    out = run.output
-    assert "flaky_result.state → 'RETRY'\n    flaky_result.info → ConnectionError('일시적 오류 (retries=0)')" in out
-    assert re.search(r"auto_retrying_with_jitter 의 간격: \[[0-2], [0-2], [0-2]\]초", out)
-    assert re.search(r"다음 시도 eta=\S+ \(지금부터 약 1[78]\d초 뒤\)", out)
-    assert "!!" not in out
-    assert out.rstrip().endswith("모든 호출이 README에 적힌 대로 동작했습니다.")
 
 
 def _scheduled_eta(task_id):

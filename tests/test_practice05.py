@@ -19,10 +19,9 @@ from kombu import Exchange, Queue
 import global_config
 from playground import PROJECT_ROOT, broker
 from playground.broker import delete_queue, queue_counts
-from playground.lessons import lesson_workers, purge, run_call_tasks
+from playground.lessons import lesson_workers, purge
 from playground.workers import Worker, running
 from practice05.tasks import BACKLOG, SLOW_SECONDS, app, build_report, cleanup, send_alert, worker_kind
-from tests.readme import assert_samples_match
 
 WAIT = 20
 MANAGEMENT_STATS_SECONDS = 15
@@ -263,16 +262,6 @@ def test_the_queue_decorator_option_is_deprecated_and_the_lesson_does_not_use_it
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert check.returncode == 0, check.stderr
-
-
-def test_call_tasks_with_two_live_workers(workers):
-    run = run_call_tasks("practice05", timeout=90)
-    assert run.returncode == 0, run.output
-    assert_samples_match("practice05", run.output)  # README의 출력 예시가 곧 이 출력이다
-    out = run.output
-    assert "Deprecat" not in out
-    assert "Deprecat" not in workers["high"].log + workers["low"].log
-    assert "!!" not in out
 
 
 @pytest.fixture(scope="module")

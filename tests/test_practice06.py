@@ -20,9 +20,8 @@ from kombu import Connection
 import global_config
 from playground import PROJECT_ROOT, broker
 from playground.broker import delete_queue, queue_counts
-from playground.lessons import run_call_tasks, worker_on_empty_queue
+from playground.lessons import worker_on_empty_queue
 from practice06.tasks import QUEUE, app, count_words, send_welcome
-from tests.readme import assert_samples_match
 
 WAIT = 15
 # README: 틀린 이름이면 get() 이 "곧바로" NotRegistered를 던진다. 워커가 거절하고 결과를 적는 데 드는 시간의 상한.
@@ -106,15 +105,6 @@ def test_celery_call_reaches_the_task_by_name(worker):
     assert app.AsyncResult(out).get(timeout=WAIT) == "환영 메일을 보냈습니다 (사용자 42)"
 
 
-def test_call_tasks_output(worker):
-    run = run_call_tasks("practice06", timeout=60)
-    assert run.returncode == 0, run.output
-    assert_samples_match("practice06", run.output)  # README의 출력 예시가 곧 이 출력이다
-    out = run.output
-    assert re.search(r"send_task\('email\.send_welcom', \.\.\.\)\.get\(\) → [\d.]+초 뒤 NotRegistered", out)
-    assert "!!" not in out
-
-
 def test_a_generated_name_follows_the_import_path_an_explicit_one_does_not():
     # practice06/tasks.py 를 패키지 밖에서 "tasks" 라는 모듈로 import 하면 만들어진 이름이 바뀐다.
     code = "import sys; sys.path.insert(1, '..'); import tasks; print(tasks.count_words.name, tasks.send_welcome.name)"
@@ -192,11 +182,3 @@ def test_an_unregistered_message_is_dropped_not_requeued(worker, client):
     mentions = worker.log.count(result.id)
     time.sleep(1)
     assert worker.log.count(result.id) == mentions  # 다시 배달되었다면 같은 id가 또 찍혔을 것이다
-
-
-def test_the_callers_inspect_window_is_the_wait_tasks_py_declares():
-    # call_tasks 는 tasks.py 를 import 하지 않으므로(이 실습의 요점) 같은 값을 따로 적는다. 둘이 어긋나면 안 된다.
-    from practice06 import call_tasks, tasks
-
-    assert call_tasks.INSPECT_SECONDS == tasks.INSPECT_SECONDS
-    assert tasks.NEEDS.waits == {"inspect().registered() 가 답을 모으는 시간": tasks.INSPECT_SECONDS}

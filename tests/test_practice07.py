@@ -20,11 +20,10 @@ from celery.schedules import crontab
 
 import global_config
 from playground import PROJECT_ROOT
-from playground.lessons import lesson_workers, purge, run_call_tasks
+from playground.lessons import lesson_workers, purge
+from playground.services import sqlalchemy_url
 from playground.workers import Beat, Worker, running
 from practice07.tasks import FRESH_EXPIRES_SECONDS, TICK_SECONDS, app, runs, tick
-from tests import CALL_TIMEOUT_SECONDS
-from tests.readme import assert_samples_match
 
 WAIT = 20
 COUNT_SECONDS = 3  # 중복을 세는 시간
@@ -43,16 +42,6 @@ def test_the_lesson_declares_a_worker_and_a_beat():
     worker, beat = lesson_workers("practice07")
     assert type(worker) is Worker and type(beat) is Beat
     assert "beat" in beat.argv and any(arg.startswith("--schedule=") for arg in beat.argv)
-
-
-def test_call_tasks_runs_the_whole_scenario(worker_and_beat):
-    run = run_call_tasks("practice07", timeout=CALL_TIMEOUT_SECONDS)
-    assert run.returncode == 0, run.output
-    assert_samples_match("practice07", run.output)  # README의 출력 예시가 곧 이 출력이다
-    assert "!!" not in run.output
-    worker, beat = worker_and_beat
-    assert "Discarding revoked task: practice07.tasks.add[" in worker.log
-    assert "Scheduler: Sending due task tick-every-second (practice07.tasks.tick)" in beat.log
 
 
 def _ticks_per_second(task_name: str) -> float:
@@ -186,7 +175,7 @@ def test_beat_adds_backend_cleanup_daily_at_four_for_the_database_backend(tmp_pa
 def test_backend_cleanup_deletes_old_rows_whatever_their_state_and_never_rows_without_date_done():
     # date_done 은 끝난 state(SUCCESS, FAILURE, REVOKED …)에만 적힌다. 실행 중인(또는 실행 중에 워커와 함께 사라진,
     # practice08) 작업의 STARTED 행은 date_done 이 비어 있어, backend_cleanup 이 영원히 지우지 않는다.
-    engine = sqlalchemy.create_engine(global_config.POSTGRES_URL.removeprefix("db+"))
+    engine = sqlalchemy.create_engine(sqlalchemy_url(global_config.POSTGRES_URL))
     app.backend.ResultSession()  # 표가 없으면 만든다
     old = {state: str(uuid.uuid4()) for state in ("SUCCESS", "FAILURE", "STARTED")}
     insert = (

@@ -11,7 +11,7 @@ from kombu import Connection, Exchange, Queue
 
 import global_config
 from playground.broker import queue_counts, queues
-from playground.lessons import run_call_tasks, worker_on_empty_queue
+from playground.lessons import worker_on_empty_queue
 from practice08.tasks import (
     DELIVERY_LIMIT,
     POISON_RUNS,
@@ -28,8 +28,6 @@ from practice08.tasks import (
     poison,
     retried_on_lost,
 )
-from tests import CALL_TIMEOUT_SECONDS
-from tests.readme import assert_samples_match
 
 WAIT = 20
 # 다시 배달된다면 이 안에 온다(관찰: 약 0.1초). 이만큼 기다려도 실행 기록이 늘지 않으면 다시 오지 않은 것이다.
@@ -182,10 +180,3 @@ def test_a_quorum_queue_has_a_delivery_limit_of_20_by_default_and_drops_without_
         finally:
             channel.queue_delete(name)
             channel.queue_delete(f"{name}-2")
-
-
-def test_call_tasks_runs_the_whole_scenario(worker):
-    run = run_call_tasks("practice08", timeout=CALL_TIMEOUT_SECONDS)
-    assert run.returncode == 0, run.output
-    assert_samples_match("practice08", run.output)  # README의 출력 예시가 곧 이 출력이다
-    assert "!!" not in run.output

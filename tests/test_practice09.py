@@ -31,7 +31,6 @@ from practice09.tasks import (
     record,
 )
 from tests import CALL_TIMEOUT_SECONDS
-from tests.readme import assert_samples_match
 
 WAIT = 20
 SETTLE_SECONDS = 1  # "오지 않는다"를 보려고 더 기다려 보는 시간
@@ -41,20 +40,6 @@ SETTLE_SECONDS = 1  # "오지 않는다"를 보려고 더 기다려 보는 시�
 def worker():
     with worker_on_empty_queue("practice09") as worker:
         yield worker
-
-
-def test_call_tasks_runs_the_whole_scenario(worker):
-    run = run_call_tasks("practice09", timeout=CALL_TIMEOUT_SECONDS)
-    assert run.returncode == 0, run.output
-    assert_samples_match("practice09", run.output)  # README의 출력 예시가 곧 이 출력이다
-    assert "!!" not in run.output
-    # link 콜백과 인자 하나 errback, bind=True 인 (self, task_id) errback은 새 메시지다(README)
-    assert "Task practice09.tasks.record[" in worker.log
-    assert "Task practice09.tasks.on_error_id[" in worker.log
-    assert "Task practice09.tasks.on_error_bound_id[" in worker.log
-    assert "on_error_bound() missing 2 required positional arguments: 'exc' and 'traceback'" in worker.log
-    assert "Errback 'practice09.tasks.on_error_raises' raised an exception" in worker.log
-    assert re.search(r"Process 'ForkPoolWorker-\d+' pid:\d+ exited with 'signal 9 \(SIGKILL\)'", worker.log)
 
 
 def _wait_for(run, what, count):

@@ -14,12 +14,13 @@ import pytest
 from celery import Celery
 from celery.utils.sysinfo import available_cpu_count, cgroup_cpu_quota, cpu_budget
 
+from course import wait_until
 from playground import broker
 from playground.lessons import purge
 from playground.workers import Worker, running
-from practice10.tasks import app, limited, notes, work
+from practice10.tasks import app, journal, limited, work
+from tests import WAIT_SECONDS
 from tests.readme import command_starting, lesson_readmes, parse, readme
-from tests.test_practice10 import WAIT
 
 README_KO = readme(lesson_readmes("practice10")[0])
 
@@ -36,7 +37,9 @@ MANAGEMENT_STATS_SECONDS = 15
 
 
 def _slowed(worker: Worker) -> None:
-    replies = app.control.rate_limit(limited.name, SLOW_RATE, destination=[worker.node], reply=True, timeout=WAIT)
+    replies = app.control.rate_limit(
+        limited.name, SLOW_RATE, destination=[worker.node], reply=True, timeout=WAIT_SECONDS
+    )
     assert replies and "ok" in replies[0][worker.node], replies
 
 
@@ -58,28 +61,28 @@ def test_tasks_waiting_for_a_rate_limit_hold_prefetch_slots_and_block_the_queue(
         sent = time.time()
         other = work.delay(other_run)  # rate_limit 이 없는 작업, 같은 큐
 
-        unacked_seen = reserved_seen = None
-        deadline = time.monotonic() + MANAGEMENT_STATS_SECONDS
-        while unacked_seen != PREFETCH:
-            assert time.monotonic() < deadline, f"management API showed {unacked_seen} unacked"
-            assert notes(other_run) == []  # work는 아직 시작하지 않았다
+        reserved_seen = []
+
+        def unacked_is_the_prefetch():
+            assert journal.read(other_run) == []  # work는 아직 시작하지 않았다
             ready, consumers = broker.queue_counts("practice10")
             assert ready >= 1 and consumers == 1  # work의 메시지는 아직 브로커에 있다(워커에게 오지 않았다)
             # 워커는 기다리는 작업을 받아 두었지만 ack 하지 않았다: 관리 UI의 Unacked가 prefetch 만큼이다.
-            unacked_seen = _queue("practice10").get("messages_unacknowledged")
-            reserved = app.control.inspect(destination=[worker.node], timeout=1).reserved()[worker.node]
-            reserved_seen = max(reserved_seen or 0, len(reserved))
-            time.sleep(0.5)
-        # 기다리는 작업들은 inspect reserved에 나오지 않는다(풀로 넘어가는 순간의 하나만 보일 수 있다).
-        assert reserved_seen <= 1
+            unacked = _queue("practice10").get("messages_unacknowledged")
+            reserved_seen.append(len(app.control.inspect(destination=[worker.node], timeout=1).reserved()[worker.node]))
+            return unacked == PREFETCH
 
-        other.get(timeout=WAIT + BURST / SLOW_PER_SECOND)
-        delay = notes(other_run)[0]["at"] - sent
+        wait_until(unacked_is_the_prefetch, f"관리 API의 Unacked {PREFETCH}개", MANAGEMENT_STATS_SECONDS)
+        # 기다리는 작업들은 inspect reserved에 나오지 않는다(풀로 넘어가는 순간의 하나만 보일 수 있다).
+        assert max(reserved_seen) <= 1
+
+        other.get(timeout=WAIT_SECONDS + BURST / SLOW_PER_SECOND)
+        delay = journal.read(other_run)[0].at - sent
         # work는 자리 하나가 빌 때까지, 곧 BURST - PREFETCH 개의 limited가 더 시작할 때까지 기다렸다.
         expected = (BURST - PREFETCH) / SLOW_PER_SECOND
         assert delay >= expected * 0.75, (delay, expected)
         print(f"work started {delay:.1f} s after being sent behind {BURST} limited at {SLOW_RATE} ({expected} s)")
-        assert len(notes(run)) < BURST  # limited는 아직 다 시작하지 않았다
+        assert len(journal.read(run)) < BURST  # limited는 아직 다 시작하지 않았다
     purge("practice10")  # 멈춘 워커가 받아 두었던 limited는 큐로 돌아갔다: 다음 테스트를 위해 비운다
 
 
@@ -94,10 +97,10 @@ def test_on_their_own_queue_rate_limited_tasks_leave_the_other_work_alone():
                 limited.apply_async((run,), queue=OWN_QUEUE)
             other_run = str(uuid.uuid4())
             sent = time.time()
-            work.delay(other_run).get(timeout=WAIT)
-            delay = notes(other_run)[0]["at"] - sent
+            work.delay(other_run).get(timeout=WAIT_SECONDS)
+            delay = journal.read(other_run)[0].at - sent
             assert delay < STARTS_AT_ONCE_SECONDS, delay
-            assert len(notes(run)) < BURST  # limited는 아직 기다리는 중이었다
+            assert len(journal.read(run)) < BURST  # limited는 아직 기다리는 중이었다
     finally:
         broker.delete_queue(OWN_QUEUE)
 

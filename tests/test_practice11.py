@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy.orm import Session
 
-from playground.lessons import run_call_tasks, worker_on_empty_queue
+from playground.lessons import worker_on_empty_queue
 from practice11.tasks import (
     MAX_RETRIES,
     add_to_outbox,
@@ -27,8 +27,7 @@ from practice11.tasks import (
     shipments,
     unsent,
 )
-from tests import CALL_TIMEOUT_SECONDS
-from tests.readme import assert_samples_match, readme
+from tests.readme import readme
 
 WAIT = 20
 
@@ -38,17 +37,6 @@ def worker():
     create_tables()
     with worker_on_empty_queue("practice11") as worker:
         yield worker
-
-
-def test_call_tasks_runs_the_whole_scenario(worker):
-    run = run_call_tasks("practice11", timeout=CALL_TIMEOUT_SECONDS)
-    assert run.returncode == 0, run.output
-    assert_samples_match("practice11", run.output)  # README의 출력 예시가 곧 이 출력이다
-    assert "!!" not in run.output
-    assert re.search(r"주문이 없습니다: \d+\. 커밋하기 전에 보낸 작업인가요\?", worker.log)
-    assert "Retry in 1s: LookupError(" in worker.log
-    assert "주문이 없습니다: -1." not in worker.log  # 롤백한 트랜잭션의 ship(-1) 은 보내지 않았다
-    assert "NOT_FOUND - no exchange 'practice11.express'" in worker.log  # confirms를 켠 릴레이가 받은 거절
 
 
 def test_a_task_sent_before_the_commit_runs_before_it_and_still_succeeds(worker):

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from types import SimpleNamespace
@@ -21,12 +20,10 @@ from kombu.transport import redis as kombu_redis
 
 from global_config import RABBITMQ_URL, REDIS_URL
 from playground import broker
-from playground.lessons import lesson_workers, purge, run_call_tasks
+from playground.lessons import lesson_workers, purge
 from playground.workers import running
 from practice12 import redis_tasks, tasks
 from practice12.journal import started, wait_for_starts
-from tests import CALL_TIMEOUT_SECONDS
-from tests.readme import assert_samples_match
 
 WAIT = 20
 
@@ -36,17 +33,6 @@ def workers():
     purge("practice12")  # 두 앱의 큐 모두: RabbitMQ의 practice12, practice12.quorum 과 Redis의 practice12.redis
     with running(*lesson_workers("practice12")) as (rabbit, redis_worker):
         yield rabbit, redis_worker
-
-
-def test_call_tasks_runs_the_whole_scenario(workers):
-    _, redis_worker = workers
-    run = run_call_tasks("practice12", timeout=CALL_TIMEOUT_SECONDS)
-    assert run.returncode == 0, run.output
-    assert_samples_match("practice12", run.output)  # README의 출력 예시가 곧 이 출력이다
-    assert "!!" not in run.output
-    # visibility_timeout 보다 긴 countdown 작업: Redis 워커 로그에 같은 id의 received가 여러 번.
-    received = re.findall(r"practice12\.redis_tasks\.note\[([0-9a-f-]+)\] received", redis_worker.log)
-    assert max(received.count(task_id) for task_id in received) >= 2
 
 
 def test_a_quorum_queue_makes_the_worker_drop_global_qos_and_warn_about_direct_exchanges(workers):

@@ -16,6 +16,7 @@ import sqlalchemy
 import yaml
 
 from playground import PROJECT_ROOT
+from playground.services import sqlalchemy_url
 
 URL_NAMES = ("REDIS_URL", "RABBITMQ_URL", "POSTGRES_URL")
 DEFAULTS = {
@@ -55,7 +56,7 @@ def test_global_config_holds_only_the_three_urls():
 
 
 def test_postgres_url_names_the_psycopg2_driver_explicitly():
-    url = sqlalchemy.make_url(DEFAULTS["POSTGRES_URL"].removeprefix("db+"))
+    url = sqlalchemy_url(DEFAULTS["POSTGRES_URL"])
     assert url.get_driver_name() == "psycopg2"
 
 
@@ -99,7 +100,7 @@ def test_compose_agrees_with_global_config(compose):
     assert urlsplit(DEFAULTS["RABBITMQ_URL"]).port in _published(compose["services"]["rabbitmq"])
     assert urlsplit(DEFAULTS["REDIS_URL"]).port in _published(compose["services"]["redis"])
     postgres = compose["services"]["postgres"]
-    url = sqlalchemy.make_url(DEFAULTS["POSTGRES_URL"].removeprefix("db+"))
+    url = sqlalchemy_url(DEFAULTS["POSTGRES_URL"])
     assert url.port in _published(postgres)
     assert postgres["environment"] == {
         "POSTGRES_USER": url.username,

@@ -1,4 +1,8 @@
-"""README 들(최상위와 실습마다, 한·영)의 목차, 링크, 명령이 실제 실습, 모듈, 실행기, CI와 맞는지 확인한다."""
+"""README 들(최상위와 실습마다, 한·영)의 링크, 명령, 설정 조각이 실제 실습, 모듈, 실행기, CI와 맞는지 확인한다.
+
+실습 폴더의 모양(파일, NEEDS, '실행' 블록, 출력 예시 블록, 실습 목록의 행)은 playground/check.py 의 검사가
+맡는다(tests/test_check.py). 여기에는 check가 알 수 없는 것만 있다.
+"""
 
 from __future__ import annotations
 
@@ -12,22 +16,28 @@ import sys
 
 import pytest
 
-from course import SERVICES, needs_of
 from playground import PROJECT_ROOT
 from playground.lessons import available_lessons
-from tests.readme import (
+from playground.readme import (
     PLACEHOLDER,
     README_FILES,
     block_commands,
     code_blocks,
     commands,
+    headings,
+    inline_code,
     lesson_readmes,
-    parse,
+    links,
+    prose,
     readme,
     readme_pairs,
     sample_mismatches,
     sample_outputs,
+    section,
 )
+from playground.services import SERVICES
+from tests import QUICK_START_ARGS
+from tests.readme import parse
 
 # README의 명령이 부르는 프로그램. 새 프로그램이 README에 들어오면 여기에 넣고 확인 방법도 정한다.
 KNOWN_PROGRAMS = {"docker", "uv", "python", "celery", "curl", "export", "rabbitmqctl", "ps"}
@@ -47,10 +57,8 @@ def program_of(command: str) -> list[str]:
 
 def quick_start(name: str) -> list[str]:
     """'빠른 시작'(영어판 'Quick start') 절의 첫 bash 블록의 명령들."""
-    text = readme(name)
-    heading = {"README.md": "## 빠른 시작", "README.en.md": "## Quick start"}[name]
-    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
-    return block_commands(code_blocks(section, "bash")[0])
+    title = {"README.md": "빠른 시작", "README.en.md": "Quick start"}[name]
+    return block_commands(code_blocks(section(readme(name), title), "bash")[0])
 
 
 ALL_READMES = [name for pair in readme_pairs(available_lessons()) for name in pair]
@@ -68,12 +76,6 @@ def any_readme(request) -> str:
     return request.param
 
 
-def test_the_lesson_list_has_a_row_for_every_lesson_linking_to_its_readme_in_that_language(name):
-    language = README_FILES.index(name)
-    rows = re.findall(r"^\| \[(practice\d\d)\]\(([^)]+)\)", readme(name), re.MULTILINE)
-    assert rows == [(lesson, lesson_readmes(lesson)[language]) for lesson in available_lessons()]
-
-
 def test_the_front_page_is_short_and_explains_celery_before_the_lessons(name):
     text = readme(name)
     assert len(text.splitlines()) < 200
@@ -86,8 +88,8 @@ def test_the_front_page_is_short_and_explains_celery_before_the_lessons(name):
 
 
 EXPERIMENTS = {  # 최상위 README가 "직접 해 보기 절이 있다"고 말하는 문장과, 실습 README의 그 절의 제목
-    "README.md": ("직접 해 볼 실험을 모은 `직접 해 보기` 절", "## 직접 해 보기"),
-    "README.en.md": ("a `Try it by hand` section", "## Try it by hand"),
+    "README.md": ("직접 해 볼 실험을 모은 `직접 해 보기` 절", "직접 해 보기"),
+    "README.en.md": ("a `Try it by hand` section", "Try it by hand"),
 }
 
 
@@ -98,20 +100,21 @@ def test_every_lesson_the_front_page_names_for_experiments_has_that_section(name
     assert named
     language = README_FILES.index(name)
     for lesson in named:
-        assert re.search(rf"^{heading}\b", readme(lesson_readmes(lesson)[language]), re.MULTILINE), lesson
+        titles = [h.title for h in headings(readme(lesson_readmes(lesson)[language])) if h.level == 2]
+        assert any(title == heading or title.startswith(f"{heading}:") for title in titles), lesson
 
 
 def _anchors(path) -> set[str]:
-    return {github_slug(h) for h in re.findall(r"^#+ (.+)$", path.read_text(), re.MULTILINE)}
+    return {github_slug(heading.title) for heading in headings(path.read_text())}
 
 
 def test_every_link_points_at_a_file_and_heading_that_exist(any_readme):
     # [글](#제목), [글](다른/파일.md), [글](파일.md#제목): 파일이 있고, 제목이 그 파일에 있다. http 링크는 보지 않는다.
     here = PROJECT_ROOT / any_readme
-    links = [link for link in re.findall(r"\]\(([^)\s]+)\)", here.read_text()) if not link.startswith("http")]
-    assert links
+    local = [link for link in links(here.read_text()) if not link.startswith("http")]
+    assert local
     broken = []
-    for link in links:
+    for link in local:
         path, _, anchor = link.partition("#")
         target = (here.parent / path).resolve() if path else here
         if not target.exists() or (anchor and anchor not in _anchors(target)):
@@ -184,8 +187,6 @@ def test_quick_start_is_what_the_runner_ci_and_compose_do(name):
 
 
 def test_the_runner_command_in_the_quick_start_is_the_one_the_tests_run(name):
-    from tests.test_playground import QUICK_START_ARGS
-
     runner = parse(quick_start(name)[0].removeprefix("uv run "))
     assert runner.argv == [sys.executable, "-m", "playground", *QUICK_START_ARGS]
 
@@ -221,18 +222,11 @@ def _without_comments(block: str) -> str:
     return "\n".join(re.sub(r"\s*#.*$", "", line) for line in block.splitlines()).strip()
 
 
-def _prose(text: str) -> str:
-    return re.sub(r"^([ \t]*)```\w*\n.*?^\1```", "", text, flags=re.MULTILINE | re.DOTALL)
-
-
 @pytest.mark.parametrize("pair", readme_pairs(available_lessons()), ids=lambda pair: pair[0])
 def test_the_english_readme_is_in_step_with_the_korean_one(pair):
     korean, english = readme(pair[0]), readme(pair[1])
     # 같은 절 구조
-    for level in ("# ", "## ", "### "):
-        assert len(re.findall(rf"^{level}", korean, re.MULTILINE)) == len(
-            re.findall(rf"^{level}", english, re.MULTILINE)
-        ), level
+    assert [h.level for h in headings(english)] == [h.level for h in headings(korean)]
     # 같은 명령을 같은 순서로 (주석은 번역되므로 빼고)
     assert commands(english) == commands(korean)
     # 같은 코드와 같은 출력 예시
@@ -241,30 +235,12 @@ def test_the_english_readme_is_in_step_with_the_korean_one(pair):
     ]
     assert code_blocks(english, "text") == code_blocks(korean, "text")
     # 본문 속 명령과 숫자(측정값, 설정값)도 같다
-    inline = r"`((?:uv run )?python -m [^`]+|celery -A [^`]+)`"
-    assert sorted(re.findall(inline, english)) == sorted(re.findall(inline, korean))
+    inline = re.compile(r"(?:uv run )?python -m |celery -A ")
+    assert sorted(c for c in inline_code(english) if inline.match(c)) == sorted(
+        c for c in inline_code(korean) if inline.match(c)
+    )
     number = r"(?<![\d.])\d+\.\d+(?![\d.])"
-    assert sorted(re.findall(number, _prose(english))) == sorted(re.findall(number, _prose(korean)))
-
-
-RUN_HEADINGS = ("실행", "Running it")  # 한국어판, 영어판
-
-
-def _first_bash_block_under(text: str, heading: str) -> list[str]:
-    return block_commands(code_blocks(text.split(heading, 1)[1], "bash")[0])
-
-
-def test_each_lesson_starts_the_workers_its_tasks_py_declares():
-    # 실습 README의 '실행' 블록, tasks.py 맨 위 docstring, 워커가 없을 때의 안내가 모두 tasks.py 의 NEEDS 한 곳에서
-    # 온다.
-    for lesson in available_lessons():
-        declared = [*needs_of(lesson).commands(lesson), f"python -m {lesson}.call_tasks"]
-        for language, heading in enumerate(RUN_HEADINGS):
-            own = lesson_readmes(lesson)[language]
-            assert _first_bash_block_under(readme(own), f"\n## {heading}\n") == declared, own
-        docstring = importlib.import_module(f"{lesson}.tasks").__doc__
-        in_docstring = re.findall(r"터미널 \d:\s+(.+)", docstring)
-        assert in_docstring[: len(declared)] == declared, lesson
+    assert sorted(re.findall(number, prose(english))) == sorted(re.findall(number, prose(korean)))
 
 
 @pytest.mark.parametrize("language", [0, 1], ids=["ko", "en"])

@@ -18,11 +18,20 @@ import yaml
 from kombu import Connection
 
 import global_config
-from course import SERVICES, MissingDatabase, database_is_missing, describe_unreachable, postgres_engine, probe_failure
 from playground import PROJECT_ROOT, broker
 from playground.lessons import run_call_tasks
 from playground.runner import EXIT_SERVICES_DOWN
-from playground.services import compose_up_command, ensure_services
+from playground.services import (
+    SERVICES,
+    MissingDatabase,
+    compose_up_command,
+    database_is_missing,
+    describe_unreachable,
+    ensure_services,
+    postgres_engine,
+    probe_failure,
+    sqlalchemy_url,
+)
 from playground.versions import compose_images, line_of, mismatches, running_versions
 
 FAIL_FAST_SECONDS = 30
@@ -240,7 +249,7 @@ POSTGRES = SERVICES[1]
 
 
 def _configured() -> sqlalchemy.URL:
-    return sqlalchemy.make_url(global_config.POSTGRES_URL.removeprefix("db+"))
+    return sqlalchemy_url(global_config.POSTGRES_URL)
 
 
 def _admin(*statements: str) -> list[tuple]:

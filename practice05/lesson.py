@@ -1,0 +1,16 @@
+"""이 실습을 실행하는 데 필요한 것: 띄울 프로세스와 일부러 기다리는 시간(course.Needs).
+
+실행기(python -m playground), 워커가 없을 때의 안내, 테스트, 벤치마크가 이것을 읽는다.
+Celery를 배우는 데 읽을 필요는 없다. 실습의 내용은 tasks.py 와 call_tasks.py 에 있다.
+"""
+
+from course import Needs, WorkerSpec
+from practice05.tasks import BACKLOG, SLOW_SECONDS, UNWATCHED_WAIT_SECONDS, WORKER_KINDS
+
+NEEDS = Needs(
+    workers=(WorkerSpec(WORKER_KINDS[0], ("high",)), WorkerSpec(WORKER_KINDS[1], ("low",))),
+    waits={
+        "low에 밀린 보고서들 (차례로)": BACKLOG * SLOW_SECONDS,
+        "아무도 보지 않는 큐의 get(timeout=…)": UNWATCHED_WAIT_SECONDS,
+    },
+)

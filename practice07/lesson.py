@@ -1,0 +1,19 @@
+"""이 실습을 실행하는 데 필요한 것: 띄울 프로세스와 일부러 기다리는 시간(course.Needs).
+
+실행기(python -m playground), 워커가 없을 때의 안내, 테스트, 벤치마크가 이것을 읽는다.
+Celery를 배우는 데 읽을 필요는 없다. 실습의 내용은 tasks.py 와 call_tasks.py 에 있다.
+"""
+
+from course import BeatSpec, Needs
+from practice07.tasks import EXPIRES_SECONDS, LATE_SECONDS, RESULT_EXPIRES_SECONDS, WATCH_SECONDS
+
+NEEDS = Needs(
+    beat=BeatSpec(),
+    waits={
+        "1. beat 하나: tick 세기": WATCH_SECONDS,
+        "2. beat 둘: tick 세기": WATCH_SECONDS,
+        "3. 큐에서 만료": EXPIRES_SECONDS,
+        "3. 워커에서 만료": LATE_SECONDS,
+        "4. result_expires 지나기": RESULT_EXPIRES_SECONDS,
+    },
+)

@@ -1,0 +1,18 @@
+"""이 실습을 실행하는 데 필요한 것: 띄울 프로세스와 일부러 기다리는 시간(course.Needs).
+
+실행기(python -m playground), 워커가 없을 때의 안내, 테스트, 벤치마크가 이것을 읽는다.
+Celery를 배우는 데 읽을 필요는 없다. 실습의 내용은 tasks.py 와 call_tasks.py 에 있다.
+"""
+
+from course import Needs
+from practice08.tasks import RETRY_DELAY_SECONDS, WORK_SECONDS
+
+NEEDS = Needs(
+    waits={
+        "1. early_ack (죽음)": WORK_SECONDS,
+        "2. late_ack (죽음)": WORK_SECONDS,
+        "3. late_ack_requeued (죽음 + 다시 실행)": 2 * WORK_SECONDS,
+        "4. retried_on_lost (죽음 + 재시도)": 2 * WORK_SECONDS + RETRY_DELAY_SECONDS,
+        "5. charge 두 번 (나란히, 죽음 + 다시 실행)": 2 * WORK_SECONDS,
+    },
+)
