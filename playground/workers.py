@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 
-from playground import PROJECT_ROOT
+from playground import PROJECT_ROOT, processes
 
 READY_TIMEOUT_SECONDS = 30
 PING_TIMEOUT_SECONDS = 1.0
@@ -184,15 +184,7 @@ class Worker:
         """이 워커의 프로세스 그룹에 속한 살아 있는 PID(메인 프로세스와 풀 자식들)."""
         if self.proc is None:
             return set()
-        found = set()
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    if os.getpgid(int(entry)) == self.proc.pid and not _is_zombie(int(entry)):
-                        found.add(int(entry))
-                except ProcessLookupError:
-                    pass
-        return found
+        return processes.in_group(self.proc.pid)
 
     def stop(self) -> int | None:
         """SIGTERM(warm) → SIGQUIT(cold) → SIGKILL 순서로, 이 워커의 PID에만 신호를 보낸다.
@@ -270,14 +262,6 @@ class Beat(Worker):
         if self._own_dir:
             shutil.rmtree(self._own_dir, ignore_errors=True)
         return code
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 @contextmanager

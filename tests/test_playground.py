@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from playground import PROJECT_ROOT
+from playground import PROJECT_ROOT, processes
 from playground.lessons import available_lessons
 from playground.runner import EXIT_SERVICES_DOWN, EXIT_USAGE, Console, run_lesson, run_lessons
 from playground.workers import Worker, WorkerError
@@ -27,20 +27,6 @@ def run_playground(*args: str, timeout: float, **env: str) -> subprocess.Complet
         [sys.executable, "-m", "playground", *args], cwd=PROJECT_ROOT, env={**os.environ, **env},
         capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
-
-
-def live_processes_mentioning(text: str) -> list[str]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/cmdline", "rb") as f:
-                    cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if text in cmdline:
-                found.append(f"{entry}: {cmdline}")
-    return found
 
 
 def test_lessons_are_found_by_module_name():
@@ -60,7 +46,7 @@ def test_runner_runs_a_lesson_end_to_end_and_leaves_no_worker_behind():
     assert re.search(r"^call_tasks\s+│ 모든 호출이 README에 적힌 대로 동작했습니다\.", out, re.MULTILINE)
     assert re.search(rf"^{node.group(1)}\s+│ .*Task practice00\.tasks\.add\[.*\] succeeded", out, re.MULTILINE)
     assert "━━ practice00: 통과" in out
-    assert live_processes_mentioning(f"--hostname={node.group(1)}@") == []
+    assert processes.mentioning(f"--hostname={node.group(1)}@") == []
 
 
 def test_console_shows_lessons_in_order_whatever_order_their_lines_come_in():
@@ -149,7 +135,7 @@ def test_stop_ends_the_worker_and_its_pool_processes():
     assert code == 0  # SIGTERM으로 warm shutdown 했다
     assert worker.pids() == set()
     assert "Warm shutdown" in worker.log
-    assert live_processes_mentioning(f"--hostname={worker.name}@") == []
+    assert processes.mentioning(f"--hostname={worker.name}@") == []
 
 
 def test_the_test_suite_stops_at_once_when_a_service_is_missing():
@@ -208,34 +194,6 @@ def test_two_at_a_time_two_lessons_call_tasks_overlap():
     assert console.first("practice03", r"^call_tasks") < console.last("practice00", r"^call_tasks")
 
 
-def _descendants(pid: int) -> set[int]:
-    """pid의 자손 프로세스들(살아 있는 것). 워커는 새 세션으로 뜨지만 부모-자식 관계는 그대로다."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z":
-                children.setdefault(int(fields[1]), []).append(int(entry))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def test_sigterm_stops_the_runner_and_everything_it_started():
     # practice07의 2단계: 실행기의 워커와 beat, call_tasks, 그리고 call_tasks 가 띄운 두 번째 beat가 모두 돈다.
     runner = subprocess.Popen(
@@ -247,13 +205,13 @@ def test_sigterm_stops_the_runner_and_everything_it_started():
         output.append(line)
         if "beat를 하나 더 띄웠습니다" in line:
             break
-    started = _descendants(runner.pid)
+    started = processes.descendants(runner.pid)
     assert len(started) >= 4, "".join(output)  # 워커(와 풀 자식), beat, call_tasks, 두 번째 beat
     runner.terminate()
     output.append(runner.stdout.read())
     assert runner.wait(60) != 0
     runner.stdout.close()
-    left = [pid for pid in started if _alive(pid)]
+    left = [pid for pid in started if processes.alive(pid)]
     for pid in left:  # 실패해도 이 테스트가 띄운 것은 치운다
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)

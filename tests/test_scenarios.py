@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from course import needs_of
+from playground import processes
 from playground.lessons import available_lessons
 from tests import QUICK_START_ARGS
 from tests.readme import assert_samples_match
-from tests.test_playground import live_processes_mentioning, run_playground
+from tests.test_playground import run_playground
 
 # 실행기 한 번이 모든 실습을 돈다(두 실습씩 함께). 이 모듈의 테스트는 그 실행 하나를 나누어 읽으므로 한 테스트
 # 프로세스에 모으고, 첫 테스트의 제한 시간에 그 실행 전체가 든다.
@@ -133,12 +134,12 @@ def test_runner_all_shows_every_lesson_as_one_block_in_order_and_leaves_no_worke
     assert len(workers) == sum(len(needs_of(lesson).workers) for lesson in available_lessons())
     assert "한 번에 2개씩" in run.stdout
     for tag in nodes_seen:
-        assert live_processes_mentioning(f"--hostname={tag}@") == []
+        assert processes.mentioning(f"--hostname={tag}@") == []
     # beat도 남지 않고, 실행기가 beat마다 만든 일정 파일 폴더도 지워졌다(배너의 ". db -> …" 가 그 파일).
     schedules = re.findall(r"^beat-\w+\s*│\s+\. db -> (\S+)", run.stdout, re.MULTILINE)
     assert len(schedules) == sum(needs_of(lesson).beat is not None for lesson in available_lessons())
     for schedule in schedules:
-        assert live_processes_mentioning(schedule) == []
+        assert processes.mentioning(schedule) == []
         assert not Path(schedule).parent.exists()
 
 
