@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import sys
 import time
 
 import pytest
@@ -19,23 +20,28 @@ from playground.lessons import (
     service_down_env,
     worker_on_empty_queue,
 )
+from playground.readme import inline_code, readme
 from playground.workers import Worker
+from tests.readme import parse
 
 # 멈춤을 잡는 상한(시간 주장이 아니다). 데이터베이스 백엔드의 get(timeout=10) 은 sleep 한 시간만 세므로
 # 10초보다 길게 걸린다(practice00 README), 바쁜 기계에서는 더.
 BOUND_SECONDS = 45
+# 워커가 없을 때의 안내를 보는 테스트는 결과를 1초만 기다린다(course.WAIT_SECONDS 를 바꾸는 환경 변수).
+NO_WORKER_WAIT = {"PLAYGROUND_WAIT_SECONDS": "1"}
 
 
 @pytest.mark.parametrize("lesson", available_lessons())
 def test_call_tasks_without_a_worker_exits_nonzero_and_says_what_to_start(lesson):
     purge(lesson)
     try:
-        run = run_call_tasks(lesson, timeout=BOUND_SECONDS)
+        run = run_call_tasks(lesson, timeout=BOUND_SECONDS, env=NO_WORKER_WAIT)
     finally:
         purge(lesson)  # 보내 놓은 메시지가 다음 테스트의 워커에게 가지 않게
     assert "did not finish within" not in run.output, run.output
     assert run.returncode != 0
-    for command in needs_of(lesson).commands(lesson):  # tasks.py 가 적어 둔 워커 명령 그대로
+    assert "워커가 실행 중인가요?\n다른 터미널에서 띄우세요:" in run.output, run.output
+    for command in needs_of(lesson).commands(lesson):  # lesson.py 가 적어 둔 워커 명령 그대로
         assert f"\n    {command}\n" in run.output, run.output
     assert "Traceback" not in run.output
 
@@ -69,9 +75,14 @@ def test_call_tasks_with_the_result_backend_down_names_it(lesson):
 def test_a_task_sent_while_no_worker_runs_is_run_by_a_worker_started_later():
     from practice00.tasks import app
 
+    # docs/runner 의 명령 그대로: PLAYGROUND_WAIT_SECONDS=1 uv run python -m practice00.call_tasks
+    (written,) = [c for c in inline_code(readme("docs/runner.md")) if c.startswith("PLAYGROUND_WAIT_SECONDS=")]
+    command = parse(written.replace(" uv run ", " "))
+    assert command.argv == [sys.executable, "-m", "practice00.call_tasks"] and command.env == NO_WORKER_WAIT
     purge("practice00")
-    run = run_call_tasks("practice00", timeout=BOUND_SECONDS)
+    run = run_call_tasks("practice00", timeout=BOUND_SECONDS, env=command.env)
     assert run.returncode != 0
+    assert "기다리던 결과가 오지 않았습니다(최대 1초). practice00 워커가 실행 중인가요?" in run.output
     task_id = re.search(r"add\.delay\(2, 3\) → <AsyncResult: (\S+)>", run.output).group(1)
     assert AsyncResult(task_id, app=app).state == "PENDING"
     with worker_on_empty_queue("practice00", purge_first=False):
