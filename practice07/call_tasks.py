@@ -15,9 +15,8 @@ from datetime import datetime
 from pathlib import Path
 
 from celery.exceptions import TaskRevokedError
-from celery.exceptions import TimeoutError as CeleryTimeoutError
 
-from course import WAIT_SECONDS, Scenario
+from course import WAIT_SECONDS, NotInTime, Scenario, wait_until
 from practice07.tasks import (
     EXPIRES_SECONDS,
     LATE_SECONDS,
@@ -39,11 +38,7 @@ NOBODY = "practice07.nobody"  # 어떤 워커도 소비하지 않는 큐. 메시
 
 def wait_for_beat():
     """beat가 보낸 tick이 워커에서 실행될 때까지 기다린다. 오지 않으면 beat나 워커가 없는 것이다."""
-    deadline = time.time() + WAIT_SECONDS
-    while not runs("tick", since=time.time() - 2 * TICK_SECONDS):
-        if time.time() > deadline:
-            raise CeleryTimeoutError("no tick from beat")
-        time.sleep(0.1)
+    wait_until(lambda: runs("tick", since=time.time() - 2 * TICK_SECONDS), "beat가 보낸 tick의 실행")
 
 
 def per_second(task_name):
@@ -69,14 +64,20 @@ def second_beat(folder):
         "--loglevel=info",
     ]
     beat = subprocess.Popen([sys.executable, "-m", *command], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    deadline = time.time() + WAIT_SECONDS
-    while time.time() < deadline and beat.poll() is None:
-        # 실행을 시작해 첫 tick을 보냈으면 돌려준다. 새 스케줄 항목은 한 간격 뒤에 처음 보낸다.
-        if os.path.exists(log) and "Sending due task tick-every-second" in Path(log).read_text():
-            return beat
-        time.sleep(0.1)
-    beat.kill()
-    raise RuntimeError(f"the second beat did not start (exit code {beat.wait()})")
+
+    def sent_first_tick():
+        # 실행을 시작해 첫 tick을 보냈다. 새 스케줄 항목은 한 간격 뒤에 처음 보낸다.
+        return os.path.exists(log) and "Sending due task tick-every-second" in Path(log).read_text()
+
+    try:
+        wait_until(lambda: beat.poll() is not None or sent_first_tick(), "두 번째 beat의 첫 tick")
+    except NotInTime:
+        beat.kill()
+        beat.wait()
+        raise
+    if beat.poll() is not None:
+        raise RuntimeError(f"the second beat did not start (exit code {beat.returncode})")
+    return beat
 
 
 def stop_second_beat(beat):

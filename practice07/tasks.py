@@ -12,13 +12,11 @@ celery.backend_cleanup 이 지운다.
     터미널 3:  python -m practice07.call_tasks
 """
 
-import time
-
-import redis
 from celery import Celery
 from celery.schedules import crontab
 
-from global_config import POSTGRES_URL, RABBITMQ_URL, REDIS_URL
+from course import Journal
+from global_config import POSTGRES_URL, RABBITMQ_URL
 
 TICK_SECONDS = 1  # 주기 스케줄의 간격
 WATCH_SECONDS = 3  # call_tasks 가 tick을 세는 시간
@@ -53,42 +51,33 @@ app.conf.update(
     },
 )
 
-# 작업이 실행될 때마다 Redis 목록에 시각을 적는다(실행 기록). call_tasks 와 테스트가 이 기록으로 실행 횟수를 센다.
-journal = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-JOURNAL_TTL_SECONDS = 3600
-
-
-def _journal_key(task_name, label):
-    return f"practice07:{task_name}:{label}"
-
-
-def _note(task_name, label):
-    key = _journal_key(task_name, label)
-    journal.rpush(key, time.time())
-    journal.expire(key, JOURNAL_TTL_SECONDS)
+# 작업이 실행될 때마다 남기는 실행 기록(Redis 목록 practice07:journal:<label>). beat가 보낸 작업의 label은 "beat"다.
+# call_tasks 와 테스트가 이 기록으로 실행 횟수를 센다.
+journal = Journal("practice07")
 
 
 @app.task(ignore_result=True)
 def tick(label):
-    _note("tick", label)
+    journal.write(label, "tick")
 
 
 @app.task(ignore_result=True)
 def tick_once(label):
     # 중복을 막는 잠금: 간격보다 조금 짧게 잡는다. 같은 간격 안에 다시 온 메시지는 아무 일도 하지 않는다.
-    lock = journal.set(f"practice07:lock:{label}", 1, nx=True, px=int(TICK_SECONDS * ONCE_LOCK_FRACTION * 1000))
+    # 잠금은 Redis 키 하나다(SET key 1 NX PX 800). 실행 기록의 Redis 연결을 함께 쓴다.
+    lock = journal.redis.set(f"practice07:lock:{label}", 1, nx=True, px=int(TICK_SECONDS * ONCE_LOCK_FRACTION * 1000))
     if lock:
-        _note("tick_once", label)
+        journal.write(label, "tick_once")
 
 
 @app.task(ignore_result=True)
 def tick_fresh():
-    _note("tick_fresh", "beat")
+    journal.write("beat", "tick_fresh")
 
 
 @app.task(ignore_result=True)
 def nightly_report():
-    _note("nightly_report", "beat")
+    journal.write("beat", "nightly_report")
 
 
 @app.task
@@ -98,5 +87,4 @@ def add(x, y):
 
 def runs(task_name, label="beat", since=0.0, until=float("inf")):
     """task_name 이 label로 실행된 시각 가운데 [since, until) 안의 것을 돌려준다. 시각은 time.time() 기준이다."""
-    stamps = (float(stamp) for stamp in journal.lrange(_journal_key(task_name, label), 0, -1))
-    return [stamp for stamp in stamps if since <= stamp < until]
+    return [entry.at for entry in journal.read(label) if entry.what == task_name and since <= entry.at < until]

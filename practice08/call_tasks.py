@@ -5,13 +5,10 @@
 """
 
 import sys
-import time
-import uuid
 
 from billiard.exceptions import WorkerLostError
-from celery.exceptions import TimeoutError as CeleryTimeoutError
 
-from course import WAIT_SECONDS, Scenario
+from course import WAIT_SECONDS, Journal, Scenario, wait_until
 from practice08.tasks import (
     POISON_RUNS,
     app,
@@ -22,7 +19,7 @@ from practice08.tasks import (
     declare_dead_letters,
     early_ack,
     effects,
-    executions,
+    journal,
     late_ack,
     late_ack_requeued,
     retried_on_lost,
@@ -34,23 +31,13 @@ step, show, expect = scenario.step, scenario.show, scenario.expect
 
 def crash(task):
     """task를 첫 실행에서 죽도록 보내고 (결과, 실행 기록)을 돌려준다. 결과는 예외도 값으로 받는다."""
-    run_id = str(uuid.uuid4())
+    run_id = Journal.new_run()
     value = task.delay(run_id).get(timeout=WAIT_SECONDS, propagate=False)
-    return value, executions(run_id)
+    return value, journal.read(run_id)
 
 
 def redelivered(runs):
     return [run["redelivered"] for run in runs]
-
-
-def until(what, predicate):
-    """predicate() 가 참이 될 때까지 기다린다. WAIT_SECONDS 안에 안 되면 워커가 없는 것으로 본다."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise CeleryTimeoutError(what)
-        time.sleep(0.1)
-    return value
 
 
 def calls():
@@ -78,7 +65,7 @@ def calls():
 
     step("5. 효과를 커밋한 뒤 ack하기 전에 죽어 다시 실행되는 작업")
     create_tables()
-    run = str(uuid.uuid4())
+    run = Journal.new_run()
     guarded = charge.delay(run, 1, guarded=True, crash_after_commit=True)
     unguarded = charge.delay(run, 2, guarded=False, crash_after_commit=True)
     guarded.get(timeout=WAIT_SECONDS), unguarded.get(timeout=WAIT_SECONDS)
@@ -88,9 +75,9 @@ def calls():
     show("두 작업의 실행 횟수", runs, 4)
 
     step("6. 매번 실패하는 작업(poison message)은 클래식 큐에서 끝없이, 쿼럼 큐에서 배달 한도까지 되돌아옵니다")
-    run_id = str(uuid.uuid4())
+    run_id = Journal.new_run()
     looping = bounce.delay(run_id)
-    runs = until("bounce의 실행", lambda: len(executions(run_id)) >= POISON_RUNS and executions(run_id))
+    runs = journal.wait_for(run_id, POISON_RUNS)
     show(
         "클래식 큐에서 실행별 redelivered",
         redelivered(runs[:POISON_RUNS]),
@@ -98,12 +85,13 @@ def calls():
         note="끊을 때까지 계속 돌아옵니다",
     )
     app.control.revoke(looping.id)
-    show("revoke한 뒤 state", until("revoke", lambda: looping.state == "REVOKED" and looping.state), "REVOKED")
+    wait_until(lambda: looping.state == "REVOKED", "bounce의 REVOKED 상태")
+    show("revoke한 뒤 state", looping.state, "REVOKED")
     declare_dead_letters()
-    run_id = str(uuid.uuid4())
+    run_id = Journal.new_run()
     limited = bounce.apply_async((run_id,), queue="practice08.quorum")
-    headers = until("dead-letter", lambda: dead_lettered(limited.id))
-    show("쿼럼 큐에서 실행별 redelivered", redelivered(executions(run_id)), [False, True, True])
+    headers = wait_until(lambda: dead_lettered(limited.id), "dead-letter 큐에 온 bounce의 메시지")
+    show("쿼럼 큐에서 실행별 redelivered", redelivered(journal.read(run_id)), [False, True, True])
     show("dead-letter 큐에 온 메시지의 x-first-death-reason", headers["x-first-death-reason"], "delivery_limit")
 
 

@@ -13,17 +13,16 @@ C 확장의 충돌) 그 메시지는 어떻게 되는가. 기본값(시작 시 a
     터미널 2:  python -m practice08.call_tasks
 """
 
-import json
 import os
 import signal
 import time
 
 import psycopg2
-import redis
 from celery import Celery
 from celery.exceptions import Reject
 from kombu import Exchange, Queue
 
+from course import Journal
 from global_config import POSTGRES_URL, RABBITMQ_URL, REDIS_URL
 
 WORK_SECONDS = 0.3  # 작업 하나가 일하는 시간. 죽는 작업은 이만큼 일한 뒤 죽는다.
@@ -58,31 +57,9 @@ app.conf.update(
     task_track_started=True,
 )
 
-# 작업이 실행될 때마다 남기는 실행 기록(Redis 목록). 몇 번째 실행인지 세는 카운터도 된다.
-journal = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-JOURNAL_TTL_SECONDS = 3600
-
-
-def _executions_key(run_id):
-    return f"practice08:executions:{run_id}"
-
-
-def _record(task, run_id):
-    """이번 실행을 적고, 이 run_id 의 몇 번째 실행인지 돌려준다."""
-    entry = {
-        "pid": os.getpid(),
-        "redelivered": bool(task.request.delivery_info.get("redelivered")),
-        "retries": task.request.retries,
-    }
-    key = _executions_key(run_id)
-    count = journal.rpush(key, json.dumps(entry))
-    journal.expire(key, JOURNAL_TTL_SECONDS)
-    return count
-
-
-def executions(run_id):
-    """run_id 의 실행 기록을 실행한 순서대로 돌려준다: [{"pid", "redelivered", "retries"}, ...]."""
-    return [json.loads(entry) for entry in journal.lrange(_executions_key(run_id), 0, -1)]
+# 작업이 실행될 때마다 남기는 실행 기록(Redis 목록 practice08:journal:<run_id>). 줄마다 pid가 있고, 작업에 따라
+# 재전달 여부(redelivered)와 재시도 횟수(retries)도 있다. 줄 수는 몇 번째 실행인지 세는 카운터도 된다.
+journal = Journal("practice08")
 
 
 def die():
@@ -91,7 +68,8 @@ def die():
 
 
 def _work(task, run_id, crash, seconds):
-    count = _record(task, run_id)
+    request = task.request  # 이 실행의 메시지: 재전달인가(redelivered), 몇 번째 재시도인가(retries)
+    count = journal.write(run_id, task.name, redelivered=request.delivery_info["redelivered"], retries=request.retries)
     time.sleep(seconds)
     if crash and count == 1:
         die()
@@ -135,13 +113,13 @@ def retried_on_lost(self, run_id, crash=True, seconds=WORK_SECONDS):
 
 @app.task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def poison(self, run_id):
-    _record(self, run_id)
+    journal.write(run_id, self.name, redelivered=self.request.delivery_info["redelivered"])
     die()
 
 
 @app.task(bind=True, acks_late=True)
 def bounce(self, run_id):
-    _record(self, run_id)
+    journal.write(run_id, self.name, redelivered=self.request.delivery_info["redelivered"])
     raise Reject("이 메시지는 처리할 수 없습니다", requeue=True)
 
 
@@ -231,7 +209,7 @@ def charge_late_ack(self, run, payment_id, guarded=True, crash_after_commit=Fals
 @app.task(bind=True)
 def grow(self, run_id, megabytes, seconds=WORK_SECONDS):
     # 메모리를 잡은 채 일한다. --max-memory-per-child 는 이 작업이 끝난 뒤에야 풀 프로세스의 메모리를 본다.
-    _record(self, run_id)
+    journal.write(run_id, self.name)
     ballast = bytearray(megabytes * 1024 * 1024)
     time.sleep(seconds)
     return len(ballast) // (1024 * 1024)

@@ -19,51 +19,39 @@ from celery.beat import PersistentScheduler
 from celery.schedules import crontab
 
 import global_config
+from course import never_within
 from playground import PROJECT_ROOT
 from playground.lessons import lesson_workers, purge
 from playground.services import sqlalchemy_url
 from playground.workers import Beat, Worker, running
-from practice07.tasks import FRESH_EXPIRES_SECONDS, TICK_SECONDS, app, runs, tick
+from practice07.call_tasks import per_second
+from practice07.tasks import FRESH_EXPIRES_SECONDS, TICK_SECONDS, WATCH_SECONDS, app, tick
+from tests import WAIT_SECONDS
 
-WAIT = 20
-COUNT_SECONDS = 3  # 중복을 세는 시간
+# 이 모듈의 테스트는 저마다 워커와 beat를 띄운다. 모듈이 함께 쓰는 워커가 없으므로 한 테스트 프로세스에 모으지 않는다.
+LESSON = "practice07"
 QUIET_SECONDS = 2.5  # 보내지 않아야 하는 것을 지켜보는 시간 (간격의 두 배 남짓)
+STOPPED_SECONDS = 3  # beat를 멈춰 두는 시간. 그사이 놓친 tick이 몰아서 오지 않는다
 LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): \w+/MainProcess\] (.*)$", re.MULTILINE)
 
 
-@pytest.fixture(scope="module")
-def worker_and_beat():
-    purge("practice07")
-    with running(*lesson_workers("practice07")) as processes:
-        yield processes
-
-
 def test_the_lesson_declares_a_worker_and_a_beat():
-    worker, beat = lesson_workers("practice07")
+    worker, beat = lesson_workers(LESSON)
     assert type(worker) is Worker and type(beat) is Beat
     assert "beat" in beat.argv and any(arg.startswith("--schedule=") for arg in beat.argv)
 
 
-def _ticks_per_second(task_name: str) -> float:
-    since = time.time()
-    time.sleep(COUNT_SECONDS)
-    return len(runs(task_name, since=since, until=since + COUNT_SECONDS)) / COUNT_SECONDS
-
-
 def test_two_beats_sharing_one_schedule_file_still_send_everything_twice(tmp_path):
     # 일정 파일(-s)은 두 번째 beat를 막지 않는다(Python 3.13의 shelve는 파일을 잠그지 않는다).
-    purge("practice07")
+    purge(LESSON)
     shared = str(tmp_path / "celerybeat-schedule")
-    with running(Worker("practice07"), Beat("practice07", schedule=shared), Beat("practice07", schedule=shared)) as (
-        worker,
-        *_,
-    ):
-        assert _ticks_per_second("tick") >= 1.5
-        assert _ticks_per_second("tick_once") <= 1.34  # 잠금: 한 간격에 한 번 (경계에 걸리면 하나 더)
+    with running(Worker(LESSON), Beat(LESSON, schedule=shared), Beat(LESSON, schedule=shared)) as (worker, *_):
+        assert per_second("tick") >= 2
+        assert per_second("tick_once") <= 1  # 잠금: 한 간격에 한 번 (경계에 걸린 하나는 반올림으로 지운다)
         # 직접 해 보기: 워커 로그의 `Task practice07.tasks.tick[…] received` 가 초마다 두 번씩
         received = _log_times(worker.log, "practice07.tasks.tick[", "] received")
-        window = [when for when in received if (received[-1] - when).total_seconds() < COUNT_SECONDS]
-        assert len(window) / COUNT_SECONDS >= 1.5
+        window = [when for when in received if (received[-1] - when).total_seconds() < WATCH_SECONDS]
+        assert len(window) / WATCH_SECONDS >= 1.5
 
 
 def _schedule_with_last_runs(path: str, last_runs: dict[str, timedelta], on: Celery = app) -> None:
@@ -79,13 +67,18 @@ def test_a_beat_that_was_stopped_runs_each_missed_entry_once_at_start(tmp_path):
     # 멈춰 있던 사이에 놓친 주기 실행(3600번)과 crontab 실행(3번)을 쌓아 두지 않는다: 시작할 때 한 번씩.
     path = str(tmp_path / "celerybeat-schedule")
     _schedule_with_last_runs(path, {"tick-every-second": timedelta(hours=1), "nightly-report": timedelta(days=3)})
-    with running(Beat("practice07", schedule=path)) as (beat,):
-        beat.wait_for_log("Sending due task nightly-report", WAIT)
-        beat.wait_for_log("Sending due task tick-every-second", WAIT)
-        time.sleep(TICK_SECONDS / 3)  # 밀린 실행을 몰아서 보낸다면 지금쯤 여러 줄이다
-        assert beat.log.count("Sending due task tick-every-second") == 1
-        time.sleep(TICK_SECONDS * 2)
-        assert beat.log.count("Sending due task nightly-report") == 1  # 다음은 04:00
+    with running(Beat(LESSON, schedule=path)) as (beat,):
+        beat.wait_for_log("Sending due task nightly-report", WAIT_SECONDS)
+        beat.wait_for_log("Sending due task tick-every-second", WAIT_SECONDS)
+        # 밀린 실행을 몰아서 보낸다면 한 간격이 되기 전에 여러 줄이다
+        never_within(TICK_SECONDS / 3, lambda: _sends(beat, "tick-every-second") > 1, "밀린 tick을 몰아서 보냄")
+        # 다음 nightly-report 는 04:00이다
+        never_within(TICK_SECONDS * 2, lambda: _sends(beat, "nightly-report") > 1, "nightly-report 를 또 보냄")
+
+
+def _sends(beat: Beat, entry: str) -> int:
+    """beat 로그의 `Sending due task <entry>` 줄 수."""
+    return beat.log.count(f"Sending due task {entry}")
 
 
 def _log_times(log: str, *texts: str) -> list[datetime]:
@@ -100,45 +93,42 @@ def _log_times(log: str, *texts: str) -> list[datetime]:
 def test_a_new_entry_is_first_sent_one_interval_after_start_and_a_lost_file_means_no_catch_up(tmp_path):
     # 일정 파일이 없으면(컨테이너에 볼륨이 없을 때처럼) 항목마다 last_run_at=지금 으로 시작한다: 주기 항목은 한 간격
     # 뒤에 처음 보내고, 놓친 crontab 실행(04:00)은 보내지 않는다.
-    with running(Beat("practice07", schedule=str(tmp_path / "celerybeat-schedule"))) as (beat,):
-        beat.wait_for_log("Sending due task tick-every-second", WAIT)
-        time.sleep(QUIET_SECONDS)
+    with running(Beat(LESSON, schedule=str(tmp_path / "celerybeat-schedule"))) as (beat,):
+        beat.wait_for_log("Sending due task tick-every-second", WAIT_SECONDS)
+        never_within(QUIET_SECONDS, lambda: _sends(beat, "nightly-report"), "놓친 nightly-report 를 보냄")
         log = beat.log
     (started,) = _log_times(log, "beat: Starting...")
     first = _log_times(log, "Sending due task tick-every-second")[0]
     assert (first - started).total_seconds() >= 0.9 * TICK_SECONDS
-    assert "Sending due task nightly-report" not in log
 
 
 def test_a_timezone_change_resets_the_schedule_file_so_a_missed_crontab_run_is_not_sent(tmp_path):
     # 같은 일정 파일이라도 timezone(또는 enable_utc)이 바뀌면 beat가 저장된 일정을 비운다: 사흘 전의 지난 실행도
     # 함께 사라지므로, 놓친 crontab 실행을 보내지 않는다.
     path = str(tmp_path / "celerybeat-schedule")
-    utc_app = Celery("practice07", set_as_current=False)
+    utc_app = Celery(LESSON, set_as_current=False)
     utc_app.conf.update(beat_schedule=app.conf.beat_schedule, timezone="UTC")
     _schedule_with_last_runs(path, {"nightly-report": timedelta(days=3)}, on=utc_app)
-    with running(Beat("practice07", schedule=path)) as (beat,):
-        beat.wait_for_log("Reset: Timezone changed from 'UTC' to 'Asia/Seoul'", WAIT)
-        beat.wait_for_log("Sending due task tick-every-second", WAIT)
-        time.sleep(QUIET_SECONDS)
-        assert "Sending due task nightly-report" not in beat.log
+    with running(Beat(LESSON, schedule=path)) as (beat,):
+        beat.wait_for_log("Reset: Timezone changed from 'UTC' to 'Asia/Seoul'", WAIT_SECONDS)
+        beat.wait_for_log("Sending due task tick-every-second", WAIT_SECONDS)
+        never_within(QUIET_SECONDS, lambda: _sends(beat, "nightly-report"), "놓친 nightly-report 를 보냄")
 
 
 def test_stopping_beat_and_starting_it_again_sends_each_entry_once_then_on_its_interval(tmp_path):
     # 직접 해 보기의 첫 항목: beat를 Ctrl-C 로 멈췄다가 몇 초 뒤 다시 띄운다. 멈춘 사이의 tick은 몰아서 오지 않는다.
     path = str(tmp_path / "celerybeat-schedule")
-    with running(Beat("practice07", schedule=path)) as (first,):
-        first.wait_for_log("Sending due task tick-every-second", WAIT)
+    with running(Beat(LESSON, schedule=path)) as (first,):
+        first.wait_for_log("Sending due task tick-every-second", WAIT_SECONDS)
         # 보내는 도중이 아니라 간격의 한가운데서 누른다. Celery 5.7의 beat는 메시지를 보내는 도중에 신호를 받으면
         # 스스로 막힐 수 있다(call_tasks.stop_second_beat 의 설명).
         time.sleep(TICK_SECONDS / 2)
         first.proc.send_signal(signal.SIGINT)  # 터미널의 Ctrl-C
-        assert first.proc.wait(WAIT) == 0
-    time.sleep(COUNT_SECONDS)
-    with running(Beat("practice07", schedule=path)) as (again,):
-        again.wait_for_log("Sending due task tick-every-second", WAIT)
-        time.sleep(TICK_SECONDS / 2)
-        assert again.log.count("Sending due task tick-every-second") == 1
+        assert first.proc.wait(WAIT_SECONDS) == 0
+    time.sleep(STOPPED_SECONDS)
+    with running(Beat(LESSON, schedule=path)) as (again,):
+        again.wait_for_log("Sending due task tick-every-second", WAIT_SECONDS)
+        never_within(TICK_SECONDS / 2, lambda: _sends(again, "tick-every-second") > 1, "멈춘 사이의 tick을 몰아서 보냄")
         time.sleep(TICK_SECONDS * 2)
         sends = _log_times(again.log, "Sending due task tick-every-second")
     gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(sends)]
@@ -166,7 +156,7 @@ def test_beat_adds_backend_cleanup_daily_at_four_for_the_database_backend(tmp_pa
     assert entry.options["expires"] == 12 * 3600  # Celery도 자기 항목에 expires를 단다
     assert "celery.backend_cleanup" not in app.conf.beat_schedule  # 적지 않아도 beat가 더한다
     # 결과를 스스로 만료시키는 백엔드(Redis: 키마다 TTL)에는 더하지 않는다.
-    redis_app = Celery("practice07", backend=global_config.REDIS_URL, set_as_current=False)
+    redis_app = Celery(LESSON, backend=global_config.REDIS_URL, set_as_current=False)
     scheduler = PersistentScheduler(app=redis_app, schedule_filename=str(tmp_path / "r"), lazy=False)
     assert "celery.backend_cleanup" not in scheduler.schedule
     scheduler.close()
@@ -213,7 +203,7 @@ def test_on_the_redis_broker_the_worker_discards_a_message_that_expired_in_the_q
     time.sleep(FRESH_EXPIRES_SECONDS + 0.5)
     assert redis.Redis.from_url(global_config.REDIS_URL).llen("practice12.redis") == 1  # 아직 큐에 있다
     with running(Worker("practice12", module="redis_tasks", concurrency=None)) as (worker,):
-        worker.wait_for_log(rf"Discarding revoked task: practice12\.redis_tasks\.note\[{expired.id}\]", WAIT)
+        worker.wait_for_log(rf"Discarding revoked task: practice12\.redis_tasks\.note\[{expired.id}\]", WAIT_SECONDS)
 
 
 @pytest.mark.parametrize(("expires", "ttl"), [("default", 86400), (None, -1)])
@@ -232,21 +222,21 @@ def test_the_redis_backend_sets_a_ttl_on_each_result_key_instead(expires, ttl):
 
 def test_worker_dash_b_runs_beat_inside_the_worker(tmp_path):
     # 개발용: 워커 하나가 beat도 돌린다(README의 한 줄). 운영에서는 beat를 따로 하나만.
-    purge("practice07")
-    embedded = Worker("practice07", extra_args=["-B", f"--schedule={tmp_path / 'celerybeat-schedule'}"])
+    purge(LESSON)
+    embedded = Worker(LESSON, extra_args=["-B", f"--schedule={tmp_path / 'celerybeat-schedule'}"])
     with running(embedded):
-        assert _ticks_per_second("tick") >= 0.66
+        assert per_second("tick") >= 1
     assert "beat: Starting..." in embedded.log
 
 
 def test_two_workers_with_dash_b_are_two_beats_and_every_entry_runs_twice(tmp_path):
     # README: 워커를 여럿 띄우면 beat도 여럿이 된다(워커마다 -B).
-    purge("practice07")
+    purge(LESSON)
     embedded = [
-        Worker("practice07", extra_args=["-B", f"--schedule={tmp_path / f'celerybeat-schedule-{n}'}"]) for n in (1, 2)
+        Worker(LESSON, extra_args=["-B", f"--schedule={tmp_path / f'celerybeat-schedule-{n}'}"]) for n in (1, 2)
     ]
     with running(*embedded):
-        assert _ticks_per_second("tick") >= 1.5
+        assert per_second("tick") >= 2
 
 
 def test_crontab_times_are_read_in_utc_unless_the_app_sets_a_timezone():

@@ -13,7 +13,9 @@ from playground.broker import queue_counts
 from playground.lessons import purge
 from playground.workers import Beat, Worker, running
 from practice07.tasks import FRESH_EXPIRES_SECONDS, TICK_SECONDS, runs
-from tests.test_practice07 import WAIT
+from tests import WAIT_SECONDS
+
+LESSON = "practice07"
 
 BEAT_ALONE_SECONDS = 4  # 워커 없이 beat만 도는 시간 (README: 워커를 멈춰 두면 tick이 쌓인다)
 
@@ -21,14 +23,14 @@ BEAT_ALONE_SECONDS = 4  # 워커 없이 beat만 도는 시간 (README: 워커를
 def test_beat_keeps_sending_while_no_worker_runs_and_expires_drops_the_stale_ticks():
     # 워커가 멈춰 있어도 beat는 보낸다. 메시지는 큐에 쌓이고, 워커가 돌아오면 한꺼번에 실행된다. expires를 단
     # tick_fresh 는 큐에서 만료되어 RabbitMQ가 버리므로 마지막 것들만 돈다.
-    purge("practice07")
-    with running(Beat("practice07")) as (beat,):
-        beat.wait_for_log("Sending due task tick-fresh-every-second", WAIT)
+    purge(LESSON)
+    with running(Beat(LESSON)) as (beat,):
+        beat.wait_for_log("Sending due task tick-fresh-every-second", WAIT_SECONDS)
         time.sleep(BEAT_ALONE_SECONDS)
-        waiting, consumers = queue_counts("practice07")
+        waiting, consumers = queue_counts(LESSON)
         assert consumers == 0 and waiting >= 2 * (BEAT_ALONE_SECONDS - 1)  # tick, tick_once, tick_fresh 가 쌓였다
         back = time.time()
-        with running(Worker("practice07")) as (worker,):
+        with running(Worker(LESSON)) as (worker,):
             time.sleep(TICK_SECONDS / 2)
             burst_until = time.time()
             log = worker.log
