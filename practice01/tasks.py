@@ -12,12 +12,11 @@ SoftTimeLimitExceeded 예외를 일으켜 정리할 기회를 준다. 그래서 
 
 import os
 import time
-import uuid
 
-import redis
 from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
+from course import Journal
 from global_config import RABBITMQ_URL, REDIS_URL
 
 SOFT_LIMIT_SECONDS = 1  # soft_time_limit
@@ -41,19 +40,9 @@ app.conf.update(
     task_default_queue="practice01",
 )
 
-# 작업 안에서 일어난 일을 Redis 목록에 적어 둔다. 하드 제한으로 죽은 작업은 결과를 돌려주지 못한다. 그래서
-# 호출하는 쪽이 "어디까지 실행됐나"를 보려면 이런 흔적이 필요하다.
-notebook = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-NOTES_TTL_SECONDS = 3600
-
-
-def notes_key(run_id):
-    return f"practice01:notes:{run_id}"
-
-
-def note(run_id, text):
-    notebook.rpush(notes_key(run_id), text)
-    notebook.expire(notes_key(run_id), NOTES_TTL_SECONDS)
+# 작업 안에서 일어난 일을 실행 기록(Redis 목록 practice01:journal:<run_id>)에 적어 둔다. 하드 제한으로 죽은 작업은
+# 결과를 돌려주지 못한다. 그래서 호출하는 쪽이 "어디까지 실행됐나"를 보려면 이런 흔적이 필요하다.
+journal = Journal("practice01")
 
 
 @app.task
@@ -65,15 +54,15 @@ def unlimited():
 
 @app.task(time_limit=HARD_LIMIT_SECONDS)
 def hard_limited(run_id):
-    note(run_id, f"시작 (pid {os.getpid()})")
+    journal.write(run_id, f"시작 (pid {os.getpid()})")
     try:
         time.sleep(OVERRUN_SECONDS)
-        note(run_id, "끝까지 실행")
+        journal.write(run_id, "끝까지 실행")
     finally:
         # 하드 제한에서는 SIGTERM이 먼저 와서 여기까지는 올 수 있다. 하지만 약 0.1초 뒤 SIGKILL이 프로세스를 끝낸다.
-        note(run_id, "finally 시작")
+        journal.write(run_id, "finally 시작")
         time.sleep(HARD_CLEANUP_SECONDS)
-        note(run_id, "finally 끝")
+        journal.write(run_id, "finally 끝")
 
 
 @app.task(soft_time_limit=SOFT_LIMIT_SECONDS, time_limit=HARD_LIMIT_SECONDS)
@@ -85,9 +74,9 @@ def batch_with_cleanup(run_id):
             done += 1
     except SoftTimeLimitExceeded:
         # 소프트 제한의 예외는 작업 안에서 난다. 진행 상황을 남기고 정리한 뒤 값을 돌려줄 수 있다.
-        note(run_id, f"소프트 제한: {done}개 처리 후 정리 시작")
+        journal.write(run_id, f"소프트 제한: {done}개 처리 후 정리 시작")
         time.sleep(CLEANUP_SECONDS)
-        note(run_id, "정리 끝")
+        journal.write(run_id, "정리 끝")
         return {"processed": done, "of": ITEMS, "cleaned_up": True}
     return {"processed": done, "of": ITEMS, "cleaned_up": False}
 
@@ -97,9 +86,9 @@ def slow_cleanup(run_id):
     try:
         time.sleep(OVERRUN_SECONDS)
     except SoftTimeLimitExceeded:
-        note(run_id, "소프트 제한: 정리 시작")
+        journal.write(run_id, "소프트 제한: 정리 시작")
         time.sleep(SLOW_CLEANUP_SECONDS)  # 여유보다 길다
-        note(run_id, "정리 끝")
+        journal.write(run_id, "정리 끝")
         raise
 
 
@@ -111,11 +100,6 @@ def misconfigured():
 
 # 헬퍼. 호출하는 쪽(call_tasks, 테스트)이 쓴다.
 def send(task):
-    """새 run_id 로 보내고 (AsyncResult, run_id) 를 돌려준다. 작업이 남긴 흔적은 run_id 로 찾는다."""
-    run_id = str(uuid.uuid4())
+    """새 run_id 로 보내고 (AsyncResult, run_id) 를 돌려준다. 작업이 남긴 흔적은 journal.read(run_id) 로 읽는다."""
+    run_id = Journal.new_run()
     return task.delay(run_id), run_id
-
-
-def notes_of(run_id):
-    """run_id 로 실행된 작업이 남긴 흔적들(적은 순서)."""
-    return notebook.lrange(notes_key(run_id), 0, -1)

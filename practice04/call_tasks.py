@@ -9,9 +9,8 @@ from datetime import datetime
 from itertools import pairwise
 
 from celery.exceptions import MaxRetriesExceededError
-from celery.exceptions import TimeoutError as CeleryTimeoutError
 
-from course import WAIT_SECONDS, Scenario
+from course import WAIT_SECONDS, Scenario, wait_until
 from practice04.tasks import (
     BACKOFF_MAX_SECONDS,
     MAX_RETRIES,
@@ -19,19 +18,16 @@ from practice04.tasks import (
     always_fails,
     always_fails_without_exc,
     app,
-    attempts,
     auto_retrying,
     auto_retrying_slowly,
     auto_retrying_with_jitter,
     flaky,
+    journal,
     send,
-    wait_for_state,
 )
 
 # 함정 작업은 180초 뒤로 미뤄진 것만 확인하고 그만 볼 것이므로, 그 전에 만료되게 보낸다.
 TRAP_EXPIRES_SECONDS = 10
-# 작업이 RETRY 상태가 되기를 기다리는 상한.
-STATE_WAIT_SECONDS = 5
 # inspect가 워커의 답을 기다리는 상한.
 INSPECT_SECONDS = 1.0
 
@@ -41,20 +37,22 @@ step, show, expect = scenario.step, scenario.show, scenario.expect
 
 def show_attempts(run_id):
     """작업이 시도마다 남긴 기록을 찍고 (retries 목록, 시도 사이 간격들)을 돌려준다."""
-    recorded = attempts(run_id)
-    rows = [(row["retries"], row["at"] - recorded[0]["at"]) for row in recorded]
+    recorded = journal.read(run_id)
+    rows = [(entry["retries"], entry.at - recorded[0].at) for entry in recorded]
     for number, (retries, offset) in enumerate(rows, start=1):
         print(f"      시도 {number}: self.request.retries={retries}, 첫 시도 후 {offset:.1f}초")
     gaps = [round(b[1] - a[1]) for a, b in pairwise(rows)]
     return [retries for retries, _ in rows], gaps
 
 
-def state_after_waiting(result, state):
-    """result가 state가 되기를 기다린다. 끝까지 PENDING이면 워커가 없는 것이다."""
-    seen = wait_for_state(result, state, STATE_WAIT_SECONDS)
-    if seen == "PENDING":
-        raise CeleryTimeoutError(f"{result.id} is still PENDING")
-    return seen
+def state_after_waiting(result):
+    """result가 PENDING을 벗어나기를 기다려 그 state를 돌려준다. 끝까지 PENDING이면 워커가 없는 것이다."""
+
+    def left_pending():
+        state = result.state
+        return state if state != "PENDING" else None
+
+    return wait_until(left_pending, "작업의 첫 시도")
 
 
 def calls():
@@ -67,7 +65,7 @@ def calls():
     print("    flaky, always_fails, always_fails_without_exc, auto_retrying, auto_retrying_with_jitter")
 
     step("2. 재시도를 기다리는 동안의 상태")
-    show("flaky_result.state", state_after_waiting(flaky_result, "RETRY"), "RETRY")
+    show("flaky_result.state", state_after_waiting(flaky_result), "RETRY")
     show("flaky_result.info", flaky_result.info, note="이번 실패의 예외")
 
     step(f"3. 일시적으로 실패한 뒤 성공하는 flaky (두 번 실패, countdown={RETRY_COUNTDOWN_SECONDS}초)")
@@ -90,7 +88,7 @@ def calls():
     step("5. exc= 없이 retry() 하는 always_fails_without_exc")
     error = show("failing_no_exc.get(propagate=False)", failing_no_exc.get(timeout=WAIT_SECONDS, propagate=False))
     expect("exc 없는 재시도의 예외", type(error), MaxRetriesExceededError)
-    expect("always_fails_without_exc 실행 횟수", len(attempts(failing_no_exc_id)), MAX_RETRIES + 1)
+    expect("always_fails_without_exc 실행 횟수", len(journal.read(failing_no_exc_id)), MAX_RETRIES + 1)
 
     backoff = f"retry_backoff=True, retry_backoff_max={BACKOFF_MAX_SECONDS}"
     step(f"6. 선언으로 재시도하는 auto_retrying (autoretry_for, {backoff})")
@@ -111,7 +109,7 @@ def calls():
 
     step("7. autoretry_for 만 있고 retry_backoff 도 countdown도 없을 때의 함정")
     trap, trap_id = send(auto_retrying_slowly, expires=TRAP_EXPIRES_SECONDS)
-    show("trap.state", state_after_waiting(trap, "RETRY"), "RETRY")
+    show("trap.state", state_after_waiting(trap), "RETRY")
     show("trap.info", trap.info)
     eta = scheduled_eta(trap.id, worker=first_attempt_worker(trap_id))
     delay = (datetime.fromisoformat(eta) - datetime.now().astimezone()).total_seconds() if eta else None
@@ -126,7 +124,7 @@ def calls():
 
 def first_attempt_worker(run_id):
     """첫 시도를 실행한 워커의 노드 이름. 재시도 메시지는 그 워커가 eta까지 쥐고 있다."""
-    return attempts(run_id)[0]["worker"]
+    return journal.read(run_id)[0]["worker"]
 
 
 def scheduled_eta(task_id, worker):

@@ -11,13 +11,9 @@ backoff도 countdown도 없으면 다음 시도까지 default_retry_delay(180초
     터미널 2:  python -m practice04.call_tasks
 """
 
-import json
-import time
-import uuid
-
-import redis
 from celery import Celery
 
+from course import Journal
 from global_config import RABBITMQ_URL, REDIS_URL
 
 MAX_RETRIES = 3  # 처음 한 번 + 재시도 3번 = 최대 4번 실행
@@ -31,25 +27,15 @@ app.conf.update(
     task_default_queue="practice04",
 )
 
-# 시도마다 (self.request.retries, 시각, 실행한 워커)를 Redis 목록에 적는다. 호출하는 쪽은 이 기록으로 시도 횟수와
-# 간격을 보고, 다음 시도를 쥐고 있는 워커에게만 물어볼 수 있다.
-attempt_log = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-ATTEMPTS_TTL_SECONDS = 3600
-
-
-def attempts_key(run_id):
-    return f"practice04:attempts:{run_id}"
-
-
-def record_attempt(run_id, request):
-    row = {"retries": request.retries, "at": time.time(), "worker": request.hostname}
-    attempt_log.rpush(attempts_key(run_id), json.dumps(row))
-    attempt_log.expire(attempts_key(run_id), ATTEMPTS_TTL_SECONDS)
+# 시도마다 self.request.retries 와 실행한 워커(self.request.hostname)를 실행 기록(Redis 목록
+# practice04:journal:<run_id>)에 적는다. 적은 시각은 기록이 함께 남긴다(entry.at). 호출하는 쪽은 이 기록으로 시도
+# 횟수와 간격을 보고, 다음 시도를 쥐고 있는 워커에게만 물어볼 수 있다.
+journal = Journal("practice04")
 
 
 @app.task(bind=True, max_retries=MAX_RETRIES)
 def flaky(self, run_id, failures=FAILURES_BEFORE_SUCCESS):
-    record_attempt(run_id, self.request)
+    journal.write(run_id, "시도", retries=self.request.retries, worker=self.request.hostname)
     try:
         if self.request.retries < failures:
             raise ConnectionError(f"일시적 오류 (retries={self.request.retries})")
@@ -62,7 +48,7 @@ def flaky(self, run_id, failures=FAILURES_BEFORE_SUCCESS):
 
 @app.task(bind=True, max_retries=MAX_RETRIES)
 def always_fails(self, run_id):
-    record_attempt(run_id, self.request)
+    journal.write(run_id, "시도", retries=self.request.retries, worker=self.request.hostname)
     try:
         raise ConnectionError("외부 서비스가 응답하지 않음")
     except ConnectionError as exc:
@@ -72,7 +58,7 @@ def always_fails(self, run_id):
 
 @app.task(bind=True, max_retries=MAX_RETRIES)
 def always_fails_without_exc(self, run_id):
-    record_attempt(run_id, self.request)
+    journal.write(run_id, "시도", retries=self.request.retries, worker=self.request.hostname)
     try:
         raise ConnectionError("외부 서비스가 응답하지 않음")
     except ConnectionError:
@@ -84,7 +70,7 @@ def always_fails_without_exc(self, run_id):
 # 때문이다. 그래서 첫 시도는 return에 닿지 않고, 끝까지 가는 것은 재시도(retries=1)다.
 @app.task(bind=True, max_retries=1)
 def retry_without_raise(self, run_id):
-    record_attempt(run_id, self.request)
+    journal.write(run_id, "시도", retries=self.request.retries, worker=self.request.hostname)
     if self.request.retries == 0:
         self.retry(countdown=RETRY_COUNTDOWN_SECONDS)
     return f"끝까지 실행됨: retries={self.request.retries}"
@@ -102,7 +88,7 @@ def retry_without_raise(self, run_id):
     max_retries=MAX_RETRIES,
 )
 def auto_retrying(self, run_id):
-    record_attempt(run_id, self.request)
+    journal.write(run_id, "시도", retries=self.request.retries, worker=self.request.hostname)
     raise ConnectionError("외부 서비스가 응답하지 않음")
 
 
@@ -116,7 +102,7 @@ def auto_retrying(self, run_id):
     max_retries=MAX_RETRIES,
 )
 def auto_retrying_with_jitter(self, run_id):
-    record_attempt(run_id, self.request)
+    journal.write(run_id, "시도", retries=self.request.retries, worker=self.request.hostname)
     raise ConnectionError("외부 서비스가 응답하지 않음")
 
 
@@ -124,28 +110,15 @@ def auto_retrying_with_jitter(self, run_id):
 # 다음 시도까지 default_retry_delay(180초)를 기다린다.
 @app.task(bind=True, autoretry_for=(ConnectionError,), max_retries=1)
 def auto_retrying_slowly(self, run_id):
-    record_attempt(run_id, self.request)
+    journal.write(run_id, "시도", retries=self.request.retries, worker=self.request.hostname)
     raise ConnectionError("외부 서비스가 응답하지 않음")
 
 
 # 헬퍼. 호출하는 쪽(call_tasks, 테스트)이 쓴다.
 def send(task, *args, **options):
-    """새 run_id 를 첫 인자로 붙여 보내고 (AsyncResult, run_id) 를 돌려준다. 시도 기록은 run_id 로 찾는다."""
-    run_id = str(uuid.uuid4())
-    return task.apply_async((run_id, *args), **options), run_id
+    """새 run_id 를 첫 인자로 붙여 보내고 (AsyncResult, run_id) 를 돌려준다.
 
-
-def attempts(run_id):
-    """작업이 시도마다 남긴 실행 기록을 시도 순서대로 돌려준다.
-
-    [{"retries": …, "at": 시각, "worker": 실행한 워커}, …]
+    시도 기록은 journal.read(run_id) 로 읽는다.
     """
-    return [json.loads(row) for row in attempt_log.lrange(attempts_key(run_id), 0, -1)]
-
-
-def wait_for_state(result, state, timeout):
-    """result의 state가 state가 될 때까지, 길어야 timeout 초 기다린다. 마지막으로 본 state를 돌려준다."""
-    deadline = time.monotonic() + timeout
-    while result.state != state and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return result.state
+    run_id = Journal.new_run()
+    return task.apply_async((run_id, *args), **options), run_id

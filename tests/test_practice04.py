@@ -12,10 +12,10 @@ import pytest
 from celery.exceptions import MaxRetriesExceededError, TaskRevokedError
 from celery.utils.time import get_exponential_backoff_interval
 
+from course import wait_until
 from playground import broker
-from playground.lessons import worker_on_empty_queue
 from playground.workers import Worker, running
-from practice04.call_tasks import TRAP_EXPIRES_SECONDS
+from practice04.call_tasks import TRAP_EXPIRES_SECONDS, scheduled_eta
 from practice04.tasks import (
     BACKOFF_MAX_SECONDS,
     MAX_RETRIES,
@@ -23,44 +23,46 @@ from practice04.tasks import (
     always_fails,
     always_fails_without_exc,
     app,
-    attempts,
     auto_retrying,
     auto_retrying_slowly,
     auto_retrying_with_jitter,
     flaky,
+    journal,
     retry_without_raise,
     send,
-    wait_for_state,
 )
+from tests import WAIT_SECONDS
 
-STATE_WAIT_SECONDS = 5
-WAIT = 20
+LESSON = "practice04"
+# 모듈의 테스트가 워커 하나를 함께 쓴다(conftest.py 의 worker). 그래서 한 테스트 프로세스에 모은다.
+pytestmark = pytest.mark.xdist_group(LESSON)
+
 EARLY = 0.05  # countdown은 "그 전에는 아님": 간격은 이보다 더 짧아질 수 없다(시계 오차만큼의 여유)
 INSPECT_DEFAULT_TIMEOUT_SECONDS = 1.0  # README: inspect의 timeout 기본값
 JITTER_RUNS = 4  # jitter가 켜져 있으면 이 중 적어도 한 작업의 간격이 백오프 값보다 짧다(모두 꽉 찰 확률은 (1/18)**4)
-
-
-@pytest.fixture(scope="module")
-def worker():
-    with worker_on_empty_queue("practice04") as worker:
-        yield worker
+# 보낼 때 잰 시각과, Celery가 그때 expires= 로 셈한 만료 시각 사이의 허용 오차.
+SEND_CLOCK_SLACK_SECONDS = 1
 
 
 def gaps(run_id):
-    return [b["at"] - a["at"] for a, b in pairwise(attempts(run_id))]
+    return [b.at - a.at for a, b in pairwise(journal.read(run_id))]
+
+
+def retries_of(run_id):
+    return [entry["retries"] for entry in journal.read(run_id)]
 
 
 def test_retries_count_from_zero_and_a_transient_failure_ends_in_success(worker):
     result, run_id = send(flaky)
-    assert result.get(timeout=WAIT) == "성공: retries=2"
-    assert [a["retries"] for a in attempts(run_id)] == [0, 1, 2]
+    assert result.get(timeout=WAIT_SECONDS) == "성공: retries=2"
+    assert retries_of(run_id) == [0, 1, 2]
     assert all(gap >= RETRY_COUNTDOWN_SECONDS - EARLY for gap in gaps(run_id))
-    assert {a["worker"] for a in attempts(run_id)} == {worker.node}  # self.request.hostname
+    assert {entry["worker"] for entry in journal.read(run_id)} == {worker.node}  # self.request.hostname
 
 
 def test_a_retry_is_the_same_task_id_sent_again(worker):
     result, _ = send(flaky)
-    result.get(timeout=WAIT)
+    result.get(timeout=WAIT_SECONDS)
     assert len(re.findall(rf"practice04\.tasks\.flaky\[{result.id}\] received", worker.log)) == 3
     assert (
         len(
@@ -76,26 +78,27 @@ def test_a_retry_is_the_same_task_id_sent_again(worker):
 
 def test_the_state_is_retry_while_waiting_for_the_next_attempt(worker):
     result, _ = send(flaky)
-    assert wait_for_state(result, "RETRY", STATE_WAIT_SECONDS) == "RETRY"
+    wait_until(lambda: result.state == "RETRY", "다음 시도를 기다리는 작업(RETRY)", WAIT_SECONDS)
     assert isinstance(result.info, ConnectionError)
     assert result.ready() is False
-    result.get(timeout=WAIT)
+    result.get(timeout=WAIT_SECONDS)
 
 
 def test_retry_raises_by_itself_so_the_attempt_ends_there_even_without_raise(worker):
     # retry_without_raise 는 raise 없이 self.retry() 만 부른다. retry() 가 예외를 던지지 않고 돌아왔다면 첫 시도가
     # return까지 가서 "retries=0" 이 먼저 SUCCESS로 적혔을 것이다(Redis 백엔드는 첫 SUCCESS를 지킨다).
     result, run_id = send(retry_without_raise)
-    assert result.get(timeout=WAIT) == "끝까지 실행됨: retries=1"
-    assert [a["retries"] for a in attempts(run_id)] == [0, 1]
-    worker.wait_for_log(rf"retry_without_raise\[{result.id}\] retry: Retry in {RETRY_COUNTDOWN_SECONDS}s", 5)
+    assert result.get(timeout=WAIT_SECONDS) == "끝까지 실행됨: retries=1"
+    assert retries_of(run_id) == [0, 1]
+    worker.wait_for_log(rf"retry_without_raise\[{result.id}\] retry: Retry in {RETRY_COUNTDOWN_SECONDS}s", WAIT_SECONDS)
 
 
 def test_a_task_waiting_to_retry_is_held_by_the_worker_not_by_a_pool_process(worker):
     # 풀 프로세스보다 많은 작업이 한꺼번에 다음 시도를 기다린다. 기다림이 길어야(180초) 들여다보는 동안 다음 시도가
     # 시작하지 않는다(1초 간격이면 바쁜 기계에서는 들여다보는 사이에 다음 시도가 실행 중일 수 있다).
     waiting = [send(auto_retrying_slowly)[0] for _ in range(worker.concurrency + 1)]
-    assert all(wait_for_state(r, "RETRY", STATE_WAIT_SECONDS) == "RETRY" for r in waiting)
+    for r in waiting:
+        wait_until(lambda r=r: r.state == "RETRY", "다음 시도를 기다리는 작업(RETRY)", WAIT_SECONDS)
     inspect = app.control.inspect(destination=[worker.node], timeout=1.0)
     active = {entry["id"] for entry in inspect.active()[worker.node]}
     scheduled = {entry["request"]["id"] for entry in inspect.scheduled()[worker.node]}
@@ -131,27 +134,27 @@ def test_inspect_without_a_destination_waits_at_least_the_default_timeout_of_1_s
 
 def test_max_retries_3_means_4_executions_and_exc_gives_the_original_exception(worker):
     result, run_id = send(always_fails)
-    error = result.get(timeout=WAIT, propagate=False)
-    assert len(attempts(run_id)) == MAX_RETRIES + 1 == 4
+    error = result.get(timeout=WAIT_SECONDS, propagate=False)
+    assert len(journal.read(run_id)) == MAX_RETRIES + 1 == 4
     assert result.state == "FAILURE"
     assert type(error) is ConnectionError
     with pytest.raises(ConnectionError, match="외부 서비스가 응답하지 않음"):
-        result.get(timeout=WAIT)
+        result.get(timeout=WAIT_SECONDS)
 
 
 def test_without_exc_the_caller_gets_max_retries_exceeded_error(worker):
     result, run_id = send(always_fails_without_exc)
-    error = result.get(timeout=WAIT, propagate=False)
-    assert len(attempts(run_id)) == MAX_RETRIES + 1
+    error = result.get(timeout=WAIT_SECONDS, propagate=False)
+    assert len(journal.read(run_id)) == MAX_RETRIES + 1
     assert isinstance(error, MaxRetriesExceededError)
     assert "Can't retry practice04.tasks.always_fails_without_exc" in str(error)
 
 
 def test_autoretry_with_backoff_waits_1_2_then_the_cap(worker):
     result, run_id = send(auto_retrying)
-    error = result.get(timeout=WAIT, propagate=False)
+    error = result.get(timeout=WAIT_SECONDS, propagate=False)
     assert type(error) is ConnectionError
-    assert [a["retries"] for a in attempts(run_id)] == [0, 1, 2, 3]
+    assert retries_of(run_id) == [0, 1, 2, 3]
     expected = [1, 2, BACKOFF_MAX_SECONDS]
     measured = gaps(run_id)
     assert len(measured) == len(expected)
@@ -162,11 +165,12 @@ def test_autoretry_with_backoff_waits_1_2_then_the_cap(worker):
 def test_autoretry_without_backoff_or_countdown_waits_default_retry_delay_180s(worker):
     assert auto_retrying_slowly.default_retry_delay == 180
     result, run_id = send(auto_retrying_slowly)
-    assert wait_for_state(result, "RETRY", STATE_WAIT_SECONDS) == "RETRY"
-    worker.wait_for_log(rf"auto_retrying_slowly\[{result.id}\] retry: Retry in 180s", 5)
-    eta = _scheduled_eta(result.id)
-    assert 170 < (eta - datetime.now().astimezone()).total_seconds() <= 180
-    assert len(attempts(run_id)) == 1
+    wait_until(lambda: result.state == "RETRY", "다음 시도를 기다리는 작업(RETRY)", WAIT_SECONDS)
+    worker.wait_for_log(rf"auto_retrying_slowly\[{result.id}\] retry: Retry in 180s", WAIT_SECONDS)
+    eta = scheduled_eta(result.id, worker=worker.node)
+    assert eta, f"{result.id} is not scheduled on {worker.node}"
+    assert 170 < (datetime.fromisoformat(eta) - datetime.now().astimezone()).total_seconds() <= 180
+    assert len(journal.read(run_id)) == 1
     result.revoke()  # 이 워커가 180초 뒤 다시 실행하지 않게
 
 
@@ -181,7 +185,7 @@ def test_with_jitter_left_at_its_default_the_waits_never_exceed_the_backoff(work
     sent = [send(auto_retrying_with_jitter) for _ in range(JITTER_RUNS)]  # 재시도는 풀 프로세스를 잡지 않는다
     every = []
     for result, run_id in sent:
-        assert type(result.get(timeout=WAIT, propagate=False)) is ConnectionError
+        assert type(result.get(timeout=WAIT_SECONDS, propagate=False)) is ConnectionError
         measured = gaps(run_id)
         assert len(measured) == MAX_RETRIES
         for gap, ceiling in zip(measured, ceilings, strict=True):
@@ -204,11 +208,11 @@ def test_retry_backoff_true_waits_1_2_4_8_seconds_before_the_cap():
 
 def test_a_retry_inherits_expires_and_an_expired_retry_is_discarded(worker):
     result, run_id = send(flaky, 5, expires=1.5)  # 5번 실패하도록: 두 번째 재시도(t≈2초)는 만료 뒤다
-    assert wait_for_state(result, "REVOKED", timeout=WAIT) == "REVOKED"
+    wait_until(lambda: result.state == "REVOKED", "만료로 버려진 재시도(REVOKED)", WAIT_SECONDS)
     assert isinstance(result.info, TaskRevokedError)
     assert repr(result.info) == "TaskRevokedError('expired')"
-    assert len(attempts(run_id)) == 2
-    worker.wait_for_log(rf"Discarding revoked task: practice04\.tasks\.flaky\[{result.id}\]", 5)
+    assert len(journal.read(run_id)) == 2
+    worker.wait_for_log(rf"Discarding revoked task: practice04\.tasks\.flaky\[{result.id}\]", WAIT_SECONDS)
 
 
 def test_the_trap_retry_falls_due_long_after_the_expiry_it_inherits_so_it_never_runs_again():
@@ -216,12 +220,12 @@ def test_the_trap_retry_falls_due_long_after_the_expiry_it_inherits_so_it_never_
     # 그 재시도 메시지가 브로커로 돌아온다. 그것을 읽어 보면 만료 시각은 처음 보낼 때의 것이고, eta는 그보다 한참
     # 뒤다. 만료 뒤에 돌아온 재시도는 실행되지 않고 버려진다(test_a_retry_inherits_expires_...).
     queue = f"practice04_trap_{uuid.uuid4().hex[:8]}"
-    sent = datetime.now().astimezone()
     try:
         with running(Worker("practice04", queues=(queue,))) as (holder,):
+            sent = datetime.now().astimezone()
             trap, run_id = send(auto_retrying_slowly, expires=TRAP_EXPIRES_SECONDS, queue=queue)
-            assert wait_for_state(trap, "RETRY", STATE_WAIT_SECONDS) == "RETRY"
-            holder.wait_for_log(rf"auto_retrying_slowly\[{trap.id}\] retry: Retry in 180s", 5)
+            wait_until(lambda: trap.state == "RETRY", "다음 시도를 기다리는 작업(RETRY)", WAIT_SECONDS)
+            holder.wait_for_log(rf"auto_retrying_slowly\[{trap.id}\] retry: Retry in 180s", WAIT_SECONDS)
         path = f"queues/{broker.quoted(broker.vhost())}/{broker.quoted(queue)}/get"
         messages = broker.management("POST", path, {"count": 1, "ackmode": "ack_requeue_false", "encoding": "auto"})
     finally:
@@ -230,14 +234,7 @@ def test_the_trap_retry_falls_due_long_after_the_expiry_it_inherits_so_it_never_
     headers = message["properties"]["headers"]
     assert (headers["id"], headers["retries"]) == (trap.id, 1)
     expires, eta = datetime.fromisoformat(headers["expires"]), datetime.fromisoformat(headers["eta"])
-    assert abs(expires - (sent + timedelta(seconds=TRAP_EXPIRES_SECONDS))) < timedelta(seconds=STATE_WAIT_SECONDS)
+    slack = timedelta(seconds=SEND_CLOCK_SLACK_SECONDS)
+    assert abs(expires - (sent + timedelta(seconds=TRAP_EXPIRES_SECONDS))) < slack
     assert eta - expires > timedelta(seconds=auto_retrying_slowly.default_retry_delay - 2 * TRAP_EXPIRES_SECONDS)
-    assert len(attempts(run_id)) == 1
-
-
-def _scheduled_eta(task_id):
-    for entries in (app.control.inspect(timeout=1.0).scheduled() or {}).values():
-        for entry in entries:
-            if entry["request"]["id"] == task_id:
-                return datetime.fromisoformat(entry["eta"])
-    raise AssertionError(f"{task_id} is not scheduled on any worker")
+    assert len(journal.read(run_id)) == 1

@@ -9,16 +9,19 @@ from __future__ import annotations
 
 from playground.lessons import purge, run_call_tasks
 from playground.workers import running
+from tests import CALL_TIMEOUT_SECONDS
 from tests.readme import assert_samples_match, readme_workers
+
+LESSON = "practice04"
 
 
 def test_call_tasks_against_the_worker_started_as_the_readme_says():
-    purge("practice04")
-    (worker,) = readme_workers("practice04")
+    purge(LESSON)
+    (worker,) = readme_workers(LESSON)
     assert worker.argv[-4:] == ["-A", "practice04.tasks", "worker", "--loglevel=info"]
     with running(worker):
         assert worker.node.startswith("celery@")
-        run = run_call_tasks("practice04", timeout=90)
+        run = run_call_tasks(LESSON, timeout=CALL_TIMEOUT_SECONDS)
     assert run.returncode == 0, run.output
-    assert_samples_match("practice04", run.output)
+    assert_samples_match(LESSON, run.output)
     assert "!!" not in run.output
