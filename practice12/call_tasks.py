@@ -10,12 +10,17 @@
 
 import sys
 import time
-import uuid
 
-from course import WAIT_SECONDS, Scenario
+from course import WAIT_SECONDS, Journal, Scenario, never_within
 from practice12 import redis_tasks, tasks
-from practice12.journal import started, wait_for_starts
-from practice12.tasks import COUNTDOWN_SECONDS, HOLD_SECONDS, LONG_COUNTDOWN_SECONDS, QUORUM_QUEUE, SETTLE_SECONDS
+from practice12.tasks import (
+    COUNTDOWN_SECONDS,
+    HOLD_SECONDS,
+    LONG_COUNTDOWN_SECONDS,
+    QUORUM_QUEUE,
+    SETTLE_SECONDS,
+    journal,
+)
 
 scenario = Scenario(tasks.app)
 step, show = scenario.step, scenario.show
@@ -23,28 +28,24 @@ step, show = scenario.step, scenario.show
 SHORT_COUNTDOWN_SECONDS = redis_tasks.VISIBILITY_TIMEOUT_SECONDS - 1
 
 
-def new_journal():
-    return f"practice12:{uuid.uuid4().hex}"
-
-
 def order_while_busy(lesson_tasks, blocker):
     """blocker가 하나뿐인 풀 프로세스를 붙잡은 동안 우선순위 없음, 1, 9를 차례로 보내고, 시작한 순서를 돌려준다."""
-    key = new_journal()
-    blocker.delay(key, "먼저", HOLD_SECONDS)
-    wait_for_starts(key, 1, WAIT_SECONDS)
-    lesson_tasks.note.delay(key, "없음")
-    lesson_tasks.note.apply_async((key, "1"), priority=1)
-    lesson_tasks.note.apply_async((key, "9"), priority=9)
-    return [label for label, _ in wait_for_starts(key, 4, WAIT_SECONDS)][1:]
+    run = Journal.new_run()
+    blocker.delay(run, "먼저", HOLD_SECONDS)
+    journal.wait_for(run, 1)
+    lesson_tasks.note.delay(run, "없음")
+    lesson_tasks.note.apply_async((run, "1"), priority=1)
+    lesson_tasks.note.apply_async((run, "9"), priority=9)
+    return [entry.what for entry in journal.wait_for(run, 4)][1:]
 
 
 def after_a_countdown_task(queue):
     """countdown 작업을 보내고 곧바로 하나 더 보낸다. 둘이 보낸 때로부터 몇 초 뒤에 시작했는지 돌려준다."""
-    key = new_journal()
+    run = Journal.new_run()
     sent_at = time.time()
-    tasks.note.apply_async((key, "countdown"), countdown=COUNTDOWN_SECONDS, queue=queue)
-    tasks.note.apply_async((key, "바로"), queue=queue)
-    starts = dict(wait_for_starts(key, 2, WAIT_SECONDS + COUNTDOWN_SECONDS))
+    tasks.note.apply_async((run, "countdown"), countdown=COUNTDOWN_SECONDS, queue=queue)
+    tasks.note.apply_async((run, "바로"), queue=queue)
+    starts = {entry.what: entry.at for entry in journal.wait_for(run, 2, timeout=WAIT_SECONDS + COUNTDOWN_SECONDS)}
     return round(starts["바로"] - sent_at, 1), round(starts["countdown"] - sent_at, 1)
 
 
@@ -94,13 +95,17 @@ def calls():
 
     timeout = redis_tasks.VISIBILITY_TIMEOUT_SECONDS
     step(f"4. Redis 브로커에서 visibility_timeout={timeout}초보다 긴 countdown 작업은 두 번 이상 실행됩니다")
-    key = new_journal()
-    redis_tasks.note.apply_async((key, "짧은"), countdown=SHORT_COUNTDOWN_SECONDS)
-    redis_tasks.note.apply_async((key, "긴"), countdown=LONG_COUNTDOWN_SECONDS)
-    time.sleep(LONG_COUNTDOWN_SECONDS + SETTLE_SECONDS)
-    labels = [label for label, _ in started(key)]
-    show(f"countdown={SHORT_COUNTDOWN_SECONDS} 작업의 실행 횟수", labels.count("짧은"), 1)
-    runs = labels.count("긴")
+    run = Journal.new_run()
+    redis_tasks.note.apply_async((run, "짧은"), countdown=SHORT_COUNTDOWN_SECONDS)
+    redis_tasks.note.apply_async((run, "긴"), countdown=LONG_COUNTDOWN_SECONDS)
+    # 긴 작업이 처음 실행될 때까지 기다린다. 되돌아온 사본들도 그때 실행된다. 그다음 짧은 작업이 또 실행되지 않는지
+    # SETTLE_SECONDS 동안 더 지켜본다.
+    journal.wait_for(run, 1, what="긴", timeout=WAIT_SECONDS + LONG_COUNTDOWN_SECONDS)
+    short_again = f"countdown={SHORT_COUNTDOWN_SECONDS} 작업의 두 번째 실행"
+    never_within(SETTLE_SECONDS, lambda: journal.whats(run).count("짧은") > 1, short_again)
+    whats = journal.whats(run)
+    show(f"countdown={SHORT_COUNTDOWN_SECONDS} 작업의 실행 횟수", whats.count("짧은"), 1)
+    runs = whats.count("긴")
     show(f"countdown={LONG_COUNTDOWN_SECONDS} 작업이 두 번 이상 실행되었습니다", runs >= 2, True, note=f"{runs}번")
 
 

@@ -15,14 +15,13 @@ RabbitMQ 4.3이 큐 선언을 거부하고(PRECONDITION_FAILED) 워커가 끝난
 import os
 import sys
 import time
-import uuid
 
 from celery import Celery
-from celery.exceptions import TimeoutError
 from kombu import Exchange, Queue
 
+from course import Happened, Journal, NotInTime, never_within, wait_until
 from global_config import RABBITMQ_URL, REDIS_URL
-from practice12.journal import note_start, started, wait_for_starts
+from practice12.tasks import journal  # 실행 기록은 tasks.py 의 것 하나를 함께 쓴다
 
 CONSUMER_TIMEOUT_SECONDS = 5  # ack 없이 이만큼 지나면 브로커가 컨슈머를 끊는다. RabbitMQ는 몇 초마다 확인한다
 LONG_TASK_SECONDS = 12  # consumer_timeout 보다 긴 acks_late 작업
@@ -54,8 +53,8 @@ app.conf.update(
 
 
 @app.task(ignore_result=True)
-def long_job(key):
-    note_start(key, "실행")
+def long_job(run):
+    journal.write(run, "실행")
     time.sleep(LONG_TASK_SECONDS)
 
 
@@ -65,38 +64,48 @@ def stop_redelivering(task_id):
     revoke는 워커마다 있는 제어 큐로 간다. 이 큐는 연결에 딸려 있어서 워커가 다시 연결하는 동안에는 없다. 그때 보낸
     revoke는 아무도 받지 못하므로, 워커가 받았다고 답할 때까지 다시 보낸다.
     """
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while not app.control.revoke(task_id, reply=True, timeout=REPLY_SECONDS) and time.monotonic() < deadline:
-        pass
+    try:
+        wait_until(
+            lambda: app.control.revoke(task_id, reply=True, timeout=REPLY_SECONDS),
+            "revoke를 받았다는 워커의 답",
+            START_TIMEOUT_SECONDS,
+        )
+    except NotInTime as exc:
+        print(f"    !! 예상과 다름: {exc}")
 
 
 def main():
-    key = f"practice12:timeout:{uuid.uuid4().hex}"
-    sent = long_job.delay(key)
+    run = Journal.new_run()
+    sent = long_job.delay(run)
     print(
         f"long_job({LONG_TASK_SECONDS}초, acks_late) 을 보냈습니다. "
         f"x-consumer-timeout 값은 {CONSUMER_TIMEOUT_SECONDS}초입니다."
     )
     try:
-        wait_for_starts(key, 1, START_TIMEOUT_SECONDS)
-    except TimeoutError:
+        journal.wait_for(run, 1, timeout=START_TIMEOUT_SECONDS)
+    except NotInTime:
         app.control.purge()  # 보낸 메시지를 거둔다. 나중에 뜬 워커가 끝없는 되풀이를 시작하지 않게 한다
         print(f"{START_TIMEOUT_SECONDS}초 안에 시작하지 않았습니다. 다른 터미널에서 띄우세요:")
         print(f"    {WORKER_COMMAND}")
         return 1
     try:
-        runs = wait_for_starts(key, 2, LONG_TASK_SECONDS)
-        second = runs[1][1] - runs[0][1]
+        runs = journal.wait_for(run, 2, timeout=LONG_TASK_SECONDS)
+        second = runs[1].at - runs[0].at
         print(f"    첫 실행이 끝나기 전에 같은 메시지가 재전달되어 또 실행되었습니다 → {second:.0f}초 뒤")
         print("    (워커 로그: Connection to broker lost … ConsumerCancelled … 'Basic.cancel')")
-    except TimeoutError:
+    except NotInTime:
         print(f"    !! 예상과 다름: {LONG_TASK_SECONDS}초 안에 재전달되지 않았습니다")
         return 1
     finally:
         # Ctrl-C를 포함해 어떻게 끝나든 되풀이를 남겨 두지 않는다.
         stop_redelivering(sent.id)
-    time.sleep(LONG_TASK_SECONDS)
-    count = len(started(key))
+    try:
+        # 더 재전달되더라도 워커가 버리므로 실행 기록은 두 줄 그대로다.
+        never_within(LONG_TASK_SECONDS, lambda: journal.whats(run)[2:], "revoke 한 뒤에 새로 시작한 실행")
+    except Happened as exc:
+        print(f"    !! 예상과 다름: {exc}")
+        return 1
+    count = len(journal.read(run))
     print(f"    revoke 한 뒤 {LONG_TASK_SECONDS}초 동안 새로 시작한 실행 → {count - 2}번 (모두 {count}번)")
     return 0 if count == 2 else 1
 

@@ -20,7 +20,7 @@ import time
 from celery import Celery
 
 from global_config import REDIS_URL
-from practice12.journal import note_start
+from practice12.tasks import journal  # 실행 기록은 tasks.py 의 것 하나를 함께 쓴다
 
 VISIBILITY_TIMEOUT_SECONDS = 2  # ack 없이 이만큼 지난 메시지는 큐로 되돌아간다
 RESTORE_CHECK_SECONDS = 1  # 되돌릴 메시지를 찾는 간격. kombu 기본값으로는 약 100초마다 찾는다
@@ -44,11 +44,11 @@ app.conf.update(
 
 
 @app.task(ignore_result=True)
-def note(key, label):
-    note_start(key, label)
+def note(run, label):
+    journal.write(run, label)
 
 
 @app.task(ignore_result=True, acks_late=True)
-def hold_acks_late(key, label, seconds):
-    note_start(key, label)
+def hold_acks_late(run, label, seconds):
+    journal.write(run, label)
     time.sleep(seconds)

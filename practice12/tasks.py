@@ -19,8 +19,8 @@ import time
 from celery import Celery
 from kombu import Exchange, Queue
 
+from course import Journal
 from global_config import RABBITMQ_URL, REDIS_URL
-from practice12.journal import note_start
 
 HOLD_SECONDS = 1  # 앞선 작업이 풀 프로세스 하나를 붙잡고 있는 시간
 COUNTDOWN_SECONDS = 3  # 기다렸다가 실행되는 작업의 countdown
@@ -49,21 +49,25 @@ app.conf.update(
     worker_prefetch_multiplier=1,
 )
 
+# 작업이 시작할 때 남기는 실행 기록(Redis 목록 practice12:journal:<run>). 이 실습의 세 앱이 함께 쓴다.
+# call_tasks 와 테스트는 이것으로 작업이 시작한 순서와 때와 횟수를 읽는다.
+journal = Journal("practice12")
+
 
 @app.task(ignore_result=True)
-def note(key, label):
-    note_start(key, label)
+def note(run, label):
+    journal.write(run, label)
 
 
 @app.task(ignore_result=True)
-def hold(key, label, seconds):
+def hold(run, label, seconds):
     # 기본값인 시작 시 ack. 워커의 prefetch 자리가 비어 다음 메시지를 받아 둔다.
-    note_start(key, label)
+    journal.write(run, label)
     time.sleep(seconds)
 
 
 @app.task(ignore_result=True, acks_late=True)
-def hold_acks_late(key, label, seconds):
+def hold_acks_late(run, label, seconds):
     # 완료 후 ack. 실행되는 동안 prefetch 자리를 차지하므로 다음 메시지는 브로커의 큐에서 우선순위대로 기다린다.
-    note_start(key, label)
+    journal.write(run, label)
     time.sleep(seconds)

@@ -7,7 +7,7 @@ practice12.redis_tasks 와 같은 Redis 데이터베이스를 쓰지만, visibil
 from celery import Celery
 
 from global_config import REDIS_URL
-from practice12.journal import note_start
+from practice12.tasks import journal
 
 app = Celery("tests.redis_broker_app", broker=REDIS_URL, backend=REDIS_URL)
 app.conf.update(
@@ -18,5 +18,5 @@ app.conf.update(
 
 
 @app.task(ignore_result=True)
-def note(key, label):
-    note_start(key, label)
+def note(run, label):
+    journal.write(run, label)

@@ -1,7 +1,7 @@
-"""practice10 README: 워커를 스스로 띄우는 테스트 — revoke의 한계(재시작과 mingle, --statedb, 워커 없음),
-풀마다의 terminate, rate_limit 은 워커마다, --autoscale 과 inspect stats의 autoscaler, threads/solo 의 --concurrency.
+"""practice10 README: revoke의 한계(재시작과 mingle, --statedb, 워커 없음), 풀마다의 terminate, rate_limit 은
+워커마다, --autoscale 과 inspect stats의 autoscaler, threads/solo 의 --concurrency.
 
-test_practice10 의 모듈 워커가 같은 큐를 소비하면(그리고 같은 revoke를 받으면) 결과가 섞이므로 모듈을 나눴다.
+모듈 내내 쓰는 워커는 없다. 테스트마다 풀, 동시성, --statedb, mingle이 다른 워커를 스스로 띄우고 멈춘다.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import time
-import uuid
 from datetime import datetime
 
 import pytest
@@ -26,6 +25,8 @@ from practice10.tasks import COUNTDOWN_SECONDS, LONG_SECONDS, app, journal, limi
 from tests import WAIT_SECONDS
 from tests.readme import command_starting, lesson_readmes, parse, readme
 
+LESSON = "practice10"
+
 # 아무 워커도 없을 때 보낸 revoke가 (누군가에게 닿는다면) 닿을 시간. 지나도 닿을 곳이 없다는 것을 보인다.
 REVOKE_SETTLE_SECONDS = 0.5
 # 이웃 워커만 소비하는 큐: 이웃은 그 작업을 가져가지 않고 revoke만 받는다.
@@ -39,7 +40,7 @@ AUTOSCALE_TASK_SECONDS = 3
 AUTOSCALE_LONG_SECONDS = 6  # 짧은 작업이 끝난 뒤에도 keepalive보다 오래 실행되도록
 LOG_CLOCK_SLACK_SECONDS = 0.01  # 워커 로그의 시각은 밀리초까지만 적힌다
 
-README_KO = readme(lesson_readmes("practice10")[0])
+README_KO = readme(lesson_readmes(LESSON)[0])
 
 
 def _worker_args(command: str) -> list[str]:
@@ -59,10 +60,10 @@ def _worker_args(command: str) -> list[str]:
 def test_a_restarted_worker_knows_a_revoke_only_from_a_live_neighbour(neighbour, mingle, discarded):
     # 워커가 countdown 작업을 쥔 채 revoke를 받고 멈춘다. 다시 배달된 메시지를 다시 뜬 워커가 버리는지는
     # 그 revoke를 받은 다른 워커가 떠 있고, 새 워커가 시작할 때 그 워커에게서 취소 목록을 받아 오는지(mingle)에 달렸다.
-    purge("practice10")
-    run = str(uuid.uuid4())
-    first = Worker("practice10")
-    others = (Worker("practice10", queues=[NEIGHBOUR_QUEUE]),) if neighbour else ()
+    purge(LESSON)
+    run = journal.new_run()
+    first = Worker(LESSON)
+    others = (Worker(LESSON, queues=[NEIGHBOUR_QUEUE]),) if neighbour else ()
     try:
         with running(first, *others):
             held = work.apply_async((run,), countdown=COUNTDOWN_SECONDS)
@@ -74,7 +75,7 @@ def test_a_restarted_worker_knows_a_revoke_only_from_a_live_neighbour(neighbour,
             assert held.state == "REVOKED"
             first.stop()  # warm shutdown: 쥐고 있던(ack 하지 않은) 메시지는 큐로 돌아간다
             # fast_start=False 가 학습자의 명령 그대로(mingle과 gossip이 켜진 워커)다.
-            with running(Worker("practice10", fast_start=not mingle)) as (again,):
+            with running(Worker(LESSON, fast_start=not mingle)) as (again,):
                 if discarded:
                     again.wait_for_log(r"mingle: sync with 1 nodes", WAIT_SECONDS)
                     again.wait_for_log(
@@ -107,15 +108,15 @@ def test_a_restarted_worker_knows_a_revoke_only_from_a_live_neighbour(neighbour,
 def test_with_statedb_the_restarted_worker_still_discards_it(tmp_path):
     # 이웃 워커도 mingle도 없이: 취소 목록은 파일에서 온다.
     statedb = str(tmp_path / "worker-state")
-    purge("practice10")
-    run = str(uuid.uuid4())
-    first = Worker("practice10", extra_args=[f"--statedb={statedb}"])
+    purge(LESSON)
+    run = journal.new_run()
+    first = Worker(LESSON, extra_args=[f"--statedb={statedb}"])
     with running(first):
         held = work.apply_async((run,), countdown=COUNTDOWN_SECONDS)
         first.wait_for_log(rf"Task practice10.tasks.work\[{held.id}\] received", WAIT_SECONDS)
         app.control.revoke(held.id)
         first.wait_for_log("Tasks flagged as revoked", WAIT_SECONDS)
-    with running(Worker("practice10", extra_args=[f"--statedb={statedb}"])) as (again,):
+    with running(Worker(LESSON, extra_args=[f"--statedb={statedb}"])) as (again,):
         again.wait_for_log(
             rf"Discarding revoked task: practice10.tasks.work\[{held.id}\]", WAIT_SECONDS + COUNTDOWN_SECONDS
         )
@@ -123,12 +124,12 @@ def test_with_statedb_the_restarted_worker_still_discards_it(tmp_path):
 
 
 def test_a_revoke_sent_while_no_worker_runs_is_lost():
-    purge("practice10")
-    run = str(uuid.uuid4())
+    purge(LESSON)
+    run = journal.new_run()
     queued = work.delay(run)
     app.control.revoke(queued.id)  # 듣는 워커가 없다
     time.sleep(REVOKE_SETTLE_SECONDS)
-    with running(*lesson_workers("practice10")):
+    with running(*lesson_workers(LESSON)):
         assert queued.get(timeout=WAIT_SECONDS)  # 나중에 뜬 워커는 그 취소를 모른다
     assert journal.whats(run) == ["시작", "끝", "finally"]
 
@@ -141,9 +142,9 @@ TERMINATED_AS = {"prefork": "SystemExit", "gevent": "GreenletExit"}
 
 @pytest.mark.parametrize("pool", sorted(TERMINATED_AS))
 def test_terminate_stops_a_running_task_in_prefork_and_gevent(pool):
-    purge("practice10")
-    with running(Worker("practice10", pool=pool, concurrency=2)) as (worker,):
-        run = str(uuid.uuid4())
+    purge(LESSON)
+    with running(Worker(LESSON, pool=pool, concurrency=2)) as (worker,):
+        run = journal.new_run()
         result = work.delay(run, LONG_SECONDS)
         journal.wait_for(run, 1, timeout=WAIT_SECONDS)
         reply = app.control.revoke(
@@ -162,9 +163,9 @@ def test_terminate_stops_a_running_task_in_prefork_and_gevent(pool):
 
 @pytest.mark.parametrize("pool", ["threads", "solo"])
 def test_threads_and_solo_cannot_terminate_a_running_task(pool):
-    purge("practice10")
-    with running(Worker("practice10", pool=pool, concurrency=2)) as (worker,):
-        run = str(uuid.uuid4())
+    purge(LESSON)
+    with running(Worker(LESSON, pool=pool, concurrency=2)) as (worker,):
+        run = journal.new_run()
         result = work.delay(run, RUNS_TO_THE_END_SECONDS)
         journal.wait_for(run, 1, timeout=WAIT_SECONDS)
         reply = app.control.revoke(
@@ -209,19 +210,19 @@ def _rate(run: str) -> float:
 
 def test_rate_limit_is_per_worker():
     # 같은 큐를 두 워커가 소비하면 합친 속도는 rate_limit 의 두 배 가까이 된다.
-    purge("practice10")
-    with running(Worker("practice10"), Worker("practice10")):
-        run = str(uuid.uuid4())
+    purge(LESSON)
+    with running(Worker(LESSON), Worker(LESSON)):
+        run = journal.new_run()
         for result in [limited.delay(run) for _ in range(20)]:
             result.get(timeout=WAIT_SECONDS)
         assert _rate(run) > 5 * 1.5  # rate_limit='5/s', 워커 둘
 
 
 def test_rate_limit_can_be_changed_at_run_time_with_a_control_command():
-    purge("practice10")
-    with running(Worker("practice10")) as (limited_worker,):
+    purge(LESSON)
+    with running(Worker(LESSON)) as (limited_worker,):
         app.control.rate_limit(limited.name, "1/s", destination=[limited_worker.node], reply=True, timeout=2)
-        run = str(uuid.uuid4())
+        run = journal.new_run()
         for result in [limited.delay(run) for _ in range(3)]:
             result.get(timeout=WAIT_SECONDS)
     stamps = sorted(entry.at for entry in journal.read(run))
@@ -256,9 +257,9 @@ def test_readme_autoscale_commands_and_what_inspect_stats_says():
     )
     assert worker_args == ["--autoscale=4,1"]
     stats_command = parse(command_starting(README_KO, "celery -A practice10.tasks inspect stats"))
-    purge("practice10")
+    purge(LESSON)
     scaled = Worker(
-        "practice10", concurrency=None, extra_args=worker_args, env={"AUTOSCALE_KEEPALIVE": str(TEST_KEEPALIVE_SECONDS)}
+        LESSON, concurrency=None, extra_args=worker_args, env={"AUTOSCALE_KEEPALIVE": str(TEST_KEEPALIVE_SECONDS)}
     )
     with running(scaled):
         assert ".> concurrency: {min=1, max=4} (prefork)" in scaled.log  # 배너
@@ -274,8 +275,8 @@ def test_readme_autoscale_commands_and_what_inspect_stats_says():
         assert reply["pool"]["max-concurrency"] == len(reply["pool"]["processes"]) == 1
 
         # 짧은 넷이 풀 프로세스 넷을 차지하고, 긴 둘은 자리를 기다린다.
-        results = [work.delay(str(uuid.uuid4()), AUTOSCALE_TASK_SECONDS) for _ in range(AUTOSCALE_TASKS - 2)]
-        results += [work.delay(str(uuid.uuid4()), AUTOSCALE_LONG_SECONDS) for _ in range(2)]
+        results = [work.delay(journal.new_run(), AUTOSCALE_TASK_SECONDS) for _ in range(AUTOSCALE_TASKS - 2)]
+        results += [work.delay(journal.new_run(), AUTOSCALE_LONG_SECONDS) for _ in range(2)]
         # 일이 밀리면: qty는 받아 둔 작업 수(실행 중인 넷과 기다리는 둘), current는 max까지 늘어난 풀 크기.
         stats = _stats_until(scaled, {"max": 4, "min": 1, "current": 4, "qty": 6}, processes=4)
         assert stats["pool"]["max-concurrency"] == 1  # 처음 크기에 머무른다: 지금 크기는 current와 processes
@@ -288,7 +289,7 @@ def test_readme_autoscale_commands_and_what_inspect_stats_says():
 
         # 줄이는 것은 마지막으로 작업을 받은 지 keepalive가 지난 뒤다: 곧 끝나는 작업 넷으로 다시 늘린 뒤 잰다.
         log_before = len(scaled.log)
-        quick = [work.delay(str(uuid.uuid4()), 0.2) for _ in range(4)]
+        quick = [work.delay(journal.new_run(), 0.2) for _ in range(4)]
         sent_at = time.time()
         for result in quick:
             result.get(timeout=WAIT_SECONDS)
@@ -318,9 +319,9 @@ def test_autoscale_waits_30_seconds_by_default_before_shrinking():
 @pytest.mark.parametrize(("pool", "concurrency", "expected"), [("threads", 4, 4), ("solo", 4, 1)])
 def test_what_concurrency_means_for_threads_and_solo(pool, concurrency, expected):
     # threads: 스레드 수, solo: 언제나 하나(--concurrency 를 주어도). 네 작업이 몇 개씩 겹치나.
-    purge("practice10")
-    with running(Worker("practice10", pool=pool, concurrency=concurrency)):
-        runs = [str(uuid.uuid4()) for _ in range(4)]
+    purge(LESSON)
+    with running(Worker(LESSON, pool=pool, concurrency=concurrency)):
+        runs = [journal.new_run() for _ in range(4)]
         for result in [work.delay(run, 0.5) for run in runs]:
             result.get(timeout=WAIT_SECONDS)
     spans = [(journal.read(run)[0].at, journal.read(run)[1].at) for run in runs]

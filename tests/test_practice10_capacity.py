@@ -8,7 +8,6 @@ import os
 import re
 import sys
 import time
-import uuid
 
 import pytest
 from celery import Celery
@@ -22,7 +21,8 @@ from practice10.tasks import app, journal, limited, work
 from tests import WAIT_SECONDS
 from tests.readme import command_starting, lesson_readmes, parse, readme
 
-README_KO = readme(lesson_readmes("practice10")[0])
+LESSON = "practice10"
+README_KO = readme(lesson_readmes(LESSON)[0])
 
 # rate_limit 에 걸려 기다리는 작업이 prefetch 자리를 채우는 실험. 관리 API의 큐 통계는 몇 초마다(기본 5초) 모이므로
 # 자리가 찬 채로 그보다 오래 머물도록 느린 속도로 많이 보낸다.
@@ -49,15 +49,15 @@ def _queue(name: str) -> dict:
 
 def test_tasks_waiting_for_a_rate_limit_hold_prefetch_slots_and_block_the_queue():
     assert Celery("defaults", set_as_current=False).conf.worker_prefetch_multiplier == 4
-    purge("practice10")
-    with running(Worker("practice10", concurrency=CONCURRENCY)) as (worker,):
+    purge(LESSON)
+    with running(Worker(LESSON, concurrency=CONCURRENCY)) as (worker,):
         stats = app.control.inspect(destination=[worker.node], timeout=1).stats()[worker.node]
         assert stats["prefetch_count"] == PREFETCH
         _slowed(worker)
-        run = str(uuid.uuid4())
+        run = journal.new_run()
         for _ in range(BURST):
             limited.delay(run)
-        other_run = str(uuid.uuid4())
+        other_run = journal.new_run()
         sent = time.time()
         other = work.delay(other_run)  # rate_limit 이 없는 작업, 같은 큐
 
@@ -65,10 +65,10 @@ def test_tasks_waiting_for_a_rate_limit_hold_prefetch_slots_and_block_the_queue(
 
         def unacked_is_the_prefetch():
             assert journal.read(other_run) == []  # work는 아직 시작하지 않았다
-            ready, consumers = broker.queue_counts("practice10")
+            ready, consumers = broker.queue_counts(app.conf.task_default_queue)
             assert ready >= 1 and consumers == 1  # work의 메시지는 아직 브로커에 있다(워커에게 오지 않았다)
             # 워커는 기다리는 작업을 받아 두었지만 ack 하지 않았다: 관리 UI의 Unacked가 prefetch 만큼이다.
-            unacked = _queue("practice10").get("messages_unacknowledged")
+            unacked = _queue(app.conf.task_default_queue).get("messages_unacknowledged")
             reserved_seen.append(len(app.control.inspect(destination=[worker.node], timeout=1).reserved()[worker.node]))
             return unacked == PREFETCH
 
@@ -83,19 +83,19 @@ def test_tasks_waiting_for_a_rate_limit_hold_prefetch_slots_and_block_the_queue(
         assert delay >= expected * 0.75, (delay, expected)
         print(f"work started {delay:.1f} s after being sent behind {BURST} limited at {SLOW_RATE} ({expected} s)")
         assert len(journal.read(run)) < BURST  # limited는 아직 다 시작하지 않았다
-    purge("practice10")  # 멈춘 워커가 받아 두었던 limited는 큐로 돌아갔다: 다음 테스트를 위해 비운다
+    purge(LESSON)  # 멈춘 워커가 받아 두었던 limited는 큐로 돌아갔다: 다음 테스트를 위해 비운다
 
 
 def test_on_their_own_queue_rate_limited_tasks_leave_the_other_work_alone():
-    purge("practice10")
-    limited_worker = Worker("practice10", queues=[OWN_QUEUE], concurrency=CONCURRENCY)
+    purge(LESSON)
+    limited_worker = Worker(LESSON, queues=[OWN_QUEUE], concurrency=CONCURRENCY)
     try:
-        with running(limited_worker, Worker("practice10", concurrency=CONCURRENCY)):
+        with running(limited_worker, Worker(LESSON, concurrency=CONCURRENCY)):
             _slowed(limited_worker)
-            run = str(uuid.uuid4())
+            run = journal.new_run()
             for _ in range(BURST):
                 limited.apply_async((run,), queue=OWN_QUEUE)
-            other_run = str(uuid.uuid4())
+            other_run = journal.new_run()
             sent = time.time()
             work.delay(other_run).get(timeout=WAIT_SECONDS)
             delay = journal.read(other_run)[0].at - sent
@@ -144,8 +144,8 @@ class SettingWorker(Worker):
 
 
 def test_without_concurrency_the_pool_has_one_process_per_cpu_of_the_machine():
-    purge("practice10")
-    with running(Worker("practice10", concurrency=None)) as (default,):
+    purge(LESSON)
+    with running(Worker(LESSON, concurrency=None)) as (default,):
         pool = _pool(default)
     assert pool["max-concurrency"] == len(pool["processes"]) == _banner_concurrency(default) == os.cpu_count()
 
@@ -159,10 +159,10 @@ def test_readme_auto_command_sizes_the_pool_by_what_cpu_budget_returns_here():
     assert extra == ["--concurrency=auto"]
     budget = cpu_budget()
     assert budget.available == available_cpu_count() and budget.quota == cgroup_cpu_quota()
-    purge("practice10")
+    purge(LESSON)
     for worker in (
-        Worker("practice10", concurrency=None, extra_args=extra),
-        SettingWorker("practice10", concurrency=None),
+        Worker(LESSON, concurrency=None, extra_args=extra),
+        SettingWorker(LESSON, concurrency=None),
     ):
         with running(worker):
             pool = _pool(worker)
@@ -172,10 +172,10 @@ def test_readme_auto_command_sizes_the_pool_by_what_cpu_budget_returns_here():
 
 @pytest.mark.skipif("os.cpu_count() < 2", reason="needs two CPUs to pin a worker to fewer than the machine has")
 def test_a_worker_pinned_to_one_cpu_still_starts_cpu_count_processes_unless_auto():
-    purge("practice10")
-    with running(PinnedWorker("practice10", concurrency=None)) as (pinned,):
+    purge(LESSON)
+    with running(PinnedWorker(LESSON, concurrency=None)) as (pinned,):
         by_default = _pool(pinned)
-    with running(PinnedWorker("practice10", concurrency=None, extra_args=["--concurrency=auto"])) as (auto,):
+    with running(PinnedWorker(LESSON, concurrency=None, extra_args=["--concurrency=auto"])) as (auto,):
         with_auto = _pool(auto)
     assert len(by_default["processes"]) == os.cpu_count()  # 묶인 CPU는 하나인데 기계의 CPU 수만큼
     assert len(with_auto["processes"]) == 1

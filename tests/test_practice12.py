@@ -5,38 +5,32 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from types import SimpleNamespace
 
 import pytest
 import redis
 from amqp.exceptions import PreconditionFailed
 from celery import Celery
-from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.worker.consumer.tasks import Tasks
 from kombu import Connection, Exchange, Queue
 from kombu.transport import pyamqp
 from kombu.transport import redis as kombu_redis
 
+from course import wait_until
 from global_config import RABBITMQ_URL, REDIS_URL
 from playground import broker
-from playground.lessons import lesson_workers, purge
-from playground.workers import running
 from practice12 import redis_tasks, tasks
-from practice12.journal import started, wait_for_starts
+from practice12.tasks import journal
+from tests import WAIT_SECONDS
 
-WAIT = 20
-
-
-@pytest.fixture(scope="module")
-def workers():
-    purge("practice12")  # 두 앱의 큐 모두: RabbitMQ의 practice12, practice12.quorum 과 Redis의 practice12.redis
-    with running(*lesson_workers("practice12")) as (rabbit, redis_worker):
-        yield rabbit, redis_worker
+LESSON = "practice12"
+# 모듈의 테스트가 NEEDS의 두 워커(RabbitMQ 앱, Redis 앱)를 함께 쓴다(conftest.py 의 lesson_processes). 두 앱의 큐는
+# 모두 비운 뒤에 띄운다. RabbitMQ의 practice12, practice12.quorum 과 Redis의 practice12.redis 다.
+pytestmark = pytest.mark.xdist_group(LESSON)
 
 
-def test_a_quorum_queue_makes_the_worker_drop_global_qos_and_warn_about_direct_exchanges(workers):
-    rabbit, _ = workers
+def test_a_quorum_queue_makes_the_worker_drop_global_qos_and_warn_about_direct_exchanges(lesson_processes):
+    rabbit, _ = lesson_processes
     assert "Global QoS is disabled. Prefetch count is now static." in rabbit.log
     assert (
         "Exchange practice12 is a direct exchange and native delayed delivery do not support direct exchanges."
@@ -45,40 +39,36 @@ def test_a_quorum_queue_makes_the_worker_drop_global_qos_and_warn_about_direct_e
     assert "Exchange practice12.topic" not in rabbit.log  # topic exchange에 묶인 쿼럼 큐는 경고하지 않는다
 
 
-def _key():
-    return f"practice12:test:{uuid.uuid4().hex}"
-
-
-def test_rabbitmq_runs_higher_priorities_first_once_nothing_is_prefetched(workers):
-    key = _key()
-    tasks.hold_acks_late.delay(key, "hold", tasks.HOLD_SECONDS)
-    wait_for_starts(key, 1, WAIT)
+def test_rabbitmq_runs_higher_priorities_first_once_nothing_is_prefetched(lesson_processes):
+    run = journal.new_run()
+    tasks.hold_acks_late.delay(run, "hold", tasks.HOLD_SECONDS)
+    journal.wait_for(run, 1, timeout=WAIT_SECONDS)
     for priority in (0, 3, 9, 1, 7):
-        tasks.note.apply_async((key, str(priority)), priority=priority)
-    order = [label for label, _ in wait_for_starts(key, 6, WAIT)]
+        tasks.note.apply_async((run, str(priority)), priority=priority)
+    order = [entry.what for entry in journal.wait_for(run, 6, timeout=WAIT_SECONDS)]
     assert order == ["hold", "9", "7", "3", "1", "0"]
 
 
-def test_redis_runs_lower_numbers_first_and_no_priority_counts_as_zero(workers):
-    key = _key()
-    redis_tasks.hold_acks_late.delay(key, "hold", tasks.HOLD_SECONDS)
-    wait_for_starts(key, 1, WAIT)
-    redis_tasks.note.apply_async((key, "0"), priority=0)
-    redis_tasks.note.apply_async((key, "none"))
+def test_redis_runs_lower_numbers_first_and_no_priority_counts_as_zero(lesson_processes):
+    run = journal.new_run()
+    redis_tasks.hold_acks_late.delay(run, "hold", tasks.HOLD_SECONDS)
+    journal.wait_for(run, 1, timeout=WAIT_SECONDS)
+    redis_tasks.note.apply_async((run, "0"), priority=0)
+    redis_tasks.note.apply_async((run, "none"))
     for priority in (9, 1, 5):
-        redis_tasks.note.apply_async((key, str(priority)), priority=priority)
-    order = [label for label, _ in wait_for_starts(key, 6, WAIT)]
+        redis_tasks.note.apply_async((run, str(priority)), priority=priority)
+    order = [entry.what for entry in journal.wait_for(run, 6, timeout=WAIT_SECONDS)]
     # 0과 '없음'은 같은 목록: 보낸 차례대로.
     assert order == ["hold", "0", "none", "1", "5", "9"]
 
 
-def test_the_held_countdown_task_blocks_only_its_own_queues_consumer(workers):
+def test_the_held_countdown_task_blocks_only_its_own_queues_consumer(lesson_processes):
     # 쿼럼 큐로 보낸 작업은 클래식 큐의 countdown 작업이 자리를 차지한 동안에도 곧바로 돈다: 소비자마다 prefetch.
-    key = _key()
-    tasks.note.apply_async((key, "countdown"), countdown=tasks.COUNTDOWN_SECONDS)
-    tasks.note.apply_async((key, "quorum"), queue=tasks.QUORUM_QUEUE.name)
-    tasks.note.apply_async((key, "classic"))
-    order = [label for label, _ in wait_for_starts(key, 3, WAIT)]
+    run = journal.new_run()
+    tasks.note.apply_async((run, "countdown"), countdown=tasks.COUNTDOWN_SECONDS)
+    tasks.note.apply_async((run, "quorum"), queue=tasks.QUORUM_QUEUE.name)
+    tasks.note.apply_async((run, "classic"))
+    order = [entry.what for entry in journal.wait_for(run, 3, timeout=WAIT_SECONDS)]
     assert order == ["quorum", "countdown", "classic"]
 
 
@@ -96,25 +86,16 @@ def test_the_redis_app_restores_within_its_timeout_and_the_countdown_is_longer()
     assert tasks.LONG_COUNTDOWN_SECONDS > redis_tasks.VISIBILITY_TIMEOUT_SECONDS > 1
 
 
-def test_the_journal_reads_back_what_tasks_wrote_and_a_missing_start_is_a_timeout():
-    key = _key()
-    tasks.note.run(key, "직접")
-    ((label, at),) = started(key)
-    assert label == "직접" and at > 0
-    with pytest.raises(CeleryTimeoutError):  # call_tasks 는 이것을 "워커가 없다"로 읽고 띄울 명령을 말한다
-        wait_for_starts(key, 2, 0.2)
-
-
-def test_the_broker_holds_a_countdown_sent_to_the_quorum_queue_and_the_worker_holds_the_classic_one(workers):
-    rabbit, _ = workers
-    key = _key()
+def test_the_broker_holds_a_countdown_sent_to_the_quorum_queue_and_the_worker_holds_the_classic_one(lesson_processes):
+    rabbit, _ = lesson_processes
+    run = journal.new_run()
     received = {}
     for queue in (tasks.QUORUM_QUEUE.name, tasks.PRIORITY_QUEUE.name):
         sent_at = time.monotonic()
-        result = tasks.note.apply_async((key, queue), countdown=tasks.COUNTDOWN_SECONDS, queue=queue)
-        rabbit.wait_for_log(rf"practice12\.tasks\.note\[{result.id}\] received", WAIT)
+        result = tasks.note.apply_async((run, queue), countdown=tasks.COUNTDOWN_SECONDS, queue=queue)
+        rabbit.wait_for_log(rf"practice12\.tasks\.note\[{result.id}\] received", WAIT_SECONDS)
         received[queue] = time.monotonic() - sent_at
-        wait_for_starts(key, len(received), WAIT)
+        journal.wait_for(run, len(received), timeout=WAIT_SECONDS)
     # native delayed delivery: 브로커가 countdown 만큼 갖고 있다가 넘긴다. 클래식 큐의 것은 곧바로 워커에게 온다.
     assert received[tasks.QUORUM_QUEUE.name] >= tasks.COUNTDOWN_SECONDS - 0.5
     assert received[tasks.PRIORITY_QUEUE.name] < tasks.COUNTDOWN_SECONDS - 0.5
@@ -122,22 +103,20 @@ def test_the_broker_holds_a_countdown_sent_to_the_quorum_queue_and_the_worker_ho
     assert {"celery_delayed_0", "celery_delayed_27"} <= names  # 워커가 만든 지연 단계들 (28개)
 
 
-def test_a_message_the_redis_worker_holds_sits_in_the_unacked_hash_until_it_is_acked(workers):
-    _, redis_worker = workers
+def test_a_message_the_redis_worker_holds_sits_in_the_unacked_hash_until_it_is_acked(lesson_processes):
+    _, redis_worker = lesson_processes
     client = redis.Redis.from_url(REDIS_URL)
-    key = _key()
-    held = redis_tasks.note.apply_async((key, "held"), countdown=tasks.COUNTDOWN_SECONDS)
-    redis_worker.wait_for_log(rf"practice12\.redis_tasks\.note\[{held.id}\] received", WAIT)
+    run = journal.new_run()
+    held = redis_tasks.note.apply_async((run, "held"), countdown=tasks.COUNTDOWN_SECONDS)
+    redis_worker.wait_for_log(rf"practice12\.redis_tasks\.note\[{held.id}\] received", WAIT_SECONDS)
     received_at = time.time()
     assert held.id in _unacked_task_ids(client)  # 워커가 countdown을 기다리며 쥐고 있는 동안
     # 언제 받아 갔는지: unacked_index 의 점수가 받아 간 시각이다. visibility_timeout 은 이것으로 잰다.
     (tag,) = [t for t, value in client.hgetall("unacked").items() if json.loads(value)[0]["headers"]["id"] == held.id]
     assert abs(client.zscore("unacked_index", tag) - received_at) < 2
-    wait_for_starts(key, 1, WAIT)
-    deadline = time.monotonic() + WAIT
-    while held.id in _unacked_task_ids(client):  # 돈 뒤에 ack: 되돌아간 사본들까지 모두 돌고 나면 없다
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    journal.wait_for(run, 1, timeout=WAIT_SECONDS)
+    # 실행한 뒤에 ack: 되돌아간 사본들까지 모두 실행되고 나면 없다.
+    wait_until(lambda: held.id not in _unacked_task_ids(client), "작업이 unacked 해시에서 빠짐", WAIT_SECONDS)
 
 
 def _unacked_task_ids(client):
@@ -154,29 +133,27 @@ def consumers_of(queue: str) -> list[dict]:
 
 def channel_named(name: str) -> dict:
     """관리 API가 보여 주는 그 채널 (채널 통계는 몇 초 늦게 나타나므로 나타날 때까지 기다린다)."""
-    deadline = time.monotonic() + WAIT
-    while True:
-        found = [
-            c
-            for c in broker.management("GET", f"vhosts/{broker.quoted(broker.vhost())}/channels")
-            if c.get("name") == name
-        ]
-        if found:
-            return found[0]
-        assert time.monotonic() < deadline, f"no channel {name!r}"
-        time.sleep(0.2)
+
+    def found():
+        channels = broker.management("GET", f"vhosts/{broker.quoted(broker.vhost())}/channels")
+        return next((c for c in channels if c.get("name") == name), None)
+
+    return wait_until(found, f"관리 API의 채널: {name}", WAIT_SECONDS)
 
 
 def wait_for_consumers(queue: str, count: int = 1) -> list[dict]:
     """그 큐의 소비자가 count 개 보일 때까지 기다린다 (소비자의 채널 정보도 몇 초 늦게 채워진다)."""
-    deadline = time.monotonic() + WAIT
-    while len(found := [c for c in consumers_of(queue) if c.get("channel_details", {}).get("name")]) < count:
-        assert time.monotonic() < deadline, f"no consumer on {queue}: {consumers_of(queue)}"
-        time.sleep(0.2)
-    return found
+
+    def found():
+        consumers = [c for c in consumers_of(queue) if c.get("channel_details", {}).get("name")]
+        return consumers if len(consumers) >= count else None
+
+    return wait_until(found, f"큐의 소비자 {count}개: {queue}", WAIT_SECONDS)
 
 
-def test_on_rabbitmq_4_each_consumer_of_the_lesson_worker_has_its_own_prefetch_and_no_channel_is_global(workers):
+def test_on_rabbitmq_4_each_consumer_of_the_lesson_worker_has_its_own_prefetch_and_no_channel_is_global(
+    lesson_processes,
+):
     assert broker.server_major() >= 4
     for queue in (tasks.PRIORITY_QUEUE.name, tasks.QUORUM_QUEUE.name):
         (consumer,) = wait_for_consumers(queue)
@@ -226,26 +203,26 @@ def _sending_app(*, declare: bool) -> Celery:
     return producer
 
 
-def test_native_delayed_delivery_is_decided_by_the_sending_apps_own_queues(workers):
-    rabbit, _ = workers
+def test_native_delayed_delivery_is_decided_by_the_sending_apps_own_queues(lesson_processes):
+    rabbit, _ = lesson_processes
     producer = _sending_app(declare=False)
-    key = _key()
+    run = journal.new_run()
     sent_at = time.time()
     with producer.connection_for_write() as connection:
         held = producer.send_task(
-            tasks.note.name, args=(key, "countdown"), countdown=tasks.COUNTDOWN_SECONDS, connection=connection
+            tasks.note.name, args=(run, "countdown"), countdown=tasks.COUNTDOWN_SECONDS, connection=connection
         )
-    rabbit.wait_for_log(rf"practice12\.tasks\.note\[{held.id}\] received", WAIT)
+    rabbit.wait_for_log(rf"practice12\.tasks\.note\[{held.id}\] received", WAIT_SECONDS)
     assert time.time() - sent_at < tasks.COUNTDOWN_SECONDS - 0.5  # 워커가 곧바로 받았다: 브로커가 기다리지 않았다
-    tasks.note.apply_async((key, "바로"), queue=tasks.QUORUM_QUEUE.name)
-    starts = dict(wait_for_starts(key, 2, WAIT))
+    tasks.note.apply_async((run, "바로"), queue=tasks.QUORUM_QUEUE.name)
+    starts = {entry.what: entry.at for entry in journal.wait_for(run, 2, timeout=WAIT_SECONDS)}
     # 워커가 쥔 countdown 작업이 쿼럼 큐 소비자의 자리를 차지해, 바로 보낸 작업도 countdown이 끝나기를 기다렸다.
     assert starts["countdown"] - sent_at >= tasks.COUNTDOWN_SECONDS - 0.5
     assert starts["바로"] >= starts["countdown"]
 
 
-def test_a_sending_app_that_declares_the_quorum_queue_without_its_type_is_refused(workers):
+def test_a_sending_app_that_declares_the_quorum_queue_without_its_type_is_refused(lesson_processes):
     producer = _sending_app(declare=True)
     refused = r"inequivalent arg 'x-queue-type'.*received 'classic' but current is 'quorum'"
     with producer.connection_for_write() as connection, pytest.raises(PreconditionFailed, match=refused):
-        producer.send_task(tasks.note.name, args=(_key(), "refused"), countdown=1, connection=connection)
+        producer.send_task(tasks.note.name, args=(journal.new_run(), "refused"), countdown=1, connection=connection)

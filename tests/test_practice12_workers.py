@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import urllib.parse
-import uuid
 from collections import Counter
 
 import pytest
@@ -21,6 +20,7 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
+from course import never_within, wait_until
 from global_config import REDIS_URL
 from playground import PROJECT_ROOT, broker
 from playground.broker import queue_counts
@@ -28,29 +28,25 @@ from playground.isolation import REDIS_DATABASES
 from playground.lessons import available_lessons, purge
 from playground.workers import Worker, running
 from practice12 import consumer_timeout, redis_tasks, tasks
-from practice12.journal import started, wait_for_starts
-from tests import redis_broker_app
+from practice12.tasks import journal
+from tests import WAIT_SECONDS, redis_broker_app
 from tests.readme import readme
 from tests.test_practice12 import channel_named, wait_for_consumers
 
-WAIT = 20
+LESSON = "practice12"
 SERVICES = PROJECT_ROOT / ".ci" / "services"
-
-
-def _key():
-    return f"practice12:test:{uuid.uuid4().hex}"
 
 
 def test_a_redis_task_longer_than_the_visibility_timeout_runs_again_while_the_first_run_goes_on():
     redis_tasks.app.control.purge()
-    key = _key()
-    worker = Worker("practice12", module="redis_tasks", concurrency=2)
+    run = journal.new_run()
+    worker = Worker(LESSON, module="redis_tasks", concurrency=2)
     try:
         with running(worker):
-            redis_tasks.hold_acks_late.delay(key, "long", tasks.LONG_COUNTDOWN_SECONDS)
-            runs = wait_for_starts(key, 2, WAIT)
-            assert [label for label, _ in runs] == ["long", "long"]
-            assert runs[1][1] - runs[0][1] < tasks.LONG_COUNTDOWN_SECONDS  # 첫 실행이 끝나기 전에
+            redis_tasks.hold_acks_late.delay(run, "long", tasks.LONG_COUNTDOWN_SECONDS)
+            runs = journal.wait_for(run, 2, timeout=WAIT_SECONDS)
+            assert [entry.what for entry in runs] == ["long", "long"]
+            assert runs[1].at - runs[0].at < tasks.LONG_COUNTDOWN_SECONDS  # 첫 실행이 끝나기 전에
     finally:
         # 되풀이를 끊는다: 워커가 멈춘 뒤 큐와 'unacked' 기록을 지운다.
         redis_tasks.app.control.purge()
@@ -64,18 +60,18 @@ def _run_consumer_timeout_script() -> subprocess.CompletedProcess[str]:
 
 
 def test_x_consumer_timeout_on_a_classic_queue_is_refused_and_the_worker_exits():
-    worker = Worker("practice12", module="consumer_timeout", env={"PRACTICE12_QUEUE_TYPE": "classic"}, fast_start=True)
+    worker = Worker(LESSON, module="consumer_timeout", env={"PRACTICE12_QUEUE_TYPE": "classic"}, fast_start=True)
     worker.start()
     try:
-        worker.wait_for_log(r"PRECONDITION_FAILED", WAIT)
+        worker.wait_for_log(r"PRECONDITION_FAILED", WAIT_SECONDS)
         assert "invalid arg 'x-consumer-timeout'" in worker.log
-        assert worker.proc.wait(WAIT) != 0
+        assert worker.proc.wait(WAIT_SECONDS) != 0
     finally:
         worker.stop()
 
 
 def test_a_quorum_queue_consumer_timeout_redelivers_a_long_task_until_it_is_revoked():
-    worker = Worker("practice12", module="consumer_timeout", concurrency=None)  # 앱의 worker_concurrency=2
+    worker = Worker(LESSON, module="consumer_timeout", concurrency=None)  # 앱의 worker_concurrency=2
     with running(worker):
         run = _run_consumer_timeout_script()
         assert run.returncode == 0, run.stdout + run.stderr
@@ -126,28 +122,30 @@ def spare_broker():
 
 def test_the_worker_keeps_consuming_after_the_broker_restarts(spare_broker):
     app = tasks.app
-    key = _key()
-    worker = Worker("practice12", env={"RABBITMQ_URL": spare_broker})
+    run = journal.new_run()
+    worker = Worker(LESSON, env={"RABBITMQ_URL": spare_broker})
     worker.start()
     try:
         # 준비는 로그로 본다: ping은 이 테스트 프로세스의 브로커로 가므로 이 워커에 닿지 않는다.
-        worker.wait_for_log(r"ready\.", WAIT)
+        worker.wait_for_log(r"ready\.", WAIT_SECONDS)
         with app.connection_for_write(spare_broker) as conn:
-            tasks.hold_acks_late.apply_async((key, "busy", tasks.LONG_COUNTDOWN_SECONDS), connection=conn)
-        wait_for_starts(key, 1, WAIT)
+            tasks.hold_acks_late.apply_async((run, "busy", tasks.LONG_COUNTDOWN_SECONDS), connection=conn)
+        journal.wait_for(run, 1, timeout=WAIT_SECONDS)
         _spare("stop")  # acks_late 작업이 도는 중에
-        worker.wait_for_log(r"Connection to broker lost", WAIT)
-        worker.wait_for_log(r"Cannot connect to amqp://\S+:5674//.*\n.*Trying again in 2\.00 seconds", WAIT)
+        worker.wait_for_log(r"Connection to broker lost", WAIT_SECONDS)
+        worker.wait_for_log(r"Cannot connect to amqp://\S+:5674//.*\n.*Trying again in 2\.00 seconds", WAIT_SECONDS)
         with app.connection_for_write(spare_broker) as conn, pytest.raises(OperationalError):
-            tasks.note.apply_async((key, "during"), connection=conn)  # 브로커가 없는 동안 보내면: 몇 번 해 보고 예외
+            tasks.note.apply_async((run, "during"), connection=conn)  # 브로커가 없는 동안 보내면: 몇 번 해 보고 예외
         _spare("start")
-        worker.wait_for_log(r"Connected to amqp://guest:\*\*@127\.0\.0\.1:5674//(.|\n)*Connected to amqp", WAIT * 2)
+        worker.wait_for_log(
+            r"Connected to amqp://guest:\*\*@127\.0\.0\.1:5674//(.|\n)*Connected to amqp", WAIT_SECONDS * 2
+        )
         with app.connection_for_write(spare_broker) as conn:
-            tasks.note.apply_async((key, "after"), connection=conn)
-        runs = Counter(label for label, _ in wait_for_starts(key, 3, WAIT))
+            tasks.note.apply_async((run, "after"), connection=conn)
+        runs = Counter(entry.what for entry in journal.wait_for(run, 3, timeout=WAIT_SECONDS))
         # 다시 연결한 워커가 새 작업을 받고, ack 하지 못한 acks_late 작업은 다시 배달되어 한 번 더 돈다.
         assert runs == {"busy": 2, "after": 1}
-        worker.wait_for_log(r"Couldn't ack", WAIT)
+        worker.wait_for_log(r"Couldn't ack", WAIT_SECONDS)
     finally:
         worker.stop()
 
@@ -171,14 +169,13 @@ def test_on_rabbitmq_4_a_held_countdown_takes_the_slot_even_without_quorum_queue
             assert channel_named(channel).get("global_prefetch_count", 0) == 0
             held = add.apply_async((1, 1), countdown=HELD_SECONDS)
             sent_at = time.monotonic()
-            worker.wait_for_log(rf"practice02\.tasks\.add\[{held.id}\] received", WAIT)
+            worker.wait_for_log(rf"practice02\.tasks\.add\[{held.id}\] received", WAIT_SECONDS)
             # 워커는 자리를 하나 늘리려고 basic.qos(2) 를 보낸다: 채널의 값은 바뀌지만 소비자의 prefetch는 1 그대로다.
-            while channel_named(channel)["prefetch_count"] != 2:
-                assert time.monotonic() - sent_at < HELD_SECONDS - 1, channel_named(channel)
-                time.sleep(0.2)
+            # countdown이 끝나기 전에 보여야 한다.
+            wait_until(lambda: channel_named(channel)["prefetch_count"] == 2, "채널의 prefetch 2", HELD_SECONDS - 1)
             (consumer,) = wait_for_consumers(add.app.conf.task_default_queue)
             assert consumer["prefetch_count"] == 1
-            assert add.delay(2, 2).get(timeout=WAIT) == 4
+            assert add.delay(2, 2).get(timeout=WAIT_SECONDS) == 4
             assert time.monotonic() - sent_at >= HELD_SECONDS - 0.5  # countdown이 끝나기를 기다렸다
     finally:
         add.app.control.purge()
@@ -200,7 +197,7 @@ def _unused_redis_url() -> str:
 def _ready(worker: Worker) -> Worker:
     # 다른 데이터베이스의 워커는 이 프로세스의 브로커로 가는 ping을 받지 못한다: 준비는 로그로 본다.
     worker.start()
-    worker.wait_for_log(r"ready\.", WAIT)
+    worker.wait_for_log(r"ready\.", WAIT_SECONDS)
     return worker
 
 
@@ -210,24 +207,26 @@ def test_the_shortest_visibility_timeout_in_a_redis_database_restores_every_apps
     for app in (redis_broker_app.app, redis_tasks.app):
         app.control.purge()
     client.delete("unacked", "unacked_index")
-    key = _key()
+    run = journal.new_run()
     long_timeout = Worker("tests", module="redis_broker_app", concurrency=None)  # visibility_timeout 3600초
     short_env = {} if same_database else {"REDIS_URL": _unused_redis_url()}
-    short_timeout = Worker("practice12", module="redis_tasks", concurrency=None, env=short_env)  # 2초
+    short_timeout = Worker(LESSON, module="redis_tasks", concurrency=None, env=short_env)  # 2초
     try:
         _ready(long_timeout)
         _ready(short_timeout)
-        held = redis_broker_app.note.apply_async((key, "held"), countdown=tasks.LONG_COUNTDOWN_SECONDS)
-        long_timeout.wait_for_log(rf"tests\.redis_broker_app\.note\[{held.id}\] received", WAIT)
-        wait_for_starts(key, 1, WAIT)
-        time.sleep(redis_tasks.VISIBILITY_TIMEOUT_SECONDS + tasks.SETTLE_SECONDS)  # 늦게 오는 사본이 있는지
-        runs = [label for label, _ in started(key)]
-        received = long_timeout.log.count(f"tests.redis_broker_app.note[{held.id}] received")
+        held = redis_broker_app.note.apply_async((run, "held"), countdown=tasks.LONG_COUNTDOWN_SECONDS)
+        long_timeout.wait_for_log(rf"tests\.redis_broker_app\.note\[{held.id}\] received", WAIT_SECONDS)
+        journal.wait_for(run, 1, timeout=WAIT_SECONDS)
+        received = f"tests.redis_broker_app.note[{held.id}] received"
         if same_database:
             # 3600초 앱의 메시지를 2초 앱의 워커가 되돌렸다: 같은 작업 id를 두 번 이상 받아 두 번 이상 실행했다.
-            assert len(runs) >= 2 and received >= 2
+            journal.wait_for(run, 2, timeout=WAIT_SECONDS)
+            assert long_timeout.log.count(received) >= 2
         else:
-            assert (len(runs), received) == (1, 1)
+            # 늦게 오는 사본이 없다.
+            settle = redis_tasks.VISIBILITY_TIMEOUT_SECONDS + tasks.SETTLE_SECONDS
+            never_within(settle, lambda: journal.whats(run)[1:], "3600초 앱의 작업이 또 실행됨")
+            assert long_timeout.log.count(received) == 1
     finally:
         long_timeout.stop()
         short_timeout.stop()
@@ -253,8 +252,8 @@ def test_practice12_redis_tasks_is_the_courses_only_app_with_a_redis_broker():
 def test_the_redis_broker_keeps_one_list_per_priority():
     redis_tasks.app.control.purge()
     client = redis.Redis.from_url(REDIS_URL)
-    redis_tasks.note.apply_async((_key(), "5"), priority=5, countdown=60)
-    redis_tasks.note.apply_async((_key(), "none"), countdown=60)
+    redis_tasks.note.apply_async((journal.new_run(), "5"), priority=5, countdown=60)
+    redis_tasks.note.apply_async((journal.new_run(), "none"), countdown=60)
     try:
         assert client.llen("practice12.redis\x06\x165") == 1  # 우선순위 5의 목록 (kombu: 큐 이름 + 구분자 + 숫자)
         assert client.llen("practice12.redis") == 1  # 우선순위 0(과 없음)의 목록은 큐 이름 그대로
@@ -264,8 +263,8 @@ def test_the_redis_broker_keeps_one_list_per_priority():
 
 def test_purging_the_lesson_empties_the_redis_broker_queue_too():
     # 이 모듈에는 모듈 내내 도는 워커가 없다: 보낸 메시지는 워커가 가져가지 않고 큐에 있다.
-    redis_tasks.note.apply_async((_key(), "left"), countdown=60)
+    redis_tasks.note.apply_async((journal.new_run(), "left"), countdown=60)
     client = redis.Redis.from_url(REDIS_URL)
     assert client.type("practice12.redis") == b"list" and client.llen("practice12.redis") >= 1  # README: 큐는 목록
-    assert purge("practice12") >= 1
+    assert purge(LESSON) >= 1
     assert redis_tasks.app.control.purge() == 0
