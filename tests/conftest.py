@@ -12,10 +12,11 @@ from sqlalchemy.pool import NullPool
 
 import global_config
 from playground import EXIT_SERVICES_DOWN, isolation
-from playground.broker import ManagementError
+from playground.broker import ManagementError, queue_counts
 from playground.lessons import lesson_workers, purge, worker_on_empty_queue
 from playground.services import ensure_services, sqlalchemy_url
 from playground.workers import Worker, running
+from tests.readme import readme_workers
 
 # 테스트는 대부분의 시간을 기다리며 보낸다(작업, 워커 기동과 종료). 그래서 2코어 기계에서도 코어 수보다 많은
 # 프로세스가 이득이다. `uv run pytest -n N` 으로 바꾸고, `-p no:xdist` 면 한 프로세스에서 차례로 돈다.
@@ -101,6 +102,27 @@ def worker(request: pytest.FixtureRequest) -> Iterator[Worker]:
     lesson = _module_lesson(request)
     with worker_on_empty_queue(lesson, **getattr(request.module, "WORKER_OPTIONS", {})) as started:
         yield started
+
+
+@pytest.fixture(scope="module")
+def readme_processes(request: pytest.FixtureRequest) -> Iterator[tuple[Worker, ...]]:
+    """그 모듈의 실습(LESSON) README의 '실행' 절에 적힌 워커 명령들을 글자 그대로 띄운 것(tests/readme.py)."""
+    lesson = _module_lesson(request)
+    purge(lesson)
+    with running(*readme_workers(lesson)) as started:
+        yield started
+
+
+@pytest.fixture
+def empty_queue(request: pytest.FixtureRequest) -> Iterator[str]:
+    """그 모듈의 실습(LESSON)의 빈 큐, 소비하는 워커 없이. 큐 이름을 넘기고, 테스트가 남긴 메시지는 끝나면 지운다."""
+    lesson = getattr(request.module, "LESSON", None)
+    if lesson is None:
+        pytest.fail(f"{request.module.__name__}: a module that uses the lesson's queue names it: LESSON = 'practiceNN'")
+    purge(lesson)  # 큐가 없으면 선언도 한다
+    assert queue_counts(lesson) == (0, 0), "another consumer is on the lesson's queue"
+    yield lesson
+    purge(lesson)
 
 
 @pytest.fixture(scope="module")

@@ -21,32 +21,32 @@ from sqlalchemy.pool import Pool
 
 import global_config
 from playground import PROJECT_ROOT
-from playground.lessons import worker_on_empty_queue
 from playground.services import sqlalchemy_url
 from practice00.call_tasks import POLL_INTERVAL_SECONDS
 from practice00.tasks import COUNTDOWN_SECONDS, WORK_SECONDS, add, app, divide, slow_add
+from tests import WAIT_SECONDS
 from tests.readme import command_starting, parse, readme
 
-WAIT = 15  # 테스트의 get() 상한. 정상이라면 한참 못 미친다.
 QUICK_TASK_SECONDS = 0.2  # 결과가 저장되는 시각: 기본 간격(0.5초)보다 이르다
 INTERVAL_ROUNDS = 3  # 간격마다 몇 번 재어 가운데 값을 비교한다
 
 
-@pytest.fixture(scope="module")
-def worker():
-    with worker_on_empty_queue("practice00") as worker:
-        yield worker
+LESSON = "practice00"
+# 모듈의 테스트가 워커 하나(conftest.py 의 worker)를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
+pytestmark = pytest.mark.xdist_group(LESSON)
 
 
 def test_delay_sends_the_task_and_get_returns_its_value(worker):
     result = add.delay(2, 3)
     assert isinstance(result, AsyncResult)
-    assert result.get(timeout=WAIT) == 5
+    assert result.get(timeout=WAIT_SECONDS) == 5
 
 
 def test_delay_is_apply_async_with_positional_args(worker):
-    assert add.apply_async(args=(2, 3)).get(timeout=WAIT) == add.delay(2, 3).get(timeout=WAIT) == 5
-    assert add.apply_async(kwargs={"x": 4, "y": 5}).get(timeout=WAIT) == add.delay(x=4, y=5).get(timeout=WAIT)
+    assert add.apply_async(args=(2, 3)).get(timeout=WAIT_SECONDS) == add.delay(2, 3).get(timeout=WAIT_SECONDS) == 5
+    assert add.apply_async(kwargs={"x": 4, "y": 5}).get(timeout=WAIT_SECONDS) == add.delay(x=4, y=5).get(
+        timeout=WAIT_SECONDS
+    )
 
 
 def test_execution_options_given_to_delay_become_task_arguments(worker):
@@ -60,7 +60,7 @@ def test_execution_options_go_to_apply_async_not_to_delay(worker, option):
     with pytest.raises(TypeError, match=f"unexpected keyword argument '{option}'"):
         add.delay(2, 3, **{option: value})
     result = add.apply_async(args=(2, 3), **{option: value})
-    assert result.get(timeout=WAIT) == 5
+    assert result.get(timeout=WAIT_SECONDS) == 5
     if option == "task_id":
         assert result.id == value  # apply_async 는 옵션으로 받았다
 
@@ -70,7 +70,7 @@ def test_countdown_means_not_before_n_seconds(worker):
     result = add.apply_async(args=(4, 5), countdown=COUNTDOWN_SECONDS)
     assert result.ready() is False
     assert result.state == "PENDING"
-    assert result.get(timeout=WAIT + COUNTDOWN_SECONDS) == 9
+    assert result.get(timeout=WAIT_SECONDS + COUNTDOWN_SECONDS) == 9
     ran_after = (result.date_done.replace(tzinfo=UTC) - sent_at).total_seconds()
     assert ran_after >= COUNTDOWN_SECONDS
 
@@ -78,7 +78,7 @@ def test_countdown_means_not_before_n_seconds(worker):
 def test_worker_receives_a_countdown_task_at_once_and_holds_it(worker):
     sent = time.time()
     result = add.apply_async(args=(1, 1), countdown=COUNTDOWN_SECONDS)
-    result.get(timeout=WAIT + COUNTDOWN_SECONDS)
+    result.get(timeout=WAIT_SECONDS + COUNTDOWN_SECONDS)
     received = _log_time(worker, rf"{result.id}\] received")
     succeeded = _log_time(worker, rf"{result.id}\] succeeded")
     assert received < sent + COUNTDOWN_SECONDS  # 예정 시각보다 먼저 받아서 들고 있었다
@@ -89,32 +89,32 @@ def test_countdown_runs_later_still_when_every_pool_process_is_busy(worker):
     busy = [slow_add.delay(0, 0, seconds=1.5) for _ in range(worker.concurrency)]
     sent_at = datetime.now(UTC)
     late = add.apply_async(args=(1, 1), countdown=0.5)
-    assert late.get(timeout=WAIT) == 2
-    assert [b.get(timeout=WAIT) for b in busy] == [0] * worker.concurrency
+    assert late.get(timeout=WAIT_SECONDS) == 2
+    assert [b.get(timeout=WAIT_SECONDS) for b in busy] == [0] * worker.concurrency
     ran_after = (late.date_done.replace(tzinfo=UTC) - sent_at).total_seconds()
     assert ran_after >= 1.4  # countdown 0.5초가 아니라, 바쁜 작업이 끝난 1.5초 무렵
 
 
 def test_a_task_being_executed_is_still_pending(worker, results_db):
     result = slow_add.delay(1, 1, seconds=2)
-    worker.wait_for_log(rf"{result.id}\] received", timeout=WAIT)
+    worker.wait_for_log(rf"{result.id}\] received", timeout=WAIT_SECONDS)
     time.sleep(0.5)  # 쉬는 풀 프로세스가 있으니 받자마자 실행 중이다
     assert f"{result.id}] succeeded" not in worker.log
     assert (result.state, result.ready()) == ("PENDING", False)
     assert _rows(results_db, result.id) == []  # 시작했다는 기록이 없다: PENDING은 "행이 없다"는 뜻이다
-    assert result.get(timeout=WAIT) == 2
+    assert result.get(timeout=WAIT_SECONDS) == 2
 
 
 def test_a_running_task_is_not_ready_and_a_finished_one_is_successful(worker):
     result = slow_add.delay(1, 1)
     assert (result.ready(), result.state) == (False, "PENDING")
-    assert result.get(timeout=WAIT + WORK_SECONDS) == 2
+    assert result.get(timeout=WAIT_SECONDS + WORK_SECONDS) == 2
     assert (result.ready(), result.successful(), result.failed(), result.state) == (True, True, False, "SUCCESS")
 
 
 def test_a_failing_task_is_stored_as_failure_with_its_traceback(worker):
     result = divide.delay(1, 0)
-    error = result.get(timeout=WAIT, propagate=False)
+    error = result.get(timeout=WAIT_SECONDS, propagate=False)
     assert isinstance(error, ZeroDivisionError)
     assert str(error) == "division by zero"
     assert (result.ready(), result.successful(), result.failed(), result.state) == (True, False, True, "FAILURE")
@@ -127,7 +127,7 @@ def test_a_failing_task_is_stored_as_failure_with_its_traceback(worker):
 def test_get_re_raises_the_tasks_exception_in_the_caller(worker):
     result = divide.delay(1, 0)
     with pytest.raises(ZeroDivisionError, match="division by zero"):
-        result.get(timeout=WAIT)
+        result.get(timeout=WAIT_SECONDS)
 
 
 def test_an_unknown_id_is_pending_just_like_a_waiting_task(worker):
@@ -135,7 +135,7 @@ def test_an_unknown_id_is_pending_just_like_a_waiting_task(worker):
     waiting = add.apply_async(args=(1, 2), countdown=COUNTDOWN_SECONDS)
     assert unknown.state == waiting.state == "PENDING"
     assert unknown.ready() is waiting.ready() is False
-    waiting.get(timeout=WAIT + COUNTDOWN_SECONDS)
+    waiting.get(timeout=WAIT_SECONDS + COUNTDOWN_SECONDS)
 
 
 def test_get_with_a_timeout_raises_celery_timeout_error():
@@ -150,7 +150,7 @@ def test_get_timeout_does_not_cancel_the_task(worker):
     result = slow_add.delay(1, 1)
     with pytest.raises(CeleryTimeoutError):
         result.get(timeout=0.1)
-    assert result.get(timeout=WAIT + WORK_SECONDS) == 2
+    assert result.get(timeout=WAIT_SECONDS + WORK_SECONDS) == 2
     worker.wait_for_log(rf"{result.id}\] succeeded", 5)
 
 
@@ -176,7 +176,7 @@ def test_database_backend_get_polls_every_half_second(worker):
     # 그래서 결과는 0.2초쯤 DB에 들어가 있지만 get() 은 0.5초가 지나서야 돌려준다.
     sent_at = datetime.now(UTC)
     result = slow_add.delay(1, 1, seconds=0.2)
-    assert result.get(timeout=WAIT) == 2
+    assert result.get(timeout=WAIT_SECONDS) == 2
     returned_after = (datetime.now(UTC) - sent_at).total_seconds()
     stored_after = (result.date_done.replace(tzinfo=UTC) - sent_at).total_seconds()
     assert returned_after >= 0.5
@@ -197,7 +197,7 @@ def test_get_interval_sets_how_often_the_database_backend_reads_the_table(worker
         result = slow_add.delay(1, 1, seconds=1.0)
         event.listen(Engine, "before_cursor_execute", count)
         try:
-            assert result.get(timeout=WAIT, **options) == 2
+            assert result.get(timeout=WAIT_SECONDS, **options) == 2
         finally:
             event.remove(Engine, "before_cursor_execute", count)
         return len(reads)
@@ -215,7 +215,7 @@ def test_a_shorter_interval_returns_the_result_sooner(worker):
     def returned_after(**options):
         sent = time.monotonic()
         result = slow_add.delay(1, 1, seconds=QUICK_TASK_SECONDS)
-        assert result.get(timeout=WAIT, **options) == 2
+        assert result.get(timeout=WAIT_SECONDS, **options) == 2
         return time.monotonic() - sent
 
     def median(**options):
@@ -292,8 +292,8 @@ def test_get_timeout_counts_only_the_sleeps_between_reads_not_the_reads():
 def test_results_are_rows_in_postgres_celery_taskmeta(worker, results_db):
     ok = add.delay(20, 22)
     bad = divide.delay(1, 0)
-    ok.get(timeout=WAIT)
-    bad.get(timeout=WAIT, propagate=False)
+    ok.get(timeout=WAIT_SECONDS)
+    bad.get(timeout=WAIT_SECONDS, propagate=False)
     rows = {
         row.task_id: row
         for row in results_db.execute(
@@ -328,7 +328,7 @@ def test_the_lesson_uses_its_own_queue(worker):
 def test_the_readme_query_on_celery_taskmeta_runs(worker, results_db):
     query = re.search(r'-c "(SELECT [^"]+ FROM celery_taskmeta[^"]*)"', readme("practice00/README.md")).group(1)
     result = add.delay(20, 22)
-    result.get(timeout=WAIT)
+    result.get(timeout=WAIT_SECONDS)
     rows = results_db.execute(sqlalchemy.text(query)).mappings().all()
     # 방금 끝난 작업이 맨 위에 온다(끝나지 않은 RETRY 같은 행은 date_done 이 비어 있어 NULLS LAST로 뒤에 간다)
     assert {"task_id": result.id, "status": "SUCCESS", "result": "42"}.items() <= rows[0].items()
@@ -344,7 +344,7 @@ def test_the_readme_psql_command_runs_without_docker(worker):
     url = sqlalchemy_url(global_config.POSTGRES_URL)
     argv[3] = url.database
     result = add.delay(20, 22)
-    result.get(timeout=WAIT)
+    result.get(timeout=WAIT_SECONDS)
     env = _env(PGHOST=url.host, PGPORT=str(url.port), PGPASSWORD=url.password)
     psql = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
     assert psql.returncode == 0, psql.stderr
@@ -370,7 +370,7 @@ def _rows(results_db, task_id: str) -> list:
 
 def test_a_pickle_message_is_refused_and_only_a_timeout_ends_the_wait(worker, results_db):
     result = add.apply_async((1, 2), serializer="pickle")
-    worker.wait_for_log(r"Refusing to deserialize untrusted content of type pickle", WAIT)
+    worker.wait_for_log(r"Refusing to deserialize untrusted content of type pickle", WAIT_SECONDS)
     with pytest.raises(CeleryTimeoutError):
         result.get(timeout=1)  # 워커는 결과를 남기지 않는다: timeout이 없으면 영원히 기다린다
     assert result.state == "PENDING"

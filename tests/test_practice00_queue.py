@@ -8,41 +8,31 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy
 
 from playground import PROJECT_ROOT
 from playground.broker import queue_counts
-from playground.lessons import purge, worker_on_empty_queue
+from playground.lessons import worker_on_empty_queue
 from practice00.tasks import COUNTDOWN_SECONDS, add
+from tests import WAIT_SECONDS
 
-QUEUE = "practice00"
-WAIT = 15
+LESSON = "practice00"
 FOREVER_STAND_IN_SECONDS = 3  # '영원히'를 대신해 이만큼 기다린다: 그동안 돌아오면 실패
-
-
-@pytest.fixture
-def empty_queue() -> Iterator[None]:
-    """소비하는 워커가 없는 빈 practice00 큐. 테스트가 남긴 메시지는 끝나면 지운다."""
-    purge("practice00")  # 큐가 없으면 선언도 한다
-    assert queue_counts(QUEUE) == (0, 0)
-    yield
-    purge("practice00")
 
 
 def test_delay_with_an_execution_option_raises_before_any_message_is_sent(empty_queue):
     with pytest.raises(TypeError, match="unexpected keyword argument 'countdown'"):
         add.delay(2, 3, countdown=COUNTDOWN_SECONDS)
-    assert queue_counts(QUEUE) == (0, 0)  # 큐에 아무것도 가지 않았다
+    assert queue_counts(empty_queue) == (0, 0)  # 큐에 아무것도 가지 않았다
     add.delay(2, 3)  # 옵션이 없으면 메시지가 간다: 위의 (0, 0) 이 세는 방법의 탓이 아니다
-    assert queue_counts(QUEUE) == (1, 0)
+    assert queue_counts(empty_queue) == (1, 0)
 
 
 def test_a_task_waiting_in_the_queue_is_pending(empty_queue):
     waiting = add.delay(1, 2)
-    assert queue_counts(QUEUE) == (1, 0)  # 아무도 가져가지 않은 채 큐에 있다
+    assert queue_counts(empty_queue) == (1, 0)  # 아무도 가져가지 않은 채 큐에 있다
     assert (waiting.state, waiting.ready()) == ("PENDING", False)
 
 
@@ -56,17 +46,17 @@ def test_get_without_a_timeout_keeps_waiting_when_no_worker_runs(empty_queue):
         proc.kill()
         out, _ = proc.communicate()
     assert "returned" not in out
-    assert queue_counts(QUEUE) == (1, 0)  # 보낸 작업은 큐에서 워커를 기다린다
+    assert queue_counts(empty_queue) == (1, 0)  # 보낸 작업은 큐에서 워커를 기다린다
 
 
 def test_a_refused_pickle_message_is_dropped_not_put_back(results_db):
-    with worker_on_empty_queue("practice00") as worker:
+    with worker_on_empty_queue(LESSON) as worker:
         result = add.apply_async((1, 2), serializer="pickle")
-        worker.wait_for_log(r"Refusing to deserialize untrusted content of type pickle", WAIT)
-        worker.wait_for_log(r"The message has been ignored and discarded\.", WAIT)
+        worker.wait_for_log(r"Refusing to deserialize untrusted content of type pickle", WAIT_SECONDS)
+        worker.wait_for_log(r"The message has been ignored and discarded\.", WAIT_SECONDS)
     # 워커가 멈추면 ack 하지 않은 메시지는 큐로 돌아간다. 큐가 비어 있으니 워커는 메시지를 버렸다
     # (basic.reject, requeue=False).
-    assert queue_counts(QUEUE) == (0, 0)
+    assert queue_counts(LESSON) == (0, 0)
     assert f"{result.id}] received" not in worker.log  # 실행하지 않았다
     rows = results_db.execute(
         sqlalchemy.text("SELECT status FROM celery_taskmeta WHERE task_id = :id"), {"id": result.id}

@@ -11,14 +11,11 @@ from celery.canvas import Signature
 
 from playground.lessons import worker_on_empty_queue
 from practice02.tasks import add, app, divide, multiply, subtract
+from tests import WAIT_SECONDS
 
-WAIT = 15
-
-
-@pytest.fixture(scope="module")
-def worker():
-    with worker_on_empty_queue("practice02") as worker:
-        yield worker
+LESSON = "practice02"
+# 모듈의 테스트가 워커 하나(conftest.py 의 worker)를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
+pytestmark = pytest.mark.xdist_group(LESSON)
 
 
 def ids(n):
@@ -30,7 +27,7 @@ def test_a_signature_holds_a_call_without_sending_it(worker):
     assert isinstance(signature, Signature)
     assert (signature.task, tuple(signature.args)) == ("practice02.tasks.add", (1, 2))
     assert signature.id is None  # 보낸 적이 없으니 id도 없다
-    assert signature.delay().get(timeout=WAIT) == 3.0
+    assert signature.delay().get(timeout=WAIT_SECONDS) == 3.0
 
 
 def test_each_step_gets_the_previous_result_as_its_first_argument(worker):
@@ -41,8 +38,8 @@ def test_each_step_gets_the_previous_result_as_its_first_argument(worker):
         divide.s(7).set(task_id=step_ids[2]),
         subtract.s(2).set(task_id=step_ids[3]),
     ).apply_async()
-    assert result.get(timeout=WAIT) == pytest.approx(9.0 / 7 - 2)
-    values = [app.AsyncResult(i).get(timeout=WAIT) for i in step_ids]
+    assert result.get(timeout=WAIT_SECONDS) == pytest.approx(9.0 / 7 - 2)
+    values = [app.AsyncResult(i).get(timeout=WAIT_SECONDS) for i in step_ids]
     assert values == [3.0, 9.0, pytest.approx(9.0 / 7), pytest.approx(9.0 / 7 - 2)]
     # subtract(1.2857…, 2) 이지 subtract(2, 1.2857…) 이 아니다: 앞 결과는 첫 번째 인자다
     assert values[3] < 0
@@ -53,17 +50,17 @@ def test_the_chains_result_is_the_last_task_and_parent_walks_back(worker):
     result = chain(
         *(add.s(1, 1).set(task_id=step_ids[0]), add.s(1).set(task_id=step_ids[1]), add.s(1).set(task_id=step_ids[2]))
     ).apply_async()
-    assert result.get(timeout=WAIT) == 4.0
+    assert result.get(timeout=WAIT_SECONDS) == 4.0
     assert result.id == step_ids[2]
     assert [result.parent.id, result.parent.parent.id] == [step_ids[1], step_ids[0]]
     assert result.parent.parent.parent is None
 
 
 def test_si_ignores_the_previous_result(worker):
-    assert chain(add.s(1, 2), multiply.si(10, 10)).apply_async().get(timeout=WAIT) == 100.0
+    assert chain(add.s(1, 2), multiply.si(10, 10)).apply_async().get(timeout=WAIT_SECONDS) == 100.0
     # .s() 였다면 multiply(3.0, 10, 10): 인자가 하나 많다
     with pytest.raises(TypeError, match=r"multiply\(\) takes 2 positional arguments but 3 were given"):
-        chain(add.s(1, 2), multiply.s(10, 10)).apply_async().get(timeout=WAIT)
+        chain(add.s(1, 2), multiply.s(10, 10)).apply_async().get(timeout=WAIT_SECONDS)
 
 
 def test_a_failing_step_stops_the_chain_and_its_successors_are_marked_failed_without_running(worker):
@@ -74,10 +71,10 @@ def test_a_failing_step_stops_the_chain_and_its_successors_are_marked_failed_wit
         subtract.s(2).set(task_id=step_ids[2]),
     ).apply_async()
     with pytest.raises(ZeroDivisionError):
-        result.get(timeout=WAIT)
+        result.get(timeout=WAIT_SECONDS)
     before, failed, after = (app.AsyncResult(i) for i in step_ids)
     # Celery는 다음 단계를 보낸 뒤에 이 단계의 결과를 적는다(app/trace.py). 그래서 뒤 단계의 실패가 먼저 적힐 수 있다.
-    assert before.get(timeout=WAIT) == 3.0 and before.state == "SUCCESS"
+    assert before.get(timeout=WAIT_SECONDS) == 3.0 and before.state == "SUCCESS"
     assert failed.state == "FAILURE" and isinstance(failed.result, ZeroDivisionError)
     assert after.state == "FAILURE" and isinstance(after.result, ZeroDivisionError)
     worker.wait_for_log(rf"divide\[{step_ids[1]}\] raised unexpected: ZeroDivisionError", 5)
@@ -86,11 +83,11 @@ def test_a_failing_step_stops_the_chain_and_its_successors_are_marked_failed_wit
 
 def test_a_reused_task_id_returns_the_first_success(worker):
     reused = str(uuid.uuid4())
-    assert add.apply_async((1, 1), task_id=reused).get(timeout=WAIT) == 2.0
+    assert add.apply_async((1, 1), task_id=reused).get(timeout=WAIT_SECONDS) == 2.0
     second = add.apply_async((5, 5), task_id=reused)
-    worker.wait_for_log(rf"add\[{reused}\] succeeded in [\d.e-]+s: 10\.0", WAIT)  # 두 번째도 실행은 됐다
-    assert second.get(timeout=WAIT) == 2.0
-    assert app.AsyncResult(reused).get(timeout=WAIT) == 2.0
+    worker.wait_for_log(rf"add\[{reused}\] succeeded in [\d.e-]+s: 10\.0", WAIT_SECONDS)  # 두 번째도 실행은 됐다
+    assert second.get(timeout=WAIT_SECONDS) == 2.0
+    assert app.AsyncResult(reused).get(timeout=WAIT_SECONDS) == 2.0
 
 
 def test_the_database_backend_also_keeps_the_first_success_of_a_reused_id(results_db):
@@ -100,10 +97,12 @@ def test_the_database_backend_also_keeps_the_first_success_of_a_reused_id(result
 
     reused = str(uuid.uuid4())
     with worker_on_empty_queue("practice00") as postgres_worker:
-        assert add_on_postgres.apply_async((1, 1), task_id=reused).get(timeout=WAIT) == 2
+        assert add_on_postgres.apply_async((1, 1), task_id=reused).get(timeout=WAIT_SECONDS) == 2
         second = add_on_postgres.apply_async((5, 5), task_id=reused)
-        postgres_worker.wait_for_log(rf"add\[{reused}\] succeeded in [\d.e-]+s: 10\b", WAIT)  # 두 번째도 실행됐다
-        assert second.get(timeout=WAIT) == 2
+        postgres_worker.wait_for_log(
+            rf"add\[{reused}\] succeeded in [\d.e-]+s: 10\b", WAIT_SECONDS
+        )  # 두 번째도 실행됐다
+        assert second.get(timeout=WAIT_SECONDS) == 2
     rows = results_db.execute(
         sqlalchemy.text("SELECT status, result FROM celery_taskmeta WHERE task_id = :id"), {"id": reused}
     ).all()

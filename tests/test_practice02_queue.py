@@ -5,25 +5,12 @@ test_practice02.py 의 모듈 워커가 같은 큐를 소비하면 큐는 늘 �
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from celery import chain
 
 from playground.broker import queue_counts
-from playground.lessons import purge
 from practice02.tasks import add, divide, multiply, subtract
 
-QUEUE = "practice02"
-
-
-@pytest.fixture
-def empty_queue() -> Iterator[None]:
-    """소비하는 워커가 없는 빈 practice02 큐. 테스트가 남긴 메시지는 끝나면 지운다."""
-    purge("practice02")  # 큐가 없으면 선언도 한다
-    assert queue_counts(QUEUE) == (0, 0)
-    yield
-    purge("practice02")
+LESSON = "practice02"
 
 
 def test_building_signatures_and_chains_sends_nothing_until_delay_or_apply_async(empty_queue):
@@ -32,9 +19,9 @@ def test_building_signatures_and_chains_sends_nothing_until_delay_or_apply_async
     immutable = multiply.si(10, 10)
     assert (signature.id, immutable.id) == (None, None)  # 아직 task id도 없다
     assert workflow.tasks[0].id == "step-1"
-    assert queue_counts(QUEUE) == (0, 0)  # 시그니처와 chain을 만들었을 뿐, 큐에는 아무것도 없다
+    assert queue_counts(empty_queue) == (0, 0)  # 시그니처와 chain을 만들었을 뿐, 큐에는 아무것도 없다
     signature.delay()
     immutable.apply_async()
-    assert queue_counts(QUEUE) == (2, 0)  # .delay() 와 .apply_async() 가 보낸다
+    assert queue_counts(empty_queue) == (2, 0)  # .delay() 와 .apply_async() 가 보낸다
     workflow.apply_async()
-    assert queue_counts(QUEUE) == (3, 0)  # chain은 첫 단계만 보낸다. 다음 단계는 앞 단계가 끝난 뒤에 간다
+    assert queue_counts(empty_queue) == (3, 0)  # chain은 첫 단계만 보낸다. 다음 단계는 앞 단계가 끝난 뒤에 간다

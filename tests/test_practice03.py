@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 import redis
@@ -12,20 +11,19 @@ from celery import Celery, chord, group
 
 import global_config
 from benchmarks import chord_latency
+from course import wait_until
 from playground.broker import queue_counts
-from playground.lessons import run_call_tasks, worker_on_empty_queue
+from playground.lessons import run_call_tasks
 from playground.workers import Worker, running
 from practice03.tasks import BACKEND, LONG_SECONDS, SHORT_SECONDS, fetch, merge
+from tests import WAIT_SECONDS
 
-WAIT = 20
 POSTGRES = {"PRACTICE03_BACKEND": "postgres"}
+LESSON = "practice03"
+# 모듈의 테스트가 워커 하나(conftest.py 의 worker)를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
+pytestmark = pytest.mark.xdist_group(LESSON)
 
-
-@pytest.fixture(scope="module")
-def worker():
-    assert BACKEND == "redis"  # 이 테스트 프로세스의 practice03 앱은 기본값(Redis)이다
-    with worker_on_empty_queue("practice03") as worker:
-        yield worker
+assert BACKEND == "redis"  # 이 테스트 프로세스의 practice03 앱은 기본값(Redis)이다
 
 
 def header(long_part=1):
@@ -33,20 +31,20 @@ def header(long_part=1):
 
 
 def test_group_results_come_in_call_order_not_completion_order(worker):
-    pieces = group(header()).apply_async().get(timeout=WAIT)
+    pieces = group(header()).apply_async().get(timeout=WAIT_SECONDS)
     assert [p["part"] for p in pieces] == [1, 2, 3, 4]
     completion = [p["part"] for p in sorted(pieces, key=lambda p: p["finished_at"])]
     assert completion[-1] == 1 and completion != [1, 2, 3, 4]
 
 
 def test_group_members_run_side_by_side(worker):
-    pieces = group(fetch.s(part, 1) for part in (1, 2)).apply_async().get(timeout=WAIT)
+    pieces = group(fetch.s(part, 1) for part in (1, 2)).apply_async().get(timeout=WAIT_SECONDS)
     finished = sorted(p["finished_at"] for p in pieces)
     assert finished[1] - finished[0] < 0.5  # 풀 프로세스 둘이 동시에 돌렸다(차례로였다면 1초 차이)
 
 
 def test_chord_callback_gets_header_results_in_order_after_the_slowest(worker):
-    merged = chord(header(long_part=2))(merge.s()).get(timeout=WAIT)
+    merged = chord(header(long_part=2))(merge.s()).get(timeout=WAIT_SECONDS)
     assert merged["parts"] == [1, 2, 3, 4]
     assert merged["started_at"] >= merged["last_header_finished_at"]
 
@@ -56,16 +54,14 @@ def test_redis_finishes_a_chord_without_chord_unlock_counting_results_in_a_sorte
     group_id = result.parent.id
     client = redis.Redis.from_url(global_config.REDIS_URL)
     prefix = f"celery-taskset-meta-{group_id}"
-    deadline = time.monotonic() + WAIT
-    while client.zcard(prefix + ".j") < 3:  # 짧은 셋이 끝날 때까지; 긴 하나는 아직이다
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    # 짧은 셋이 끝날 때까지. 긴 하나는 아직이다.
+    wait_until(lambda: client.zcard(prefix + ".j") >= 3, "chord의 짧은 조각 셋이 저장됨", WAIT_SECONDS)
     keys = {key.decode().removeprefix(prefix): client.type(key).decode() for key in client.keys(prefix + "*")}
     # .j: 저장된 header 결과를 모으는 정렬 집합(이것의 크기로 센다), .d: 중복 방지, .s: chord 크기.
     # 예전 방식의 INCR 카운터(.t)는 없다.
     assert keys == {".j": "zset", ".d": "set", ".s": "string"}
     assert client.zcard(prefix + ".j") == 3
-    merged = result.get(timeout=WAIT)
+    merged = result.get(timeout=WAIT_SECONDS)
     assert merged["parts"] == [1, 2, 3, 4]
     worker.wait_for_log(rf"merge\[{result.id}\] succeeded", 5)
     assert "chord_unlock" not in worker.log

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 import uuid
 import warnings
 from contextlib import ExitStack
@@ -17,14 +16,17 @@ from celery.exceptions import TimeoutError as CeleryTimeoutError
 from kombu import Exchange, Queue
 
 import global_config
+from course import wait_until
 from playground import PROJECT_ROOT, broker
 from playground.broker import delete_queue, queue_counts
-from playground.lessons import lesson_workers, purge
 from playground.workers import Worker, running
 from practice05.tasks import BACKLOG, SLOW_SECONDS, app, build_report, cleanup, send_alert, worker_kind
+from tests import WAIT_SECONDS
 
-WAIT = 20
 MANAGEMENT_STATS_SECONDS = 15
+LESSON = "practice05"
+# 모듈의 테스트가 NEEDS의 두 워커(conftest.py 의 lesson_processes)를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
+pytestmark = pytest.mark.xdist_group(LESSON)
 # 앱이 정하지 않았을 때의 worker_prefetch_multiplier (README: 기본 4).
 DEFAULT_PREFETCH_MULTIPLIER = Celery("defaults", set_as_current=False).conf.worker_prefetch_multiplier
 # 오래 걸리는 작업 하나의 길이. 두 번째 워커가 뜨는 동안 첫 워커가 아직 바쁘도록 느린 보고서보다 길게 둔다.
@@ -36,11 +38,10 @@ DEPRECATION_MESSAGE = (
 
 
 @pytest.fixture(scope="module")
-def workers():
-    purge("practice05")
-    high, low = lesson_workers("practice05")
-    with running(high, low):
-        yield {"high": high, "low": low}
+def workers(lesson_processes):
+    """NEEDS의 두 워커(conftest.py 의 lesson_processes)를 소비하는 큐 이름으로."""
+    high, low = lesson_processes
+    return {"high": high, "low": low}
 
 
 @pytest.mark.parametrize(
@@ -54,7 +55,7 @@ def workers():
     ids=["routed-high", "routed-low", "call-time-override", "default-queue"],
 )
 def test_each_task_runs_on_the_worker_of_its_queue(workers, call, queue):
-    place = call().get(timeout=WAIT)
+    place = call().get(timeout=WAIT_SECONDS)
     # Celery는 direct 큐로 보낼 때 기본 exchange("")에 큐 이름을 routing key로 써서 보낸다
     assert (place["exchange"], place["routing_key"]) == ("", queue)
     assert worker_kind(place) == f"worker-{queue}"
@@ -146,7 +147,7 @@ def test_one_message_sent_through_the_shared_exchange_is_processed_twice():
                 queue(conn.default_channel).declare()
         with running(Worker("practice05", queues=(high, low), concurrency=None)) as (worker,):
             task_id = probe.send_task("practice05.tasks.cleanup", exchange=low, routing_key=low).id
-            worker.wait_for_log(rf"(?s)cleanup\[{task_id}\] succeeded.*cleanup\[{task_id}\] succeeded", WAIT)
+            worker.wait_for_log(rf"(?s)cleanup\[{task_id}\] succeeded.*cleanup\[{task_id}\] succeeded", WAIT_SECONDS)
         assert worker.log.count(f"practice05.tasks.cleanup[{task_id}] received") == 2
         assert worker.log.count(f"practice05.tasks.cleanup[{task_id}] succeeded") == 2
     finally:
@@ -166,22 +167,22 @@ def test_separate_queues_keep_an_urgent_task_ahead_of_a_slow_backlog(workers):
     backlog = [build_report.delay(SLOW_SECONDS) for _ in range(BACKLOG)]
     separate = send_alert.delay("high")
     shared = send_alert.apply_async(("low",), queue="low")
-    reports = [r.get(timeout=WAIT)["finished_at"] for r in backlog]
-    assert separate.get(timeout=WAIT)["finished_at"] < min(reports)
-    assert shared.get(timeout=WAIT)["finished_at"] > max(reports)
+    reports = [r.get(timeout=WAIT_SECONDS)["finished_at"] for r in backlog]
+    assert separate.get(timeout=WAIT_SECONDS)["finished_at"] < min(reports)
+    assert shared.get(timeout=WAIT_SECONDS)["finished_at"] > max(reports)
 
 
 def test_prefetch_multiplier_1_leaves_the_backlog_on_the_broker(workers):
     backlog = [build_report.delay(SLOW_SECONDS) for _ in range(BACKLOG)]
     low = workers["low"]
-    low.wait_for_log(rf"build_report\[{backlog[0].id}\] received", WAIT)
+    low.wait_for_log(rf"build_report\[{backlog[0].id}\] received", WAIT_SECONDS)
     inspect = app.control.inspect(destination=[low.node], timeout=1.0)
     reserved = inspect.reserved()[low.node]
     waiting_on_broker = queue_counts("low")[0]
     assert len(reserved) <= 1  # 실행 중인 하나 말고는 많아야 하나만 미리 가져온다
     assert waiting_on_broker >= BACKLOG - 2  # 나머지는 다른 워커가 가져갈 수 있게 브로커에 남아 있다
     for r in backlog:
-        r.get(timeout=WAIT)
+        r.get(timeout=WAIT_SECONDS)
 
 
 def test_a_task_on_a_queue_nobody_consumes_waits_there_forever(workers):
@@ -193,12 +194,12 @@ def test_a_task_on_a_queue_nobody_consumes_waits_there_forever(workers):
         assert result.state == "PENDING"
         assert queue_counts(queue) == (1, 0)  # 메시지 하나, 소비자 없음
         # rabbitmqctl list_queues name messages consumers가 보여 줄 세 열을, 설정된 브로커의 관리 API로 본다.
-        # 관리 API의 숫자는 몇 초마다 모이므로 그 값이 보일 때까지 다시 묻는다.
-        columns = ("messages", "consumers")
+        # 관리 API의 숫자는 몇 초마다 모인다(방금 뜬 워커의 소비자도 늦게 보인다). 그 값이 보일 때까지 다시 묻는다.
         rows = _management_rows(
             lambda rows: (
                 rows.get(queue, {}).get("messages") == 1
-                and all(column in rows.get(name, {}) for name in (queue, "high", "low") for column in columns)
+                and "consumers" in rows.get(queue, {})
+                and all(rows.get(name, {}).get("consumers") == 1 for name in ("high", "low"))
             )
         )
         assert (rows[queue]["messages"], rows[queue]["consumers"]) == (1, 0)  # 범인: 메시지는 있는데 소비자가 0
@@ -287,14 +288,10 @@ def test_the_prefetch_is_the_multiplier_for_each_pool_process(default_prefetch_w
     assert stats["pool"]["max-concurrency"] == 2
     assert stats["prefetch_count"] == 2 * DEFAULT_PREFETCH_MULTIPLIER == 8
     if broker.server_major() >= 4:  # RabbitMQ 4에서는 소비자마다 prefetch가 걸린다(그 값을 브로커에게 묻는다)
-        deadline = time.monotonic() + MANAGEMENT_STATS_SECONDS
-        while True:
-            consumers = broker.management("GET", f"consumers/{broker.quoted(broker.vhost())}")
-            ours = [c["prefetch_count"] for c in consumers if c["queue"]["name"] == queue]
-            if ours or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        assert ours == [8]
+        ours = wait_until(
+            lambda: _consumers(lambda c: c["queue"]["name"] == queue), "관리 API의 소비자", MANAGEMENT_STATS_SECONDS
+        )
+        assert [c["prefetch_count"] for c in ours] == [8]
 
 
 def test_the_prefork_pool_hands_a_task_only_to_an_idle_process(default_prefetch_worker):
@@ -303,10 +300,10 @@ def test_the_prefork_pool_hands_a_task_only_to_an_idle_process(default_prefetch_
     worker, queue = default_prefetch_worker
     assert "-O" not in " ".join(worker.argv) and "--optimization" not in " ".join(worker.argv)
     long = build_report.apply_async((HELD_TASK_SECONDS,), queue=queue)
-    worker.wait_for_log(rf"build_report\[{long.id}\] received", WAIT)
+    worker.wait_for_log(rf"build_report\[{long.id}\] received", WAIT_SECONDS)
     short = [build_report.apply_async((0,), queue=queue) for _ in range(3)]
-    short_done = [r.get(timeout=WAIT)["finished_at"] for r in short]
-    assert max(short_done) < long.get(timeout=WAIT)["finished_at"]
+    short_done = [r.get(timeout=WAIT_SECONDS)["finished_at"] for r in short]
+    assert max(short_done) < long.get(timeout=WAIT_SECONDS)["finished_at"]
 
 
 @pytest.mark.parametrize(
@@ -327,7 +324,7 @@ def test_a_worker_that_starts_later_gets_only_what_the_busy_one_did_not_prefetch
             reports = [build_report.apply_async((HELD_TASK_SECONDS,), queue=queue) for _ in range(count)]
             held = min(count, 1 + multiplier)  # 실행 중인 것(시작할 때 ack 했다) + 미리 받은 것
             for report in reports[:held]:
-                first.wait_for_log(rf"build_report\[{report.id}\] received", WAIT)
+                first.wait_for_log(rf"build_report\[{report.id}\] received", WAIT_SECONDS)
             with running(second):
                 if multiplier == DEFAULT_PREFETCH_MULTIPLIER:
                     # 첫 워커가 다 가져갔다: 브로커에는 남은 것이 없고, 두 번째 워커는 논다.
@@ -341,7 +338,7 @@ def test_a_worker_that_starts_later_gets_only_what_the_busy_one_did_not_prefetch
                 else:
                     # 첫 워커는 둘만 쥐었고, 나머지는 브로커에서 기다리다 두 번째 워커가 가져간다.
                     left_on_broker = "|".join(r.id for r in reports[held:])
-                    second.wait_for_log(rf"build_report\[(?:{left_on_broker})\] received", WAIT)
+                    second.wait_for_log(rf"build_report\[(?:{left_on_broker})\] received", WAIT_SECONDS)
                     app.control.revoke([r.id for r in reports])  # 나머지를 기다리지 않는다
     finally:
         delete_queue(queue)
@@ -359,22 +356,24 @@ def test_prefetch_defaults_and_the_lessons_setting():
 def test_on_rabbitmq_4_the_consumers_list_shows_prefetch_per_consumer(workers):
     # README 서비스 절: 관리 UI의 Consumers 목록에 소비자마다 prefetch가 적힌다(이 실습의 워커는 1).
     # 관리 API의 통계는 몇 초마다 모인다(collect_statistics_interval, 기본 5초): 소비자가 보일 때까지 다시 묻는다.
-    deadline = time.monotonic() + MANAGEMENT_STATS_SECONDS
-    while True:
-        consumers = broker.management("GET", f"consumers/{broker.quoted(broker.vhost())}")
-        ours = [c for c in consumers if c["queue"]["name"] in ("high", "low")]
-        if {c["queue"]["name"] for c in ours} == {"high", "low"} or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert {c["queue"]["name"] for c in ours} == {"high", "low"}
+    def both():
+        ours = _consumers(lambda c: c["queue"]["name"] in ("high", "low"))
+        return ours if {c["queue"]["name"] for c in ours} == {"high", "low"} else None
+
+    ours = wait_until(both, "관리 API의 high, low 소비자", MANAGEMENT_STATS_SECONDS)
     assert [c["prefetch_count"] for c in ours] == [1, 1]
 
 
 def _management_rows(until):
     """관리 API의 큐 목록({이름: 큐})을 until(rows) 가 참이 될 때까지, 길어야 MANAGEMENT_STATS_SECONDS 동안 읽는다."""
-    deadline = time.monotonic() + MANAGEMENT_STATS_SECONDS
-    while True:
+
+    def read():
         rows = {row["name"]: row for row in broker.queues()}
-        if until(rows) or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.5)
+        return rows if until(rows) else None
+
+    return wait_until(read, "관리 API의 큐 목록", MANAGEMENT_STATS_SECONDS)
+
+
+def _consumers(chosen):
+    """관리 API의 소비자 목록 가운데 chosen(소비자) 가 참인 것들."""
+    return [c for c in broker.management("GET", f"consumers/{broker.quoted(broker.vhost())}") if chosen(c)]

@@ -13,22 +13,23 @@ import subprocess
 import pytest
 
 from playground import PROJECT_ROOT
-from playground.lessons import purge, run_call_tasks
-from playground.workers import running
+from playground.lessons import run_call_tasks
 from practice05.tasks import build_report, send_alert
-from tests.readme import assert_samples_match, command_starting, lesson_readmes, parse, readme, readme_workers
+from tests import WAIT_SECONDS
+from tests.readme import assert_samples_match, command_starting, lesson_readmes, parse, readme
 
-WAIT = 20
+LESSON = "practice05"
+# 모듈의 테스트가 README의 두 워커를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
+pytestmark = pytest.mark.xdist_group(LESSON)
 # 워커 로그 한 줄의 머리(Celery의 기본 형식): [시각: 수준/프로세스 이름]
 LOG_LINE_HEAD = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}: [A-Z]+/(?P<process>[^\]]+)\] ")
 
 
 @pytest.fixture(scope="module")
-def workers():
-    purge("practice05")
-    high, low = readme_workers("practice05")
-    with running(high, low):
-        yield {"high": high, "low": low}
+def workers(readme_processes):
+    """README의 두 워커 명령 그대로(conftest.py 의 readme_processes)를 소비하는 큐 이름으로."""
+    high, low = readme_processes
+    return {"high": high, "low": low}
 
 
 def test_the_readme_starts_one_worker_per_queue_with_the_names_it_gives(workers):
@@ -59,9 +60,9 @@ def test_the_log_names_the_node_in_the_banner_and_the_ready_line_but_not_in_each
     high = workers["high"]
     result = send_alert.delay("로그 보기")
     report = build_report.apply_async(queue="high")
-    assert result.get(timeout=WAIT)["worker"] == high.node  # 작업은 self.request.hostname 으로 노드 이름을 안다
-    report.get(timeout=WAIT)
-    high.wait_for_log(rf"build_report\[{report.id}\] succeeded", WAIT)
+    assert result.get(timeout=WAIT_SECONDS)["worker"] == high.node  # 작업은 self.request.hostname 으로 노드 이름을 안다
+    report.get(timeout=WAIT_SECONDS)
+    high.wait_for_log(rf"build_report\[{report.id}\] succeeded", WAIT_SECONDS)
     lines = high.log.splitlines()
     assert [line for line in lines if re.fullmatch(rf"\s*-+ {re.escape(high.node)} v\S+ \(.+\)", line)]  # 배너
     assert [line for line in lines if line.endswith(f"{high.node} ready.")]

@@ -12,21 +12,22 @@ import subprocess
 import pytest
 
 from playground import PROJECT_ROOT
-from playground.lessons import purge, run_call_tasks
-from playground.workers import running
+from playground.lessons import run_call_tasks
 from practice06.tasks import app
-from tests.readme import assert_samples_match, command_starting, lesson_readmes, parse, readme, readme_workers
+from tests import WAIT_SECONDS
+from tests.readme import assert_samples_match, command_starting, lesson_readmes, parse, readme
 
-WAIT = 15
+LESSON = "practice06"
+# 모듈의 테스트가 README의 워커 하나를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
+pytestmark = pytest.mark.xdist_group(LESSON)
 README_KO = readme(lesson_readmes("practice06")[0])
 
 
 @pytest.fixture(scope="module")
-def worker():
-    purge("practice06")
-    (worker,) = readme_workers("practice06")
-    with running(worker):
-        yield worker
+def worker(readme_processes):
+    """README의 워커 명령 그대로 띄운 워커 하나(conftest.py 의 readme_processes)."""
+    (started,) = readme_processes
+    return started
 
 
 def run_readme_command(prefix: str) -> str:
@@ -52,4 +53,4 @@ def test_the_readme_inspect_registered_lists_the_names_the_running_worker_knows(
 def test_the_readme_celery_call_prints_the_task_id_and_the_worker_runs_it(worker):
     out = run_readme_command("celery -A practice06.tasks call email.send_welcome").strip()
     assert re.fullmatch(r"[0-9a-f-]{36}", out)
-    assert app.AsyncResult(out).get(timeout=WAIT) == "환영 메일을 보냈습니다 (사용자 42)"
+    assert app.AsyncResult(out).get(timeout=WAIT_SECONDS) == "환영 메일을 보냈습니다 (사용자 42)"
