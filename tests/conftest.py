@@ -11,7 +11,7 @@ import sqlalchemy
 from sqlalchemy.pool import NullPool
 
 import global_config
-from playground import EXIT_SERVICES_DOWN, isolation
+from playground import EXIT_SERVICES_DOWN, PROJECT_ROOT, isolation
 from playground.broker import ManagementError, queue_counts
 from playground.lessons import lesson_workers, purge, worker_on_empty_queue
 from playground.services import ensure_services, sqlalchemy_url
@@ -159,6 +159,14 @@ def _engine(database: str | None = None) -> sqlalchemy.Engine:
     if database is not None:
         url = url.set(database=database)
     return sqlalchemy.create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def compose() -> dict:
+    """docker-compose.yml 을 읽은 것. 학습자가 쓰는 파일이라 여기서는 띄우지 않고 내용만 본다."""
+    import yaml
+
+    return yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 
 
 @pytest.fixture

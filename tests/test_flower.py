@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,8 +15,8 @@ from contextlib import contextmanager, suppress
 
 import pytest
 
+from course import wait_until
 from playground import PROJECT_ROOT, broker
-from playground.lessons import worker_on_empty_queue
 from practice00.tasks import add
 from tests.readme import command_starting, commands, parse, readme
 
@@ -55,14 +54,14 @@ class Flower:
             return error.code, error.read()
 
     def wait_listening(self) -> None:
-        deadline = time.monotonic() + FLOWER_READY_SECONDS
-        while time.monotonic() < deadline:
+        def listening() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"Flower exited with {self.proc.returncode}:\n{self.output()}")
             with suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"Flower did not listen on {self.port} within {FLOWER_READY_SECONDS} s:\n{self.output()}")
+                return True
+            return False
+
+        wait_until(listening, f"Flower가 포트 {self.port}에서 듣기 시작함", FLOWER_READY_SECONDS)
 
     def output(self) -> str:
         self.log.seek(0)
@@ -98,25 +97,27 @@ def free_port() -> int:
 
 def poll_json(flower: Flower, path: str, until, seconds: float = EVENT_WAIT_SECONDS):
     """path의 JSON이 until(data) 를 만족할 때까지 다시 읽는다. 만족한 data를 돌려준다."""
-    deadline = time.monotonic() + seconds
-    data = None
-    while time.monotonic() < deadline:
+
+    def shown():
         status, body = flower.get(path)
-        if status == 200:
-            data = json.loads(body)
-            if until(data):
-                return data
-        time.sleep(0.2)
-    raise AssertionError(f"{path} did not show what we waited for within {seconds} s: {data!r}\n{flower.output()}")
+        data = json.loads(body) if status == 200 else None
+        return data if data is not None and until(data) else None
+
+    return wait_until(shown, f"Flower의 {path} 응답", seconds)
 
 
-@pytest.fixture(scope="module")
-def worker():
+def _readme_worker_options() -> list[str]:
+    """README Flower 절의 워커 명령에서 --loglevel 을 뺀 옵션들(-E 가 있어야 Flower가 이벤트를 받는다)."""
     readme_worker = parse(command_starting(README, "celery -A practice00.tasks worker --loglevel=info -E"))
     extra = [arg for arg in readme_worker.argv[readme_worker.argv.index("worker") + 1 :] if "loglevel" not in arg]
     assert "-E" in extra
-    with worker_on_empty_queue("practice00", extra_args=extra) as worker:
-        yield worker
+    return extra
+
+
+LESSON = "practice00"
+# 모듈의 테스트가 README의 -E 워커 하나(conftest.py 의 worker)와 Flower 하나를 함께 쓴다.
+pytestmark = pytest.mark.xdist_group("flower")
+WORKER_OPTIONS = {"extra_args": _readme_worker_options()}
 
 
 def wait_until_flower_hears(flower: Flower, worker) -> None:

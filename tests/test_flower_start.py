@@ -6,17 +6,14 @@
 from __future__ import annotations
 
 import json
-import time
 
+from course import wait_until
 from playground.lessons import worker_on_empty_queue
 from tests.test_flower import EVENT_WAIT_SECONDS, flower_running, free_port, poll_json, readme_curl_path
 
 
 def wait_for_output(flower, text: str, seconds: float = EVENT_WAIT_SECONDS) -> None:
-    deadline = time.monotonic() + seconds
-    while text not in flower.output():
-        assert time.monotonic() < deadline, f"Flower did not log {text!r}:\n{flower.output()}"
-        time.sleep(0.1)
+    wait_until(lambda: text in flower.output(), f"Flower 로그의 {text!r}", seconds)
 
 
 def test_a_worker_started_after_flower_is_listed_only_with_refresh():

@@ -13,7 +13,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy
-import yaml
 
 from playground import PROJECT_ROOT
 from playground.services import sqlalchemy_url
@@ -65,11 +64,6 @@ def test_without_the_driver_sqlalchemy_looks_for_psycopg3_which_is_not_installed
     assert sqlalchemy.__version__.startswith("2.1")
     with pytest.raises(ModuleNotFoundError, match="No module named 'psycopg'"):
         sqlalchemy.create_engine("postgresql://postgres:postgres@localhost:5432/celery_jobs")
-
-
-@pytest.fixture(scope="module")
-def compose() -> dict:
-    return yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 
 
 def test_compose_has_the_three_services_and_the_redis_ui(compose):

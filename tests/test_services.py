@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-import yaml
 from kombu import Connection
 
 import global_config
+from course import wait_until
 from playground import PROJECT_ROOT, broker
 from playground.lessons import run_call_tasks
 from playground.runner import EXIT_SERVICES_DOWN
@@ -36,11 +36,6 @@ from playground.versions import compose_images, line_of, mismatches, running_ver
 
 FAIL_FAST_SECONDS = 30
 URL_NAMES = [service.env_var for service in SERVICES]
-
-
-@pytest.fixture(scope="module")
-def compose() -> dict:
-    return yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 
 
 def test_compose_pins_the_2026_lines(compose):
@@ -211,7 +206,6 @@ def test_two_workers_with_the_same_node_name_cannot_run_at_once():
 
 @rabbitmq_4
 def test_an_exclusive_control_queue_goes_with_the_worker_that_declared_it():
-    import time
     import uuid
 
     from playground.workers import Worker, running
@@ -219,10 +213,7 @@ def test_an_exclusive_control_queue_goes_with_the_worker_that_declared_it():
     with running(Worker("practice02", name=f"gone-{uuid.uuid4().hex[:6]}", concurrency=1)) as (worker,):
         control = f"{worker.node}.celery.pidbox"
         assert control in [queue["name"] for queue in broker.queues()]
-    deadline = time.monotonic() + 10
-    while control in [queue["name"] for queue in broker.queues()]:
-        assert time.monotonic() < deadline, f"{control} is still there after its worker stopped"
-        time.sleep(0.2)
+    wait_until(lambda: control not in [queue["name"] for queue in broker.queues()], f"{control} 큐가 사라짐", 10)
 
 
 @rabbitmq_4
