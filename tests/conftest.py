@@ -75,7 +75,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # 끝나기를 기다리는 시간은 그 테스트가 멈춘 것이 아니므로 제한 시간을 넉넉히 준다.
     # 모듈 범위의 워커를 쓰는 모듈은 `pytestmark = pytest.mark.xdist_group(LESSON)` 으로 스스로 한 프로세스에 모인다
     # (아래 worker fixture가 그 표시를 요구한다).
-    items.sort(key=lambda item: item.get_closest_marker("alone") is not None)
+    # early 테스트(실행기 한 번으로 모든 실습을 도는 test_scenarios)는 맨 앞으로: 가장 오래 걸리는 묶음이 먼저 시작해야
+    # 다른 프로세스들이 나머지를 나누어 도는 동안 함께 끝난다.
+    items.sort(
+        key=lambda item: (item.get_closest_marker("early") is None, item.get_closest_marker("alone") is not None)
+    )
     for item in items:
         if item.get_closest_marker("alone") is not None:
             item.add_marker(pytest.mark.timeout(ALONE_TIMEOUT_SECONDS))

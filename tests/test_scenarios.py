@@ -21,8 +21,8 @@ from tests.readme import assert_samples_match
 from tests.test_playground import run_playground
 
 # 실행기 한 번이 모든 실습을 돈다(두 실습씩 함께). 이 모듈의 테스트는 그 실행 하나를 나누어 읽으므로 한 테스트
-# 프로세스에 모으고, 첫 테스트의 제한 시간에 그 실행 전체가 든다.
-pytestmark = [pytest.mark.xdist_group("course_run"), pytest.mark.timeout(600)]
+# 프로세스에 모으고, 첫 테스트의 제한 시간에 그 실행 전체가 든다. 가장 긴 묶음이라 맨 먼저 시작한다(early).
+pytestmark = [pytest.mark.xdist_group("course_run"), pytest.mark.early, pytest.mark.timeout(600)]
 COURSE_RUN_TIMEOUT_SECONDS = 540
 TAGGED = re.compile(r"^(?P<tag>\S+)\s*│ ?(?P<line>.*)$")
 SUCCESS = "모든 호출이 README에 적힌 대로 동작했습니다."
