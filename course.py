@@ -1,13 +1,13 @@
 """모든 실습의 tasks.py 와 call_tasks.py 가 함께 쓰는 작은 틀이다. Celery를 배우는 데 이 파일을 읽을 필요는 없다.
 
 작업이 한 일을 적고 읽기, 기다리기:
-- Journal: 작업이 한 일을 실행(run)마다 Redis 목록 하나에 적는다. 작업 안에서는 한 줄이다
+- Journal(실행 기록): 작업이 한 일을 실행(run)마다 Redis 목록 하나에 적는다. 작업 안에서는 한 줄로 적는다
   (`journal.write(run, "시작")`). 호출하는 쪽은 `journal.read(run)` 으로 적힌 순서대로 읽는다.
-- wait_until(predicate, what): predicate() 가 참인 값을 낼 때까지 기다린다. 끝내 오지 않으면 get() 처럼
-  celery.exceptions.TimeoutError 를 낸다. 그러면 Scenario.run() 이 워커를 띄우라고 안내한다.
-- never_within(seconds, predicate, what): seconds 초 동안 predicate() 가 한 번도 참이 아님을 지켜본다.
-  참이 되면 Happened를 낸다. Scenario.run() 은 그것을 예상과 다름으로 알린다.
-  모델은 Celery의 celery/contrib/testing/manager.py 다(wait_for, ensure_not_for_a_while).
+- wait_until(predicate, what): predicate() 가 참인 값을 낼 때까지 기다린다. WAIT_SECONDS 안에 참이 되지 않으면
+  get() 처럼 celery.exceptions.TimeoutError 를 낸다. 그러면 Scenario.run() 이 워커를 띄우라고 안내한다.
+- never_within(seconds, predicate, what): seconds 초 동안 predicate() 가 한 번도 참이 되지 않는지 지켜본다.
+  참이 되면 Happened를 낸다. Scenario.run() 은 그것을 "예상과 다름"으로 알린다.
+  두 함수는 Celery의 celery/contrib/testing/manager.py 에 있는 wait_for, ensure_not_for_a_while 을 본떴다.
 
 실습을 보여 주기:
 - Scenario.step() 은 단계 제목을 찍는다.
@@ -15,15 +15,16 @@
 - Scenario.show() 는 호출 하나를 한 줄로 찍는다. 무엇을 불렀고 무엇이 돌아왔는지 찍고, 배운 값을 주면 그 값인지도
   확인한다. `show("add.delay(2, 3).get()", add.delay(2, 3).get(timeout=10), 5)` 는 `    add.delay(2, 3).get() → 5` 를
   찍는다.
-- Scenario.raises() 안의 블록은 그 예외를 내야 한다(`with scenario.raises(TypeError) as refused:`). 잡은 예외와 걸린
-  시간을 넘겨준다. 예외가 나지 않으면 expect() 처럼 예상과 다름으로 적는다.
+- Scenario.raises() 안의 블록은 그 예외를 내야 한다(`with scenario.raises(TypeError) as refused:`). raises() 는 잡은
+  예외와 걸린 시간을 넘겨준다(refused.exc, refused.seconds). 예외가 나지 않으면 expect() 처럼 "예상과 다름"으로
+  적는다.
 - Scenario.run() 은 브로커와 결과 백엔드가 응답하는지 먼저 확인하고 시나리오를 실행한다. 워커나 서비스가 없으면
   traceback 대신 무엇을 켜야 하는지 말하고 종료 코드 1로 끝난다.
 
 실습을 실행하는 데 필요한 것:
-- WorkerSpec, BeatSpec, Needs는 실습을 실행하려면 무엇을 띄우고 얼마나 일부러 기다리는지를 적는 틀이다. 실습마다
-  lesson.py 에 NEEDS 하나를 적는다. README의 워커 명령, 워커가 없을 때의 안내, 실행기, 테스트, 벤치마크가 모두
-  이 한 곳을 읽는다.
+- WorkerSpec, BeatSpec, Needs는 실습을 실행할 때 띄울 프로세스와 일부러 기다리는 시간을 적는 틀이다. 실습마다
+  lesson.py 에 NEEDS 하나를 적는다. 워커가 없을 때의 안내, 실행기, 테스트, 벤치마크가 모두 이 한 곳을 읽는다.
+  README의 워커 명령도 이것과 같아야 한다(`python -m playground check` 가 확인한다).
 
 서비스 목록과 점검은 playground/services.py 에 있다. 실행기와 테스트도 그것을 쓴다.
 """
@@ -44,10 +45,11 @@ import global_config
 from playground import exit_on_sigterm
 from playground.services import connection_errors, problem_with, service_for
 
-# 정상이라면 결과는 몇 초 안에 온다. 이만큼 기다려도 안 오면 워커가 없다고 본다. 환경 변수로 바꿀 수 있다. 느린
-# 기계에서는 늘리고, 워커가 없을 때의 안내만 보려면 줄인다: PLAYGROUND_WAIT_SECONDS=30 python -m practice00.call_tasks
+# call_tasks 가 결과를 기다리는 상한(get(timeout=…), wait_until). 정상이라면 결과는 몇 초 안에 온다. 이만큼 기다려도
+# 오지 않으면 워커가 없다고 본다. 환경 변수 PLAYGROUND_WAIT_SECONDS 로 바꿀 수 있다. 느린 기계에서는 늘리고
+# (PLAYGROUND_WAIT_SECONDS=30 python -m practice00.call_tasks), 워커가 없을 때의 안내를 빨리 보려면 줄인다.
 WAIT_SECONDS = float(os.environ.get("PLAYGROUND_WAIT_SECONDS", "10"))
-# wait_until, never_within 이 다시 살펴보는 간격.
+# wait_until, never_within 이 predicate() 를 다시 부르는 간격.
 POLL_SECONDS = 0.05
 
 
@@ -109,14 +111,18 @@ def needs_of(lesson: str) -> Needs:
 
 
 class NotInTime(CeleryTimeoutError):
-    """wait_until 이 기다린 일이 제때 일어나지 않았다. get(timeout=…) 이 내는 것과 같은 TimeoutError다."""
+    """wait_until 이 기다린 일이 제때 일어나지 않았다.
+
+    get(timeout=…) 이 내는 celery.exceptions.TimeoutError 의 한 종류다.
+    """
 
 
 def wait_until[T](predicate: Callable[[], T], what: str, timeout: float = WAIT_SECONDS) -> T:
-    """predicate() 가 참인 값을 낼 때까지 기다리고 그 값을 돌려준다. 길어야 timeout 초 기다린다.
+    """predicate() 가 참인 값을 낼 때까지 기다리고 그 값을 돌려준다. 최대 timeout 초 기다린다.
 
-    제때 참이 되지 않으면 결과를 기다리는 get() 처럼 celery.exceptions.TimeoutError 를 낸다. 메시지는 what이다.
-    시계는 time.monotonic 하나다.
+    제때 참이 되지 않으면 결과를 기다리는 get() 처럼 TimeoutError를 낸다(celery.exceptions.TimeoutError 의 한
+    종류인 NotInTime). 메시지는 "…초 안에 일어나지 않았습니다: " 뒤에 what을 붙인 것이다.
+    시간은 time.monotonic 으로만 잰다.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -129,14 +135,14 @@ def wait_until[T](predicate: Callable[[], T], what: str, timeout: float = WAIT_S
 
 
 class Happened(AssertionError):
-    """never_within 이 지켜보던, 일어나지 않아야 할 일이 일어났다."""
+    """일어나지 않아야 할 일이 never_within 이 지켜보는 동안 일어났다."""
 
 
 def never_within(seconds: float, predicate: Callable[[], object], what: str) -> None:
-    """seconds 초 동안 predicate() 가 한 번도 참이 아닌지 지켜본다. 참이 되는 순간 Happened를 낸다.
+    """seconds 초 동안 predicate() 가 한 번도 참이 되지 않는지 지켜본다. 참이 되는 순간 Happened를 낸다.
 
-    "일어나지 않는다"는 주장은 이렇게 잠깐 지켜보는 것으로만 확인할 수 있다. seconds는 그 일이 일어난다면
-    일어났을 시간보다 넉넉히 잡는다.
+    "일어나지 않는다"는 주장은 이렇게 잠깐 지켜보는 것으로만 확인할 수 있다. seconds는 그 일이 일어날 수
+    있다면 일어나고도 남을 만큼 넉넉히 잡는다.
     """
     deadline = time.monotonic() + seconds
     while True:
@@ -150,7 +156,9 @@ def never_within(seconds: float, predicate: Callable[[], object], what: str) -> 
 
 @dataclass(frozen=True)
 class Entry:
-    """실행 기록 한 줄: 무엇이 일어났는지(what), 적은 시각(time.time()), 적은 프로세스의 pid, 그 밖의 값들."""
+    """실행 기록 한 줄. 무엇이 일어났는지(what), 적은 시각(at, time.time()), 적은 프로세스의 pid, 작업이 함께 넘긴
+    값들(fields)을 담는다. entry["이름"] 은 fields에서 읽는다.
+    """
 
     what: str
     at: float
@@ -162,11 +170,11 @@ class Entry:
 
 
 class Journal:
-    """작업이 한 일을 실행(run)마다 Redis 목록 하나에 적고, 호출하는 쪽이 적힌 순서대로 읽는 실행 기록.
+    """실행 기록. 작업이 한 일을 실행(run)마다 Redis 목록 하나에 적고, 호출하는 쪽은 적힌 순서대로 읽는다.
 
-    키는 `<실습>:journal:<run>` 이고 TTL_SECONDS 뒤에 사라진다. 한 줄은 JSON 하나다
-    (`{"what": "시작", "at": 1764567600.12, "pid": 4242, ...}`). redis-cli나 RedisInsight에서 그대로 읽힌다:
-    `LRANGE practice01:journal:<run> 0 -1`.
+    키는 `<실습>:journal:<run>` 이고, 마지막 줄을 적고 TTL_SECONDS 초가 지나면 사라진다. 한 줄은 JSON 하나다
+    (`{"what": "시작", "at": 1764567600.12, "pid": 4242, ...}`). redis-cli나 RedisInsight에서도 그대로 읽을 수
+    있다(`LRANGE practice01:journal:<run> 0 -1`).
     """
 
     TTL_SECONDS = 3600
@@ -177,7 +185,7 @@ class Journal:
 
     @property
     def redis(self) -> redis.Redis:
-        # 처음 쓸 때 붙는다. 주소는 그때의 global_config.REDIS_URL 이다.
+        # 처음 쓸 때 연결한다. 주소는 그때의 global_config.REDIS_URL 이다.
         if self._redis is None:
             self._redis = redis.Redis.from_url(global_config.REDIS_URL, decode_responses=True)
         return self._redis
@@ -207,18 +215,21 @@ class Journal:
         return entries
 
     def whats(self, run: str) -> list[str]:
-        """run의 기록에 적힌 what들을 순서대로."""
+        """run의 기록에 적힌 what들을 적힌 순서대로 돌려준다."""
         return [entry.what for entry in self.read(run)]
 
     def wait_for(self, run: str, count: int, what: str | None = None, timeout: float = WAIT_SECONDS) -> list[Entry]:
-        """run의 기록이 count 줄이 될 때까지 기다리고 기록을 돌려준다. what을 주면 그 what인 줄만 센다."""
+        """run의 기록이 count 줄 이상이 될 때까지 기다리고, 그때의 기록 전체를 돌려준다.
+
+        what을 주면 그 what인 줄만 센다. timeout 초 안에 모이지 않으면 wait_until 처럼 NotInTime을 낸다.
+        """
 
         def enough():
             entries = self.read(run)
             counted = [entry for entry in entries if what is None or entry.what == what]
             return entries if len(counted) >= count else None
 
-        counted = f"what={what!r}인 " if what else ""
+        counted = f"what이 {what!r}인 " if what else ""
         return wait_until(enough, f"{counted}실행 기록 {count}줄 (키 {self.key(run)})", timeout)
 
 

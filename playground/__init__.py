@@ -9,12 +9,14 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-# 실행기와 벤치마크의 종료 코드: 서비스가 응답하지 않아 시작하지 않았다.
+# 서비스가 응답하지 않아 시작하지 못했을 때의 종료 코드. 실행기, 벤치마크, 테스트 세션이 쓴다.
 EXIT_SERVICES_DOWN = 3
 
 
 def exit_on_sigterm() -> None:
-    """SIGTERM도 Ctrl-C처럼 SystemExit으로 바꾼다. finally 블록이 실행되어 띄운 프로세스를 정리하게 한다."""
+    """SIGTERM을 받으면 SystemExit을 낸다. 그러면 Ctrl-C(KeyboardInterrupt)처럼 finally 블록이 실행되어, 띄운
+    프로세스를 정리할 수 있다.
+    """
     import signal
 
     def _exit(signum, frame):

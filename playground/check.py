@@ -1,8 +1,8 @@
 """`python -m playground check` — 실습 폴더마다 빠진 것이나 어긋난 것을 이름으로 말한다.
 
-CONTRIBUTING.md 의 "실습 하나 더하기" 목록을 이것이 확인한다. 규칙 하나가 이름 있는 작은 검사 하나다
+CONTRIBUTING.md 의 "실습 하나 더하기" 목록을 이 모듈이 확인한다. 규칙 하나가 이름 있는 작은 검사 하나다
 (LESSON_CHECKS, PROJECT_CHECKS). 테스트도 같은 검사를 부른다: 규칙은 여기 한 곳에만 있다.
-모두 갖추었으면 종료 코드 0, 하나라도 빠지면 1. 서비스에 연결하지 않는다(실습 모듈을 import만 한다).
+모두 갖추었으면 종료 코드 0으로, 하나라도 빠지면 1로 끝난다. 서비스에 연결하지 않는다(실습 모듈을 import만 한다).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _module(lesson: str, name: str) -> ModuleType:
         raise Unreadable(name)
     try:
         return importlib.import_module(f"{lesson}.{name}")
-    except Exception as exc:  # 어떤 실패든 이름을 붙여 보고한다(import_failures)
+    except Exception as exc:  # 어떤 실패든 이름을 붙여 보고한다(imports 검사)
         raise Unreadable(name) from exc
 
 

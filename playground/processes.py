@@ -1,6 +1,7 @@
-"""리눅스의 /proc 에서 프로세스를 찾는다: 살아 있는지, 어느 그룹인지, 누구의 자식인지, 명령 줄에 무엇이 있는지.
+"""리눅스의 /proc 을 읽어 프로세스를 살핀다. 살아 있는지, 어느 프로세스 그룹인지, 누구의 자손인지, 명령 줄에 무엇이
+있는지 본다.
 
-워커를 PID로 멈추는 일(playground/workers.py)과, 띄운 것이 하나도 남지 않았는지 보는 테스트가 이것을 쓴다.
+PID로 워커를 멈추는 playground/workers.py 와, 띄운 프로세스가 하나도 남지 않았는지 보는 테스트가 이 모듈을 쓴다.
 좀비(끝났지만 부모가 아직 거두지 않은 프로세스)는 살아 있지 않은 것으로 센다.
 """
 
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 
 
 def _stat(pid: int) -> list[str] | None:
-    """/proc/<pid>/stat 의 이름 뒤 칸들(state, ppid, pgrp, …). 프로세스가 없으면 None."""
+    """/proc/<pid>/stat 에서 괄호 안의 명령 이름 뒤에 오는 칸들(state, ppid, pgrp, …). 프로세스가 없으면 None."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().rsplit(")", 1)[1].split()
@@ -36,7 +37,7 @@ def in_group(pgid: int) -> set[int]:
 
 
 def descendants(pid: int) -> set[int]:
-    """pid의 살아 있는 자손들. 새 세션으로 뜬 워커도 부모와 자식 관계는 그대로다."""
+    """pid의 살아 있는 자손들. 새 세션으로 띄운 워커도 부모와 자식 관계는 그대로 남는다."""
     children: dict[int, list[int]] = {}
     for child in live_pids():
         if (fields := _stat(child)) is not None:
@@ -58,5 +59,5 @@ def command_line(pid: int) -> str | None:
 
 
 def mentioning(text: str) -> list[str]:
-    """명령 줄에 text가 들어 있는 살아 있는 프로세스마다 "PID: 명령 줄"."""
+    """명령 줄에 text가 들어 있는 살아 있는 프로세스마다 "PID: 명령 줄" 한 줄을 돌려준다."""
     return [f"{pid}: {line}" for pid in live_pids() if (line := command_line(pid)) is not None and text in line]

@@ -1,4 +1,4 @@
-"""README와 docs/ 의 Markdown을 읽는다: 절, 코드 블록, 명령, 링크, 출력 예시.
+"""README와 docs/ 의 Markdown에서 절, 코드 블록, 명령, 링크, 출력 예시를 읽어 낸다.
 
 Markdown은 markdown-it-py(CommonMark)로 파싱한다. 목록 안에서 들여 쓴 코드 블록도, 코드 블록 안의 `#` 줄도
 Markdown이 뜻하는 그대로 읽힌다. `playground check`, 한국어 문체 검사, 테스트가 모두 이 모듈 하나를 쓴다.
@@ -17,12 +17,12 @@ from markdown_it.token import Token
 from playground import PROJECT_ROOT
 
 README_FILES = ("README.md", "README.en.md")  # 최상위 README: 강좌의 첫 화면과 실습 목록 (한국어판, 영어판)
-# 첫날에는 필요 없는 강좌 전체의 이야기: docs/ 의 쪽마다 (한국어판, 영어판)
+# docs/ 의 쪽마다 (한국어판, 영어판): 첫날에는 읽지 않아도 되는, 강좌 전체에 걸친 글
 DOC_PAIRS = tuple((f"docs/{name}.md", f"docs/{name}.en.md") for name in ("runner", "services", "flower", "testing"))
 # 실습 README에서 띄울 프로세스와 call_tasks 명령을 적는 절의 제목 (한국어판, 영어판)
 RUN_HEADINGS = ("실행", "Running it")
 # README의 출력 예시에서 실행마다 바뀌는 부분(id, pid, 시간, 호스트 이름)은 이 표시 하나로 적는다.
-# 비교할 때 이 표시는 한 줄 안의 아무 글자들(하나 이상)과 맞는다. 나머지는 글자 그대로 같아야 한다.
+# 비교할 때 이 표시는 한 줄 안의 아무 글자 하나 이상과 맞는다. 나머지는 글자 그대로 같아야 한다.
 PLACEHOLDER = "‹…›"
 STEP_LINE = re.compile(r"^\[\d+\. ", re.MULTILINE)  # call_tasks 가 찍는 단계 머리줄: [1. …]
 
@@ -35,7 +35,7 @@ def lesson_readmes(lesson: str) -> tuple[str, str]:
 
 
 def readme_pairs(lessons: list[str]) -> list[tuple[str, str]]:
-    """서로 같은 내용이어야 하는 (한국어판, 영어판) 쌍들: 최상위 README, docs/ 의 쪽들, 그리고 실습마다."""
+    """서로 같은 내용이어야 하는 (한국어판, 영어판) 쌍들: 최상위 README, docs/ 의 쪽들, 실습마다의 README."""
     return [README_FILES, *DOC_PAIRS, *(lesson_readmes(lesson) for lesson in lessons)]
 
 
@@ -163,8 +163,8 @@ def _line_pattern(line: str) -> str:
 
 
 def sample_mismatches(sample: str, output: str) -> list[str]:
-    """출력 예시가 실제 출력과 줄마다 맞는지. 예시는 단계([N. …])마다 실제 출력의 이어진 줄들과 같아야 하고, 단계의
-    순서도 같아야 한다(예시는 단계 몇 개만 보여 줄 수 있다). 맞지 않는 단계마다 설명 한 줄을 돌려준다."""
+    """출력 예시가 실제 출력과 줄마다 맞는지 본다. 예시는 단계([N. …])마다 실제 출력의 이어진 줄들과 같아야 하고,
+    단계의 순서도 같아야 한다(예시는 단계 몇 개만 보여 줄 수 있다). 맞지 않는 단계마다 설명 한 줄을 돌려준다."""
     lines = [line.rstrip() for line in output.splitlines()]
     chunks = re.split(r"\n(?=\[\d+\. )", sample.strip("\n"))
     problems, position = [], 0

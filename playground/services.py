@@ -1,7 +1,7 @@
 """세 서비스(RabbitMQ, PostgreSQL, Redis)의 목록, 응답하는지 보는 점검, 꺼진 서비스를 켜는 일.
 
-- SERVICES: 서비스마다 이름, global_config 의 변수, URL의 앞부분, docker compose 서비스 이름, 점검 함수.
-  call_tasks(course.Scenario.run), 실행기, 테스트 세션, 버전 확인이 모두 이 목록 하나를 쓴다.
+- SERVICES: 서비스마다 이름, global_config 의 변수, URL의 앞부분, docker compose 서비스 이름, 점검 함수를 적은
+  목록이다. call_tasks(course.Scenario.run), 실행기, 테스트 세션, 버전 확인이 모두 이 목록 하나를 쓴다.
 - problem_with(), unreachable_services(): 응답하지 않는 서비스를 사람이 읽을 설명으로 바꾼다.
 - ensure_services(): 실행기(`python -m playground`)와 테스트 세션이 시작할 때 쓴다. 기본 주소(localhost)의 서비스가
   꺼져 있으면 docker compose로 띄운다. 환경 변수로 주소를 바꾼 서비스는 학습자가 따로 띄운 것이므로 건드리지
@@ -10,7 +10,7 @@
 PostgreSQL 서버는 응답하는데 URL의 데이터베이스만 없으면 그 데이터베이스를 만들고 한 줄로 알린다. Docker 없이
 기계에 설치한 서버가 흔히 그렇다. 만들 수 없으면 그 URL에 맞는 createdb 명령을 권한다. CREATEDB 권한이 없는 역할이
 그런 예다.
-URL에 적힌 데이터베이스 말고는 아무것도 만들거나 지우지 않는다.
+URL에 적힌 데이터베이스 말고는 아무것도 만들지 않고, 아무것도 지우지 않는다.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ INSUFFICIENT_PRIVILEGE = "42501"
 def sqlalchemy_url(url):
     """Celery의 PostgreSQL 결과 백엔드 주소(`db+postgresql+psycopg2://…`)를 SQLAlchemy의 URL로 바꾼다.
 
-    앞의 `db+` 는 Celery에게 SQLAlchemy 백엔드를 쓰라고 알리는 표시일 뿐이다. 없어도 된다.
+    앞의 `db+` 는 Celery에게 SQLAlchemy 백엔드를 쓰라고 알리는 표시일 뿐이다. `db+` 가 없는 주소도 그대로 받는다.
     """
     import sqlalchemy
 

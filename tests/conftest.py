@@ -71,12 +71,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # alone 테스트는 맨 뒤로: 다른 테스트를 막지 않고, 모두 끝나 갈 때 혼자 돈다. 다른 프로세스의 남은 테스트가
-    # 끝나기를 기다리는 시간은 그 테스트가 멈춘 것이 아니므로 제한 시간을 넉넉히 준다.
+    # alone 테스트는 맨 뒤로 보낸다. 그러면 다른 테스트를 막지 않고, 다른 테스트가 거의 끝났을 때 혼자 실행된다.
+    # 다른 프로세스의 남은 테스트가 끝나기를 기다리는 동안은 멈춘 것이 아니므로 제한 시간을 넉넉히 준다.
     # 모듈 범위의 워커를 쓰는 모듈은 `pytestmark = pytest.mark.xdist_group(LESSON)` 으로 스스로 한 프로세스에 모인다
-    # (아래 worker fixture가 그 표시를 요구한다).
-    # early 테스트(실행기 한 번으로 모든 실습을 도는 test_scenarios)는 맨 앞으로: 가장 오래 걸리는 묶음이 먼저 시작해야
-    # 다른 프로세스들이 나머지를 나누어 도는 동안 함께 끝난다.
+    # (아래 worker 같은 모듈 범위 fixture가 그 표시를 요구한다).
+    # early 테스트(실행기 한 번으로 모든 실습을 실행하는 test_scenarios)는 맨 앞으로 보낸다. 가장 오래 걸리는 묶음이
+    # 먼저 시작해야, 다른 프로세스들이 나머지를 나누어 실행하는 동안 함께 끝난다.
     items.sort(
         key=lambda item: (item.get_closest_marker("early") is None, item.get_closest_marker("alone") is not None)
     )
@@ -86,7 +86,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _module_lesson(request: pytest.FixtureRequest) -> str:
-    """모듈 범위 fixture를 부른 테스트 모듈의 실습. 모듈은 `LESSON` 과 xdist 묶음 표시를 함께 적는다."""
+    """모듈 범위 fixture를 부른 테스트 모듈의 실습(LESSON).
+
+    그 모듈에는 `LESSON` 과 xdist 묶음 표시(pytestmark)가 함께 있어야 한다. 하나라도 없으면 테스트를 실패시킨다.
+    """
     module = request.module
     lesson = getattr(module, "LESSON", None)
     if lesson is None:
@@ -99,9 +102,9 @@ def _module_lesson(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="module")
 def worker(request: pytest.FixtureRequest) -> Iterator[Worker]:
-    """그 모듈의 실습(LESSON)의 tasks.py 워커 하나. 큐를 비운 뒤 띄우고, 모듈의 테스트가 모두 끝나면 멈춘다.
+    """모듈이 LESSON으로 정한 실습의 tasks.py 워커 하나. 큐를 비운 뒤 띄우고, 모듈의 테스트가 모두 끝나면 멈춘다.
 
-    모듈의 WORKER_OPTIONS(있으면)는 Worker에 그대로 간다(풀, 큐, 환경 변수 등).
+    모듈에 WORKER_OPTIONS가 있으면 그 값(풀, 큐, 환경 변수 등)을 Worker에 그대로 넘긴다.
     """
     lesson = _module_lesson(request)
     with worker_on_empty_queue(lesson, **getattr(request.module, "WORKER_OPTIONS", {})) as started:
@@ -110,7 +113,10 @@ def worker(request: pytest.FixtureRequest) -> Iterator[Worker]:
 
 @pytest.fixture(scope="module")
 def readme_processes(request: pytest.FixtureRequest) -> Iterator[tuple[Worker, ...]]:
-    """그 모듈의 실습(LESSON) README의 '실행' 절에 적힌 워커 명령들을 글자 그대로 띄운 것(tests/readme.py)."""
+    """모듈이 LESSON으로 정한 실습 README의 '실행' 절에 적힌 워커 명령들을 글자 그대로 띄운다(tests/readme.py).
+
+    띄우기 전에 큐를 비운다.
+    """
     lesson = _module_lesson(request)
     purge(lesson)
     with running(*readme_workers(lesson)) as started:
@@ -119,7 +125,10 @@ def readme_processes(request: pytest.FixtureRequest) -> Iterator[tuple[Worker, .
 
 @pytest.fixture
 def empty_queue(request: pytest.FixtureRequest) -> Iterator[str]:
-    """그 모듈의 실습(LESSON)의 빈 큐, 소비하는 워커 없이. 큐 이름을 넘기고, 테스트가 남긴 메시지는 끝나면 지운다."""
+    """모듈이 LESSON으로 정한 실습의 큐를 비우고 그 이름을 넘긴다. 그 큐를 소비하는 워커가 없는지도 확인한다.
+
+    테스트가 끝나면 남은 메시지를 지운다.
+    """
     lesson = getattr(request.module, "LESSON", None)
     if lesson is None:
         pytest.fail(f"{request.module.__name__}: a module that uses the lesson's queue names it: LESSON = 'practiceNN'")
@@ -131,7 +140,9 @@ def empty_queue(request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def lesson_processes(request: pytest.FixtureRequest) -> Iterator[tuple[Worker, ...]]:
-    """그 모듈의 실습(LESSON)이 lesson.py 의 NEEDS에 적은 프로세스 모두(워커들과 beat). 실행기가 띄우는 그대로다."""
+    """모듈이 LESSON으로 정한 실습이 lesson.py 의 NEEDS에 적은 프로세스 모두(워커들과 beat). 큐를 비운 뒤
+    실행기와 똑같이 띄운다.
+    """
     lesson = _module_lesson(request)
     purge(lesson)
     with running(*lesson_workers(lesson)) as started:
@@ -167,7 +178,7 @@ def _engine(database: str | None = None) -> sqlalchemy.Engine:
 
 @pytest.fixture(scope="session")
 def compose() -> dict:
-    """docker-compose.yml 을 읽은 것. 학습자가 쓰는 파일이라 여기서는 띄우지 않고 내용만 본다."""
+    """docker-compose.yml 을 읽은 dict. 학습자가 쓰는 파일이므로 테스트는 이것으로 서비스를 띄우지 않고 내용만 본다."""
     import yaml
 
     return yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())

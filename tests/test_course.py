@@ -58,7 +58,8 @@ def test_lesson_files_need_no_formatter_escapes_and_no_sentinels():
 
 
 def test_the_journal_reads_back_in_order_what_a_task_process_wrote():
-    # 실제 워커 없이도 Journal은 Redis 목록이다. 다른 프로세스(작업을 실행하는 풀 프로세스처럼)가 적은 줄을 읽는다.
+    # Journal은 Redis 목록일 뿐이라 워커 없이도 확인할 수 있다. 다른 프로세스(작업을 실행하는 풀 프로세스 같은)가
+    # 적은 줄을 읽는다.
     journal = Journal("practice10")
     run = Journal.new_run()
     code = (
@@ -75,7 +76,7 @@ def test_the_journal_reads_back_in_order_what_a_task_process_wrote():
     assert journal.wait_for(run, 1, what="끝") == [first, second]
     with pytest.raises(NotInTime) as late:
         journal.wait_for(run, 3, timeout=0.2)
-    assert isinstance(late.value, CeleryTimeoutError)  # get() 이 내는 것과 같은 예외
+    assert isinstance(late.value, CeleryTimeoutError)  # get() 이 내는 것과 같은 종류의 예외
     assert "실행 기록 3줄" in str(late.value)
 
 

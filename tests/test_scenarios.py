@@ -1,8 +1,8 @@
-"""실습마다 한 번, 학습자의 첫 명령 그대로: `python -m playground all` 이 모든 실습의 시나리오를 끝까지 돌린다.
+"""학습자의 첫 명령 그대로 `python -m playground all` 을 한 번 실행해 모든 실습의 시나리오를 끝까지 확인한다.
 
-실행기 하나의 실행(course_run)을 실습마다의 테스트가 나누어 읽는다. 실습 하나의 블록에는 그 실습의 워커와 beat의
-로그, call_tasks 의 출력이 들어 있다. 실습마다 확인하는 것은 같다: 통과했고, 예상과 다름(!!)이 없고, README의 출력
-예시가 곧 그 출력이다. 실습이 README에서 워커 로그에 대해 말하는 것은 WORKER_LOG_SAYS 에 있다.
+그 실행 한 번의 출력(course_run)을 실습별 테스트가 나누어 읽는다. 실습 하나의 블록에는 그 실습의 워커와 beat의
+로그, call_tasks 의 출력이 들어 있다. 실습마다 확인하는 것은 같다. 통과했는지, "예상과 다름"(!!) 줄이 없는지,
+README의 출력 예시가 실제 출력과 맞는지 본다. 실습의 README가 워커 로그에 대해 말하는 것은 WORKER_LOG_SAYS 에 있다.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from tests import QUICK_START_ARGS
 from tests.readme import assert_samples_match
 from tests.test_playground import run_playground
 
-# 실행기 한 번이 모든 실습을 돈다(두 실습씩 함께). 이 모듈의 테스트는 그 실행 하나를 나누어 읽으므로 한 테스트
-# 프로세스에 모으고, 첫 테스트의 제한 시간에 그 실행 전체가 든다. 가장 긴 묶음이라 맨 먼저 시작한다(early).
+# 실행기 한 번이 모든 실습을 실행한다(두 실습씩 함께). 이 모듈의 테스트는 그 실행 하나를 나누어 읽으므로 한 테스트
+# 프로세스에 모은다. 첫 테스트의 제한 시간에는 그 실행 전체가 들어간다. 가장 긴 묶음이라 맨 먼저 시작한다(early).
 pytestmark = [pytest.mark.xdist_group("course_run"), pytest.mark.early, pytest.mark.timeout(600)]
 COURSE_RUN_TIMEOUT_SECONDS = 540
 TAGGED = re.compile(r"^(?P<tag>\S+)\s*│ ?(?P<line>.*)$")
 SUCCESS = "모든 호출이 README에 적힌 대로 동작했습니다."
-# README의 표: Redis에서 chord 콜백은 몇 밀리초 만에 시작한다. chord_unlock 의 1초 주기보다 한참 짧으면 된다.
+# README의 표대로 Redis에서는 chord 콜백이 몇 밀리초 만에 시작한다. 상한은 chord_unlock 의 1초 주기보다
+# 한참 짧으면 된다.
 REDIS_CALLBACK_BOUND_MS = 250
 
 # README가 워커나 beat의 로그에 나온다고 말하는 것 (정규식). 출력 예시로는 보이지 않는 주장들이다.
@@ -36,7 +37,7 @@ WORKER_LOG_SAYS = {
         r"Scheduler: Sending due task tick-every-second \(practice07\.tasks\.tick\)",
     ],
     "practice09": [
-        # link 콜백과 인자 하나 errback, bind=True 인 (self, task_id) errback은 새 메시지다
+        # link 콜백, 인자가 하나인 errback, bind=True 인 (self, task_id) errback은 새 메시지로 보내진다
         r"Task practice09\.tasks\.record\[",
         r"Task practice09\.tasks\.on_error_id\[",
         r"Task practice09\.tasks\.on_error_bound_id\[",
@@ -47,12 +48,12 @@ WORKER_LOG_SAYS = {
     "practice10": [
         r"Tasks flagged as revoked: ",
         r"Discarding revoked task: practice10\.tasks\.work\[",
-        r"Terminating [^\n]* \(15\)",  # terminate=True 는 SIGTERM
+        r"Terminating [^\n]* \(15\)",  # terminate=True 는 SIGTERM을 보낸다
     ],
     "practice11": [
         r"주문이 없습니다: \d+\. 커밋하기 전에 보낸 작업인가요\?",
         r"Retry in 1s: LookupError\(",
-        r"NOT_FOUND - no exchange 'practice11\.express'",  # confirms를 켠 릴레이가 받은 거절
+        r"NOT_FOUND - no exchange 'practice11\.express'",  # publisher confirms를 켠 릴레이가 받은 거절
     ],
 }
 # 출력 예시 밖에서, call_tasks 의 출력에 나와야 하는 것 (정규식). 예시의 ‹…› 자리에 들어갈 값의 모양이다.
@@ -127,7 +128,7 @@ def test_runner_all_shows_every_lesson_as_one_block_in_order_and_leaves_no_worke
                 continue
             assert re.search(rf"{re.escape(tag)}@\S+ ready\.", log), tag
             assert "worker: Warm shutdown" in log, tag
-        # beat를 적어 둔 실습은 그 블록 안에서 beat가 뜨고(일정을 읽고) 보낸다.
+        # NEEDS에 beat를 적어 둔 실습에서만 그 블록 안에서 beat가 뜬다.
         beat_started = any("beat: Starting..." in log for log in block.logs.values())
         assert beat_started == (needs_of(lesson).beat is not None), lesson
     workers = {tag for tag in nodes_seen if not tag.startswith("beat-")}
@@ -135,7 +136,7 @@ def test_runner_all_shows_every_lesson_as_one_block_in_order_and_leaves_no_worke
     assert "한 번에 2개씩" in run.stdout
     for tag in nodes_seen:
         assert processes.mentioning(f"--hostname={tag}@") == []
-    # beat도 남지 않고, 실행기가 beat마다 만든 일정 파일 폴더도 지워졌다(배너의 ". db -> …" 가 그 파일).
+    # beat도 남지 않고, 실행기가 beat마다 만든 스케줄 파일 폴더도 지워졌다(배너의 ". db -> …" 가 그 파일).
     schedules = re.findall(r"^beat-\w+\s*│\s+\. db -> (\S+)", run.stdout, re.MULTILINE)
     assert len(schedules) == sum(needs_of(lesson).beat is not None for lesson in available_lessons())
     for schedule in schedules:
@@ -172,7 +173,7 @@ def test_practice12_a_countdown_longer_than_the_visibility_timeout_is_received_a
 
 
 def test_practice03_a_chord_callback_starts_within_milliseconds_on_redis(course_run):
-    # Redis: 마지막 header 결과를 저장한 워커가 곧바로 콜백을 보낸다(몇 밀리초). 병렬 부하를 감안해 넉넉히 잰다.
+    # Redis: 마지막 header 결과를 저장한 워커가 곧바로 콜백을 보낸다(몇 밀리초). 상한은 병렬 부하를 감안해 넉넉히 둔다.
     _, blocks = course_run
     delay_ms = float(re.search(r"콜백이 시작하기까지: ([\d.]+) ms", blocks["practice03"].call_output).group(1))
     assert delay_ms < REDIS_CALLBACK_BOUND_MS
