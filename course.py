@@ -121,7 +121,7 @@ def wait_until[T](predicate: Callable[[], T], what: str, timeout: float = WAIT_S
     """predicate() 가 참인 값을 낼 때까지 기다리고 그 값을 돌려준다. 최대 timeout 초 기다린다.
 
     제때 참이 되지 않으면 결과를 기다리는 get() 처럼 TimeoutError를 낸다(celery.exceptions.TimeoutError 의 한
-    종류인 NotInTime). 메시지는 "…초 안에 일어나지 않았습니다: " 뒤에 what을 붙인 것이다.
+    종류인 NotInTime). 메시지는 "…초를 기다렸지만 오지 않았습니다: " 뒤에 what을 붙인 것이다.
     시간은 time.monotonic 으로만 잰다.
     """
     deadline = time.monotonic() + timeout
@@ -130,7 +130,7 @@ def wait_until[T](predicate: Callable[[], T], what: str, timeout: float = WAIT_S
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise NotInTime(f"{timeout:g}초 안에 일어나지 않았습니다: {what}")
+            raise NotInTime(f"{timeout:g}초를 기다렸지만 오지 않았습니다: {what}")
         time.sleep(POLL_SECONDS)
 
 
@@ -279,7 +279,8 @@ class Scenario:
 
     def run(self, scenario):
         """scenario() 를 실행하고 종료 코드를 돌려준다. 모두 배운 대로면 0, 아니면 1이다."""
-        # 실행기가 멈출 때 보내는 SIGTERM도 Ctrl-C 처럼 finally를 거쳐 끝나게 한다. 시나리오가 띄운 프로세스를 정리하게.
+        # 실행기가 멈출 때 보내는 SIGTERM도 Ctrl-C 처럼 finally를 거쳐 끝나게 한다.
+        # 그래야 시나리오가 띄운 프로세스가 정리된다.
         exit_on_sigterm()
         for url in (self.app.conf.broker_url, self.app.conf.result_backend):
             problem = problem_with(service_for(url), url)

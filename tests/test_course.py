@@ -54,7 +54,7 @@ def test_lesson_files_need_no_formatter_escapes_and_no_sentinels():
     for path in sorted(PROJECT_ROOT.glob("practice[0-9][0-9]/*.py")):
         text = path.read_text()
         assert "fmt: skip" not in text, path
-        assert '"보내짐"' not in text, path  # 예외가 나야 하는 호출은 lesson.raises(...) 로 보인다
+        assert '"보내짐"' not in text, path  # 예외가 나야 하는 호출은 scenario.raises(...) 로 보인다
 
 
 def test_the_journal_reads_back_in_order_what_a_task_process_wrote():
@@ -83,7 +83,7 @@ def test_the_journal_reads_back_in_order_what_a_task_process_wrote():
 def test_wait_until_returns_the_first_true_value_and_never_within_fails_when_it_happens():
     values = iter([None, 0, [], "third"])
     assert wait_until(lambda: next(values), "셋째 값") == "third"
-    with pytest.raises(NotInTime, match=r"0\.1초 안에 일어나지 않았습니다: 오지 않는 값"):
+    with pytest.raises(NotInTime, match=r"0\.1초를 기다렸지만 오지 않았습니다: 오지 않는 값"):
         wait_until(lambda: None, "오지 않는 값", timeout=0.1)
     never_within(0.1, lambda: None, "일어나지 않는 일")
     calls = iter([False, False, True])
@@ -106,5 +106,5 @@ def test_a_wait_that_times_out_ends_the_scenario_by_naming_the_workers_to_start(
 
     assert Scenario(app).run(scenario) == 1
     out = capsys.readouterr().out
-    assert "0.1초 안에 일어나지 않았습니다: 워커의 답. practice02 워커가 실행 중인가요?" in out
+    assert "0.1초를 기다렸지만 오지 않았습니다: 워커의 답. practice02 워커가 실행 중인가요?" in out
     assert "    celery -A practice02.tasks worker --loglevel=info\n" in out

@@ -20,7 +20,7 @@ from tests import WAIT_SECONDS
 
 POSTGRES = {"PRACTICE03_BACKEND": "postgres"}
 LESSON = "practice03"
-# 모듈의 테스트가 워커 하나(conftest.py 의 worker)를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
+# 이 모듈의 테스트들은 워커 하나(conftest.py 의 worker)를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
 pytestmark = pytest.mark.xdist_group(LESSON)
 
 assert BACKEND == "redis"  # 이 테스트 프로세스의 practice03 앱은 기본값(Redis)이다

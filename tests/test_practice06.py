@@ -31,7 +31,7 @@ REDELIVERY_SECONDS = 1
 
 
 LESSON = "practice06"
-# 모듈의 테스트가 워커 하나(conftest.py 의 worker)를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
+# 이 모듈의 테스트들은 워커 하나(conftest.py 의 worker)를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
 pytestmark = pytest.mark.xdist_group(LESSON)
 
 
