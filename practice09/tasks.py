@@ -14,14 +14,13 @@ starmap.
 결과 백엔드를 PostgreSQL로 바꿔 chord 실패를 비교하려면 두 명령 앞에 PRACTICE09_BACKEND=postgres 를 붙인다.
 """
 
-import json
 import os
 import signal
 import time
 
-import redis
 from celery import Celery
 
+from course import Journal
 from global_config import POSTGRES_URL, RABBITMQ_URL, REDIS_URL
 
 STEP_SECONDS = 0.3  # 진행률을 알리는 작업의 한 단계
@@ -45,20 +44,9 @@ app.conf.update(
     task_default_queue="practice09" if BACKEND == "redis" else "practice09_postgres",
 )
 
-# 콜백과 errback이 불릴 때마다 Redis 목록에 남기는 기록. call_tasks 와 테스트가 읽는다.
-journal = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-JOURNAL_TTL_SECONDS = 3600
-
-
-def note(run, **entry):
-    key = f"practice09:{run}"
-    journal.rpush(key, json.dumps({"pid": os.getpid(), **entry}))
-    journal.expire(key, JOURNAL_TTL_SECONDS)
-
-
-def notes(run):
-    """run의 기록을 남긴 순서대로 돌려준다."""
-    return [json.loads(entry) for entry in journal.lrange(f"practice09:{run}", 0, -1)]
+# 콜백과 errback이 불릴 때마다 남기는 실행 기록(Redis 목록 practice09:journal:<run>). what은 남긴 작업의 이름이다.
+# call_tasks 와 테스트가 읽는다.
+journal = Journal("practice09")
 
 
 @app.task
@@ -69,29 +57,29 @@ def add(x, y):
 @app.task
 def fail(x, run=None):
     if run:
-        note(run, what="fail", x=x)
+        journal.write(run, "fail", x=x)
     raise ValueError(f"나쁜 값: {x}")
 
 
 @app.task(time_limit=HARD_LIMIT_SECONDS)
 def overrun(run):
-    note(run, what="overrun")
+    journal.write(run, "overrun")
     time.sleep(OVERRUN_SECONDS)
 
 
 @app.task
 def record(value, run):
     # link 콜백. 새 메시지로 불리고, 앞 작업의 반환값을 첫 인자로 받는다.
-    note(run, what="record", value=value)
+    journal.write(run, "record", value=value)
 
 
 @app.task
 def on_error(request, exc, traceback, run):
     # 인자 셋의 errback(미리 준 run은 세지 않는다). 실패한 작업을 실행한 프로세스 안에서 메시지 없이 곧바로 불린다.
     last_line = traceback.strip().splitlines()[-1] if traceback else None
-    note(
+    journal.write(
         run,
-        what="on_error",
+        "on_error",
         id=request.id,
         task=request.task,
         args=request.args,
@@ -104,26 +92,26 @@ def on_error(request, exc, traceback, run):
 @app.task
 def on_error_id(task_id, run):
     # 인자 하나의 errback(미리 준 run은 세지 않는다). 실패한 작업의 id만 실은 새 메시지로 간다.
-    note(run, what="on_error_id", id=task_id)
+    journal.write(run, "on_error_id", id=task_id)
 
 
 @app.task(bind=True)
 def on_error_bound(self, request, exc, traceback, run):
     # 함정: bind=True 인 errback은 옛 방식(새 메시지에 task_id 하나)으로 보내진다. Celery가 보내기 전에 인자를
     # 검사하므로, 이 모양은 실패한 작업의 프로세스에서 TypeError를 내고 메시지는 가지 않는다.
-    note(run, what="on_error_bound", id=request.id)
+    journal.write(run, "on_error_bound", id=request.id)
 
 
 @app.task(bind=True)
 def on_error_bound_id(self, task_id, run):
     # bind=True 인 errback은 (self, task_id) 로 쓴다. 자기 메시지로 실행되는 작업이라 parent_id 가 실패한 작업의 id다.
-    note(run, what="on_error_bound_id", id=task_id, parent_id=self.request.parent_id)
+    journal.write(run, "on_error_bound_id", id=task_id, parent_id=self.request.parent_id)
 
 
 @app.task
 def on_error_raises(request, exc, traceback, run):
     # errback 안에서 난 예외는 워커 로그에 남을 뿐이다. 실패한 작업의 state도, 다른 errback도 그대로다.
-    note(run, what="on_error_raises", id=request.id)
+    journal.write(run, "on_error_raises", id=request.id)
     raise RuntimeError("errback도 실패했다")
 
 

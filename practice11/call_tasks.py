@@ -9,7 +9,7 @@ import time
 
 from sqlalchemy.orm import Session
 
-from course import WAIT_SECONDS, Scenario
+from course import WAIT_SECONDS, Scenario, wait_until
 from practice11.tasks import (
     COMMIT_DELAY_SECONDS,
     MISSING_EXCHANGE,
@@ -34,9 +34,7 @@ scenario = Scenario(app)
 step, show, expect = scenario.step, scenario.show, scenario.expect
 
 
-def calls():
-    create_tables()
-
+def step_1_sent_before_the_commit():
     step("1. 버그: 커밋하기 전에 보내면 워커가 행을 보지 못합니다")
     with Session(engine) as session, session.begin():
         order_id = insert_order(session, "책")
@@ -53,6 +51,8 @@ def calls():
     show("작업이 확인한 시각 < 커밋한 시각", seen["checked_at"] < committed_at, True)
     show("그래도 state", sent.state, "SUCCESS", note="조용한 버그")
 
+
+def step_2_sent_after_the_commit():
     step("2. 고치는 법: 커밋한 뒤에 보냅니다 (SQLAlchemy after_commit)")
     with Session(engine) as session:
         with session.begin():
@@ -67,6 +67,8 @@ def calls():
         session.rollback()
         show("롤백한 트랜잭션이 보낸 작업", session.info.get("sent", []), [], note="아무것도 보내지 않았습니다")
 
+
+def step_3_the_outbox():
     step("3. 아웃박스: 주문과 '보낼 작업'을 한 트랜잭션에 쓰고, 릴레이가 나중에 보냅니다")
     with Session(engine) as session, session.begin():
         order_id = insert_order(session, "공책")
@@ -74,11 +76,10 @@ def calls():
     show("커밋 직후 보내지 않은 아웃박스 행", unsent(order_id), 1, note="여기서 프로세스가 죽어도 작업을 잃지 않습니다")
     relay_outbox.delay().get(timeout=WAIT_SECONDS)
     show("릴레이 실행 뒤 보내지 않은 아웃박스 행", unsent(order_id), 0)
-    deadline = time.time() + WAIT_SECONDS
-    while shipments(order_id) == 0 and time.time() < deadline:
-        time.sleep(0.05)
-    show("배송 행", shipments(order_id), 1)
+    show("배송 행", wait_until(lambda: shipments(order_id), "릴레이가 보낸 ship_once 의 배송 행"), 1)
 
+
+def step_4_retry_while_the_row_is_missing():
     step("4. 행이 아직 없으면 짧게 재시도합니다")
     with Session(engine) as session, session.begin():
         order_id = insert_order(session, "연필")
@@ -88,6 +89,8 @@ def calls():
     show("ship_or_retry.delay(order_id).get()['found']", value["found"], True)
     show("그사이의 재시도 (retries ≥ 1)", value["retries"] >= 1, True, note="워커 로그: Retry in 1s: LookupError")
 
+
+def step_5_publisher_confirms():
     step("5. 브로커가 받지 않은 메시지: 릴레이는 publisher confirms로 확인한 뒤에 적습니다")
     show(
         f"exchange_exists({MISSING_EXCHANGE!r})",
@@ -115,6 +118,15 @@ def calls():
         )
     finally:
         discard_unsent(order_id)  # 보여 준 뒤 지운다. 남겨 두면 다음 릴레이도 실패한다
+
+
+def calls():
+    create_tables()
+    step_1_sent_before_the_commit()
+    step_2_sent_after_the_commit()
+    step_3_the_outbox()
+    step_4_retry_while_the_row_is_missing()
+    step_5_publisher_confirms()
 
 
 def outbox_order(item, task):

@@ -28,6 +28,8 @@ RETRY_SECONDS = 1  # 행이 아직 없을 때 다시 해 보기까지
 MAX_RETRIES = 3
 # 아무도 선언하지 않은 exchange. ship_express 의 경로가 이곳을 가리킨다. exchange 이름을 잘못 적은 설정을 흉내 낸다.
 MISSING_EXCHANGE = "practice11.express"
+# 릴레이가 브로커의 답 하나를 기다리는 상한. 답이 오지 않으면 소켓 읽기가 이만큼 뒤에 실패한다.
+BROKER_READ_TIMEOUT_SECONDS = 5
 
 
 app = Celery("practice11", broker=RABBITMQ_URL, backend=REDIS_URL)
@@ -140,8 +142,11 @@ def relay_outbox(crash_before_mark=False, confirm=True):
     # 받지 않으면 send_task 가 예외를 낸다. 그러면 트랜잭션이 롤백되어 행은 보내지 않은 채로 남는다.
     # confirm=False 는 Celery의 기본값이고, 비교하려고 둔다. 브로커가 받지 않아도 모른 채 보냈다고 적는다.
     # 보낸 뒤 적기 전에 죽으면 다음 릴레이가 한 번 더 보낸다. 그래서 받는 작업은 멱등해야 한다.
+    # read_timeout 은 브로커의 답을 영영 기다리지 않게 한다. 브로커가 거절한 메시지 뒤에 연결을 닫으면 py-amqp 는
+    # 채널을 닫고 Channel.CloseOk 를 기다리는데, RabbitMQ가 가끔 그 답을 보내지 않는다. 그러면 릴레이가 멈춘다.
+    transport_options = {"confirm_publish": confirm, "read_timeout": BROKER_READ_TIMEOUT_SECONDS}
     with (
-        app.connection_for_write(transport_options={"confirm_publish": confirm}) as connection,
+        app.connection_for_write(transport_options=transport_options) as connection,
         Session(engine) as session,
         session.begin(),
     ):

@@ -5,17 +5,17 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from celery import chord
 
+from course import never_within, wait_until
 from playground.broker import queue_counts
-from playground.lessons import lesson_workers, purge
+from playground.lessons import lesson_workers
 from playground.workers import running
 from practice09.tasks import SLOW_PART_SECONDS, add, app, merge, slow_add, slow_add_late
+from tests import WAIT_SECONDS
 
-WAIT = 20
+LESSON = "practice09"
 NEVER_SECONDS = SLOW_PART_SECONDS + 2  # 다시 띄운 워커가 header를 끝낼 수 있었을 시간보다 넉넉히
 
 
@@ -31,35 +31,33 @@ def _release_pending_results():
 
 
 @pytest.mark.parametrize("part", [slow_add, slow_add_late], ids=["ack_at_start", "acks_late"])
-def test_a_chord_whose_header_task_dies_with_the_whole_worker(part):
-    purge("practice09")
-    (first,) = lesson_workers("practice09")
+def test_a_chord_whose_header_task_dies_with_the_whole_worker(part, empty_queue):
+    (first,) = lesson_workers(LESSON)
     with running(first):
         result = chord([add.s(1, 1), part.s(2, 2)])(merge.s())
-        first.wait_for_log(rf"{part.name}\[\S+\] received", WAIT)
+        first.wait_for_log(rf"{part.name}\[\S+\] received", WAIT_SECONDS)
         header = result.parent.results
-        deadline = time.monotonic() + WAIT
-        while header[0].state != "SUCCESS":  # add는 끝났고 part는 도는 중에 죽인다
-            assert time.monotonic() < deadline, first.log_tail()
-            time.sleep(0.05)
+        # add는 끝났고 part는 실행 중일 때 죽인다
+        wait_until(lambda: header[0].state == "SUCCESS", "header의 add가 SUCCESS", WAIT_SECONDS)
         first.kill()
     assert [child.state for child in header] == ["SUCCESS", "PENDING"]  # 실패를 적을 프로세스가 없었다
     # 시작 시 ack면 메시지는 브로커에도 없다. acks_late 면 연결이 끊기며 큐로 돌아온다.
     waiting = 0 if part is slow_add else 1
-    deadline = time.monotonic() + WAIT
-    while queue_counts(app.conf.task_default_queue)[0] != waiting:
-        assert time.monotonic() < deadline, queue_counts(app.conf.task_default_queue)
-        time.sleep(0.05)
-    (second,) = lesson_workers("practice09")
+    wait_until(lambda: queue_counts(empty_queue)[0] == waiting, f"큐에 남은 메시지 {waiting}개", WAIT_SECONDS)
+    (second,) = lesson_workers(LESSON)
     with running(second):
         if part is slow_add:
             # 다시 띄운 워커도 받을 것이 없다. body는 영영 실행되지 않는다.
-            time.sleep(NEVER_SECONDS)
-            assert [child.state for child in header] == ["SUCCESS", "PENDING"]
-            assert app.AsyncResult(result.id).state == "PENDING"
-            assert f"[{header[1].id}] received" not in second.log
-            assert f"practice09.tasks.merge[{result.id}] received" not in second.log
+            def something_ran():
+                return (
+                    [child.state for child in header] != ["SUCCESS", "PENDING"]
+                    or app.AsyncResult(result.id).state != "PENDING"
+                    or f"[{header[1].id}] received" in second.log
+                    or f"practice09.tasks.merge[{result.id}] received" in second.log
+                )
+
+            never_within(NEVER_SECONDS, something_ran, "다시 띄운 워커가 잃은 header나 body를 실행함")
         else:
             # acks_late: 메시지가 큐로 돌아와 다시 띄운 워커가 header를 마저 돌리고 chord가 끝난다.
-            assert result.get(timeout=WAIT) == 6
+            assert result.get(timeout=WAIT_SECONDS) == 6
             assert f"{part.name}[{header[1].id}] received" in second.log

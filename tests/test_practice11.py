@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import importlib.util
 import re
-import time
 import uuid
 from pathlib import Path
 
@@ -13,9 +12,10 @@ import pytest
 import sqlalchemy
 from sqlalchemy.orm import Session
 
-from playground.lessons import worker_on_empty_queue
+from course import wait_until
 from practice11.tasks import (
     MAX_RETRIES,
+    RETRY_SECONDS,
     add_to_outbox,
     create_tables,
     engine,
@@ -27,25 +27,26 @@ from practice11.tasks import (
     shipments,
     unsent,
 )
+from tests import WAIT_SECONDS
 from tests.readme import readme
 
-WAIT = 20
+LESSON = "practice11"
+# 이 모듈의 테스트들은 워커 하나(conftest.py 의 worker)를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
+pytestmark = pytest.mark.xdist_group(LESSON)
 
 
-@pytest.fixture(scope="module")
-def worker():
+@pytest.fixture(scope="module", autouse=True)
+def _tables():
     create_tables()
-    with worker_on_empty_queue("practice11") as worker:
-        yield worker
 
 
 def test_a_task_sent_before_the_commit_runs_before_it_and_still_succeeds(worker):
     with Session(engine) as session, session.begin():
         order_id = insert_order(session, "test")
         sent = ship.delay(order_id)
-        seen = sent.get(timeout=WAIT)  # 커밋을 기다리지 않고 끝난다
+        seen = sent.get(timeout=WAIT_SECONDS)  # 커밋을 기다리지 않고 끝난다
     assert (sent.state, seen["found"]) == ("SUCCESS", False)
-    assert ship.delay(order_id).get(timeout=WAIT)["found"] is True  # 커밋한 뒤에는 보인다
+    assert ship.delay(order_id).get(timeout=WAIT_SECONDS)["found"] is True  # 커밋한 뒤에는 보인다
 
 
 def test_a_relay_that_dies_after_publishing_publishes_again_and_the_idempotent_task_ships_once(worker):
@@ -53,22 +54,19 @@ def test_a_relay_that_dies_after_publishing_publishes_again_and_the_idempotent_t
         order_id = insert_order(session, f"relay-{uuid.uuid4().hex[:6]}")
         add_to_outbox(session, ship_once, order_id)
     with pytest.raises(RuntimeError):
-        relay_outbox.delay(crash_before_mark=True).get(timeout=WAIT)
+        relay_outbox.delay(crash_before_mark=True).get(timeout=WAIT_SECONDS)
     assert unsent(order_id) == 1  # 보냈다고 적지 못했다
-    relay_outbox.delay().get(timeout=WAIT)  # 다음 릴레이가 한 번 더 보낸다
+    relay_outbox.delay().get(timeout=WAIT_SECONDS)  # 다음 릴레이가 한 번 더 보낸다
     assert unsent(order_id) == 0
     ran = re.compile(rf"ship_once\[[^\]]+\] succeeded in \S+: {order_id}$", re.MULTILINE)
-    deadline = time.monotonic() + WAIT
-    while len(ran.findall(worker.log)) < 2:
-        assert time.monotonic() < deadline, worker.log_tail()
-        time.sleep(0.05)
+    wait_until(lambda: len(ran.findall(worker.log)) >= 2, "워커 로그의 ship_once 성공 2줄", WAIT_SECONDS)
     assert shipments(order_id) == 1  # 두 번 실행됐지만 배송은 한 번
 
 
 def test_ship_or_retry_fails_when_the_row_never_comes(worker):
     result = ship_or_retry.delay(-1)
     with pytest.raises(LookupError):
-        result.get(timeout=WAIT + MAX_RETRIES)
+        result.get(timeout=WAIT_SECONDS + MAX_RETRIES * RETRY_SECONDS)
     assert result.state == "FAILURE"
     # 최대 3번 다시 해 본다: 모두 4번 실행, 재시도 로그 3줄.
     assert worker.log.count(f"ship_or_retry[{result.id}] received") == MAX_RETRIES + 1 == 4
@@ -76,7 +74,6 @@ def test_ship_or_retry_fails_when_the_row_never_comes(worker):
 
 
 def test_the_outbox_row_and_the_order_stay_or_go_together():
-    create_tables()
     with Session(engine) as session:
         session.begin()
         order_id = insert_order(session, "rolled back")
@@ -104,6 +101,5 @@ def test_celery_gives_django_tasks_delay_on_commit():
 
 def test_the_readme_outbox_query_runs():
     query = re.search(r'-c "(SELECT [^"]+ FROM practice11_outbox[^"]*)"', readme("practice11/README.md")).group(1)
-    create_tables()
     with engine.connect() as conn:
         conn.execute(sqlalchemy.text(query)).all()

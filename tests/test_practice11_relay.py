@@ -6,10 +6,10 @@ practice11 큐를 아무도 소비하지 않아야 "메시지가 큐에 있는�
 
 from __future__ import annotations
 
+import select
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 
 import pytest
@@ -21,9 +21,9 @@ from kombu.exceptions import OperationalError
 from sqlalchemy.orm import Session
 
 import global_config
+from course import wait_until
 from playground import PROJECT_ROOT
 from playground.broker import delete_queue, queue_counts
-from playground.workers import Worker, running
 from practice11.tasks import (
     MISSING_EXCHANGE,
     add_to_outbox,
@@ -39,22 +39,23 @@ from practice11.tasks import (
     shipments,
     unsent,
 )
+from tests import WAIT_SECONDS
 
-WAIT = 20
+LESSON = "practice11"
+# 이 모듈의 테스트들은 릴레이 워커 하나(conftest.py 의 worker)를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
+pytestmark = pytest.mark.xdist_group(LESSON)
 RELAY_QUEUE = "practice11.relay"
+WORKER_OPTIONS = {"queues": [RELAY_QUEUE]}  # 릴레이만 실행하는 워커. practice11 큐는 아무도 소비하지 않는다
 LESSON_QUEUE = app.conf.task_default_queue
 
 
-@pytest.fixture(scope="module")
-def relay_worker():
+@pytest.fixture(scope="module", autouse=True)
+def _tables():
     create_tables()
-    app.control.purge()
-    with running(Worker("practice11", queues=[RELAY_QUEUE])) as (worker,):
-        yield worker
 
 
 @pytest.fixture
-def outbox(relay_worker):
+def outbox(worker):
     """보내지 않은 아웃박스 행이 하나도 없는 상태에서 시작하고, 주문 + 아웃박스 행을 만드는 함수를 넘긴다."""
     with engine.begin() as conn:
         conn.execute(sqlalchemy.text("DELETE FROM practice11_outbox WHERE sent_at IS NULL"))
@@ -75,7 +76,7 @@ def outbox(relay_worker):
 
 
 def _relay(**options):
-    return relay_outbox.apply_async(kwargs=options, queue=RELAY_QUEUE).get(timeout=WAIT, propagate=False)
+    return relay_outbox.apply_async(kwargs=options, queue=RELAY_QUEUE).get(timeout=WAIT_SECONDS, propagate=False)
 
 
 def _waiting() -> int:
@@ -99,12 +100,12 @@ def test_without_confirms_the_relay_marks_a_refused_message_sent_and_it_is_in_no
     assert exchange_exists(MISSING_EXCHANGE) is False
 
 
-def test_with_confirms_the_relay_sees_the_refusal_and_leaves_the_row_unsent(outbox, relay_worker):
+def test_with_confirms_the_relay_sees_the_refusal_and_leaves_the_row_unsent(outbox, worker):
     order_id = outbox(ship_express)
     error = _relay()
     assert isinstance(error, NotFound)
     assert unsent(order_id) == 1  # 롤백: 다음 릴레이가 다시 보낸다
-    relay_worker.wait_for_log(rf"NOT_FOUND - no exchange '{MISSING_EXCHANGE}'", WAIT)
+    worker.wait_for_log(rf"NOT_FOUND - no exchange '{MISSING_EXCHANGE}'", WAIT_SECONDS)
 
 
 def test_once_the_route_exists_the_next_relay_sends_the_row_it_kept(outbox):
@@ -136,13 +137,15 @@ def test_one_refused_row_rolls_back_the_whole_batch_so_rows_already_sent_go_agai
     assert shipments(good) == 0  # (이 모듈에서는 아무도 practice11 큐를 소비하지 않는다)
 
 
-def test_without_confirms_the_refusal_is_raised_by_the_next_message_on_the_connection(relay_worker):
+def test_without_confirms_the_refusal_is_raised_by_the_next_message_on_the_connection(worker):
     # 거절은 그 메시지를 보낸 호출에서 나지 않는다. py-amqp 는 보내기 전에 이미 와 있는 프레임을 읽으므로, 브로커가
     # 채널을 닫았다는 답이 온 뒤에 같은 연결로 보내는 다음 메시지가 그 NotFound를 받는다.
     app.control.purge()
     with app.connection_for_write() as connection:
         app.send_task(ship_express.name, args=(1,), connection=connection)  # 거절되지만 예외 없음
-        time.sleep(0.5)  # 브로커의 답이 오기를 기다린다(읽지는 않는다)
+        # 브로커가 채널을 닫는다는 답(Channel.Close)이 소켓에 도착하기를 기다린다. 읽지는 않는다.
+        sock = connection.connection.sock
+        wait_until(lambda: select.select([sock], [], [], 0)[0], "브로커가 보낸 Channel.Close", WAIT_SECONDS)
         with pytest.raises(NotFound, match=MISSING_EXCHANGE):
             app.send_task(ship_once.name, args=(2,), connection=connection)  # 잘못 없는 메시지가 오류를 받는다
     assert _waiting() == 0  # 그 메시지도 가지 않았다
@@ -209,7 +212,6 @@ def test_confirms_do_not_catch_a_message_no_queue_is_bound_for():
 
 def test_a_process_that_dies_after_the_commit_and_before_sending_loses_the_task():
     # after_commit 으로 보내도, 커밋과 보내기 사이에 프로세스가 죽으면 작업은 사라진다: 아웃박스가 필요한 까닭.
-    create_tables()
     app.control.purge()
     script = textwrap.dedent(
         """
