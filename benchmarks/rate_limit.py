@@ -18,10 +18,11 @@ import json
 import math
 import sys
 import time
-import uuid
+from contextlib import suppress
 from pathlib import Path
 
 from benchmarks import EXIT_SERVICES_DOWN, services_down
+from course import NotInTime
 from playground.lessons import purge
 from playground.workers import Worker, running
 
@@ -36,7 +37,7 @@ def per_second(rate: str) -> float:
 
 
 def one_case(rate: str, workers: int, seconds: float) -> dict:
-    from practice10.tasks import app, limited, notes
+    from practice10.tasks import app, journal, limited
 
     purge(LESSON)
     requested = per_second(rate) * workers
@@ -44,13 +45,13 @@ def one_case(rate: str, workers: int, seconds: float) -> dict:
     with running(*(Worker(LESSON) for _ in range(workers))) as started:
         nodes = [worker.node for worker in started]
         app.control.rate_limit(limited.name, rate, destination=nodes, reply=True, timeout=2)
-        run = str(uuid.uuid4())
+        run = journal.new_run()
         sent = time.time()
         for _ in range(n):
             limited.delay(run)
-        while len(notes(run)) < n and time.time() - sent < 2 * seconds:
-            time.sleep(0.1)
-        stamps = sorted(note["at"] for note in notes(run))
+        with suppress(NotInTime):  # 다 오지 않았어도 온 만큼으로 잰다
+            journal.wait_for(run, n, timeout=2 * seconds)
+        stamps = sorted(entry.at for entry in journal.read(run))
         purge(LESSON)
     first = stamps[0] if stamps else sent
     in_window = sum(1 for stamp in stamps if stamp < first + seconds)
