@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 
 from benchmarks import EXIT_SERVICES_DOWN, services_down
+from course import NotInTime, wait_until
 from playground.broker import queue_counts
 from playground.lessons import lesson_workers, purge
 from playground.workers import running
@@ -47,20 +48,21 @@ def one_setting(name: str, task_name: str, n: int, seconds: float) -> dict:
     with running(worker):
         for payment_id in range(n):
             task.delay(run, payment_id, seconds=seconds)
-        while lesson.effects(run)[2] < n // 2:
-            _check_deadline(started)
-            time.sleep(0.05)
+        wait_until(lambda: lesson.effects(run)[2] >= n // 2, "작업 절반의 실행", _left(started))
         worker.kill()  # kill -9 워커의 프로세스 그룹: 메인 프로세스와 풀 자식 모두
     with running(*lesson_workers(LESSON)):
-        last, changed_at = None, time.monotonic()
-        while True:
-            _check_deadline(started)
+        seen = {"counts": None, "changed_at": time.monotonic()}
+
+        def settled() -> bool:
             counts = lesson.effects(run)
-            if counts != last:
-                last, changed_at = counts, time.monotonic()
-            elif time.monotonic() - changed_at >= SETTLE_SECONDS and queue_counts(LESSON)[0] == 0:  # 배달 대기 0
-                break
-            time.sleep(0.1)
+            if counts != seen["counts"]:
+                seen.update(counts=counts, changed_at=time.monotonic())
+                return False
+            # 숫자가 SETTLE_SECONDS 동안 그대로이고 배달을 기다리는 메시지도 없다
+            return time.monotonic() - seen["changed_at"] >= SETTLE_SECONDS and queue_counts(LESSON)[0] == 0
+
+        wait_until(settled, "새 워커가 남은 작업을 다 실행함", _left(started))
+    last, changed_at = seen["counts"], seen["changed_at"]
     effects, _, executions = last
     return {
         "setting": name,
@@ -72,9 +74,9 @@ def one_setting(name: str, task_name: str, n: int, seconds: float) -> dict:
     }
 
 
-def _check_deadline(started: float) -> None:
-    if time.monotonic() - started > DEADLINE_SECONDS:
-        raise SystemExit(f"crash_safety: not finished within {DEADLINE_SECONDS} s")
+def _left(started: float) -> float:
+    """DEADLINE_SECONDS 가운데 남은 시간(초)."""
+    return max(0.0, DEADLINE_SECONDS - (time.monotonic() - started))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     from practice08.tasks import create_tables
 
     create_tables()
-    rows = [one_setting(name, task_name, args.n, args.seconds) for name, task_name in SETTINGS.items()]
+    try:
+        rows = [one_setting(name, task_name, args.n, args.seconds) for name, task_name in SETTINGS.items()]
+    except NotInTime as exc:
+        print(f"crash_safety: not finished within {DEADLINE_SECONDS} s: {exc}", file=sys.stderr)
+        return 1
     print(f"{args.n} tasks per setting, worker killed (kill -9, whole process group) once mid-run and restarted")
     width = max(len(row["setting"]) for row in rows)
     print(f"{'setting':<{width}}  {'n':>6}  {'effects':>7}  {'executions':>10}  {'lost':>5}  {'tasks/s':>7}")
