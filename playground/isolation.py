@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib
 import os
 import re
-import time
 import urllib.parse
 
 import redis
@@ -25,6 +24,7 @@ import sqlalchemy
 from sqlalchemy.pool import NullPool
 
 import global_config
+from course import NotInTime, wait_until
 from playground import broker
 from playground.services import CONNECT_TIMEOUT_SECONDS, sqlalchemy_url
 
@@ -72,12 +72,11 @@ def _vhost_exists(name: str) -> bool:
 
 def _wait_for_vhost(name: str, exists: bool) -> None:
     # 가상 호스트를 지우고 만드는 일은 API가 답한 뒤에도 브로커 안에서 조금 더 이어진다(RabbitMQ 4.x).
-    deadline = time.monotonic() + VHOST_SETTLE_SECONDS
-    while _vhost_exists(name) != exists:
-        if time.monotonic() > deadline:
-            state = "missing" if exists else "there"
-            raise broker.ManagementError(f"vhost {name!r} still {state} after {VHOST_SETTLE_SECONDS} s")
-        time.sleep(0.05)
+    try:
+        wait_until(lambda: _vhost_exists(name) == exists, f"vhost {name!r}", VHOST_SETTLE_SECONDS)
+    except NotInTime:
+        state = "missing" if exists else "there"
+        raise broker.ManagementError(f"vhost {name!r} still {state} after {VHOST_SETTLE_SECONDS} s") from None
 
 
 def _fresh_vhost(url: str) -> None:
