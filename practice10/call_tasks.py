@@ -31,8 +31,14 @@ INSPECT_SECONDS = 1.0  # inspect가 그 워커의 답을 기다리는 상한
 
 def held_by(hostname, task_id):
     """hostname 워커가 task_id 를 eta까지 쥐고 있는지 inspect().scheduled() 로 본다."""
-    replies = app.control.inspect(destination=[hostname], timeout=INSPECT_SECONDS).scheduled() or {}
+    replies = app.control.inspect(destination=[hostname], timeout=INSPECT_SECONDS, limit=1).scheduled() or {}
     return any(entry["request"]["id"] == task_id for entry in replies.get(hostname, []))
+
+
+def running_on(hostname, task_id):
+    """hostname 워커의 메인 프로세스가 task_id 를 실행 중으로 아는지 inspect().active() 로 본다."""
+    replies = app.control.inspect(destination=[hostname], timeout=INSPECT_SECONDS, limit=1).active() or {}
+    return any(entry["id"] == task_id for entry in replies.get(hostname, []))
 
 
 def calls():
@@ -40,9 +46,9 @@ def calls():
     hostname = work.delay(str(uuid.uuid4())).get(timeout=WAIT_SECONDS)  # 워커가 있는지, 어느 워커인지 알아 둔다
     run = Journal.new_run()
     held = work.apply_async((run,), countdown=COUNTDOWN_SECONDS)
-    wait_until(lambda: held_by(hostname, held.id), "워커가 countdown 작업을 쥐고 있음")
+    wait_until(lambda: held_by(hostname, held.id), "countdown 작업을 쥐고 있는 워커")
     app.control.revoke(held.id)
-    wait_until(lambda: app.AsyncResult(held.id).state != "PENDING", "revoke가 워커에 닿음")
+    wait_until(lambda: app.AsyncResult(held.id).state != "PENDING", "워커에 닿은 revoke")
     show("revoke 뒤 state", held.state, "REVOKED", note="워커 로그: Tasks flagged as revoked")
     time.sleep(COUNTDOWN_SECONDS)
     show(
@@ -56,7 +62,11 @@ def calls():
     step("2. 실행 중인 작업을 revoke(id, terminate=True) 로 멈추기")
     run = Journal.new_run()
     running = work.delay(run, LONG_SECONDS)
-    journal.wait_for(run, 1)  # 작업이 시작했다
+    journal.wait_for(run, 1)  # 작업이 풀 프로세스에서 시작했다
+    # 메인 프로세스도 그 작업이 실행 중인 것을 알 때까지 기다린다. 풀 프로세스의 알림이 메인 프로세스에 닿기
+    # 전에 revoke가 오면, Celery는 아직 시작하지 않은 작업처럼 REVOKED('revoked')를 먼저 적는다
+    # (celery/worker/control.py 의 _revoke).
+    wait_until(lambda: running_on(hostname, running.id), "작업을 실행 중이라고 답하는 워커")
     app.control.revoke(running.id, terminate=True)
     error = show("get(propagate=False)", running.get(timeout=WAIT_SECONDS, propagate=False), note="SIGTERM")
     expect("terminate 된 작업의 예외", type(error), TaskRevokedError)

@@ -38,7 +38,7 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node) -> None:
-    # xdist는 테스트 프로세스를 띄울 때 처음 받은 명령 줄 인자로 설정을 다시 만든다. 그래서 위에서 정한 loadgroup 이
+    # xdist는 테스트 프로세스를 띄울 때 처음 받은 명령 줄 인자로 설정을 다시 만든다. 그래서 위에서 정한 `loadgroup` 이
     # 테스트 프로세스에는 가지 않고, xdist_group 표시가 무시된다(모듈의 테스트가 프로세스마다 흩어져 같은 워커를
     # 프로세스마다 또 띄운다). 조정 프로세스가 정한 분배 방식을 테스트 프로세스에 넘긴다.
     node.workerinput["dist"] = node.config.option.dist

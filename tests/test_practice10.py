@@ -21,6 +21,7 @@ from course import wait_until
 from playground import PROJECT_ROOT, broker
 from playground.lessons import lesson_workers, purge
 from playground.workers import Worker, running
+from practice10.call_tasks import running_on
 from practice10.tasks import COUNTDOWN_SECONDS, LONG_SECONDS, app, journal, limited, work
 from tests import WAIT_SECONDS
 from tests.readme import command_starting, lesson_readmes, parse, readme
@@ -147,6 +148,8 @@ def test_terminate_stops_a_running_task_in_prefork_and_gevent(pool):
         run = journal.new_run()
         result = work.delay(run, LONG_SECONDS)
         journal.wait_for(run, 1, timeout=WAIT_SECONDS)
+        # 메인 프로세스가 실행 중으로 알기 전의 revoke는 'revoked'로 적힌다(practice10/call_tasks.py 의 2단계)
+        wait_until(lambda: running_on(worker.node, result.id), "작업을 실행 중이라고 답하는 워커", WAIT_SECONDS)
         reply = app.control.revoke(
             result.id, terminate=True, reply=True, destination=[worker.node], timeout=WAIT_SECONDS
         )
