@@ -31,7 +31,10 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         if config.option.numprocesses is None:
             config.option.numprocesses = DEFAULT_TEST_PROCESSES
         if config.option.dist == "no":
-            config.option.dist = "loadgroup"  # 아래 pytest_collection_modifyitems 의 묶음을 지킨다
+            config.option.dist = "loadgroup"  # 모듈의 xdist_group 묶음을 한 프로세스에서 실행한다
+        # 묶음은 모은 순서대로 나눠 준다(early가 맨 앞, alone이 맨 뒤, pytest_collection_modifyitems). xdist의 기본값은
+        # 테스트가 많은 묶음부터 나눠 주어서, 테스트 셋짜리 alone 묶음이 한 개짜리 묶음 수백 개보다 먼저 나간다.
+        config.option.loadscopereorder = False
         # 죽은 테스트 프로세스를 새로 띄우지 않는다: 그런 실행은 실패다(새 프로세스에는 준비된 자리도 없다).
         config.option.maxworkerrestart = 0
 
