@@ -233,6 +233,20 @@ class Journal:
         return wait_until(enough, f"{counted}실행 기록 {count}줄 (키 {self.key(run)})", timeout)
 
 
+def release_pending_results(app):
+    """app이 결과를 기다리다 만 AsyncResult들의 구독을 지금 푼다.
+
+    Redis 결과 백엔드는 결과를 기다리는 AsyncResult마다 구독을 걸고, 결과가 오기 전까지 그 객체를 붙잡아 둔다.
+    워커가 없어 결과가 오지 않았으면 파이썬이 끝나는 도중에 구독을 풀려다 경고 traceback을 찍는다. 그래서 끝나기
+    전에 직접 푼다. 공개 API가 없어 백엔드의 내부 목록을 읽는다.
+    """
+    backend = app.backend
+    for mapping in getattr(backend, "_pending_results", ()):
+        for waiters in list(mapping.values()):
+            for result in list(waiters.values()):
+                backend.remove_pending_result(result)
+
+
 UNCHECKED = object()  # show() 에 배운 값을 주지 않았다는 표시. 이때는 찍기만 한다
 
 
@@ -290,17 +304,7 @@ class Scenario:
         try:
             return self._run(scenario)
         finally:
-            self._release_pending_results()
-
-    def _release_pending_results(self):
-        # Redis 결과 백엔드는 결과를 기다리는 AsyncResult마다 구독을 걸고, 결과가 오기 전까지 그 객체를 붙잡아
-        # 둔다. 워커가 없어 결과가 오지 않았으면 파이썬이 끝나는 도중에 구독을 풀려다 경고 traceback을 찍는다.
-        # 그래서 끝나기 전에 직접 푼다. 공개 API가 없어 내부 목록을 읽는다.
-        backend = self.app.backend
-        for mapping in getattr(backend, "_pending_results", ()):
-            for waiters in list(mapping.values()):
-                for result in list(waiters.values()):
-                    backend.remove_pending_result(result)
+            release_pending_results(self.app)
 
     def _run(self, scenario):
         try:

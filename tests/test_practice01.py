@@ -27,7 +27,7 @@ from practice01.tasks import (
 from tests import WAIT_SECONDS
 
 LESSON = "practice01"
-# 모듈의 테스트가 워커 하나를 함께 쓴다(conftest.py 의 worker). 그래서 한 테스트 프로세스에 모은다.
+# 이 모듈의 테스트들은 워커 하나(conftest.py 의 worker)를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
 pytestmark = pytest.mark.xdist_group(LESSON)
 
 KILLED = r"Process 'ForkPoolWorker-\d+' pid:(\d+) exited with 'signal 9 \(SIGKILL\)'"

@@ -29,7 +29,7 @@ from practice01.tasks import (
 from tests import WAIT_SECONDS
 
 LESSON = "practice01"
-# 모듈의 테스트가 아래의 워커 하나를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
+# 이 모듈의 테스트들은 아래의 워커 하나를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
 pytestmark = pytest.mark.xdist_group(LESSON)
 TICK_SECONDS = 0.01  # SIGTERM을 삼킨 뒤 살아 있다고 적는 간격
 # billiard는 SIGTERM을 보내고 0.1초 기다린 뒤 SIGKILL을 보낸다(billiard/pool.py 의 `_trywaitkill`).

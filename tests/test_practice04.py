@@ -34,7 +34,7 @@ from practice04.tasks import (
 from tests import WAIT_SECONDS
 
 LESSON = "practice04"
-# 모듈의 테스트가 워커 하나를 함께 쓴다(conftest.py 의 worker). 그래서 한 테스트 프로세스에 모은다.
+# 이 모듈의 테스트들은 워커 하나(conftest.py 의 worker)를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
 pytestmark = pytest.mark.xdist_group(LESSON)
 
 EARLY = 0.05  # countdown은 "그 전에는 아님": 간격은 이보다 더 짧아질 수 없다(시계 오차만큼의 여유)

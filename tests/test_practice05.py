@@ -25,7 +25,7 @@ from tests import WAIT_SECONDS
 
 MANAGEMENT_STATS_SECONDS = 15
 LESSON = "practice05"
-# 모듈의 테스트가 NEEDS의 두 워커(conftest.py 의 lesson_processes)를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
+# 이 모듈의 테스트들은 NEEDS의 두 워커(conftest.py 의 lesson_processes)를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
 pytestmark = pytest.mark.xdist_group(LESSON)
 # 앱이 정하지 않았을 때의 worker_prefetch_multiplier (README: 기본 4).
 DEFAULT_PREFETCH_MULTIPLIER = Celery("defaults", set_as_current=False).conf.worker_prefetch_multiplier

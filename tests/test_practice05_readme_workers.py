@@ -19,7 +19,7 @@ from tests import WAIT_SECONDS
 from tests.readme import assert_samples_match, command_starting, lesson_readmes, parse, readme
 
 LESSON = "practice05"
-# 모듈의 테스트가 README의 두 워커를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
+# 이 모듈의 테스트들은 README의 두 워커를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
 pytestmark = pytest.mark.xdist_group(LESSON)
 # 워커 로그 한 줄의 머리(Celery의 기본 형식): [시각: 수준/프로세스 이름]
 LOG_LINE_HEAD = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}: [A-Z]+/(?P<process>[^\]]+)\] ")

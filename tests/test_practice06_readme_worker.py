@@ -18,7 +18,7 @@ from tests import WAIT_SECONDS
 from tests.readme import assert_samples_match, command_starting, lesson_readmes, parse, readme
 
 LESSON = "practice06"
-# 모듈의 테스트가 README의 워커 하나를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
+# 이 모듈의 테스트들은 README의 워커 하나를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
 pytestmark = pytest.mark.xdist_group(LESSON)
 README_KO = readme(lesson_readmes("practice06")[0])
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from celery import chord
 
-from course import never_within, wait_until
+from course import never_within, release_pending_results, wait_until
 from playground.broker import queue_counts
 from playground.lessons import lesson_workers
 from playground.workers import running
@@ -21,13 +21,9 @@ NEVER_SECONDS = SLOW_PART_SECONDS + 2  # 다시 띄운 워커가 header를 끝�
 
 @pytest.fixture(autouse=True)
 def _release_pending_results():
-    # 오지 않을 결과를 기다리는 구독을 푼다: 남겨 두면 파이썬이 끝나는 도중에 풀려다 경고 traceback을 찍는다
-    # (course.Scenario 가 call_tasks 에서 하는 것과 같다. 공개 API가 없어 내부 목록을 읽는다).
+    # 오지 않을 결과를 기다리는 구독을 푼다(call_tasks 에서 Scenario.run 이 하는 것과 같다)
     yield
-    for mapping in getattr(app.backend, "_pending_results", ()):
-        for waiters in list(mapping.values()):
-            for pending in list(waiters.values()):
-                app.backend.remove_pending_result(pending)
+    release_pending_results(app)
 
 
 @pytest.mark.parametrize("part", [slow_add, slow_add_late], ids=["ack_at_start", "acks_late"])

@@ -24,7 +24,7 @@ from practice12.tasks import journal
 from tests import WAIT_SECONDS
 
 LESSON = "practice12"
-# 모듈의 테스트가 NEEDS의 두 워커(RabbitMQ 앱, Redis 앱)를 함께 쓴다(conftest.py 의 lesson_processes). 두 앱의 큐는
+# 이 모듈의 테스트들은 NEEDS의 두 워커(RabbitMQ 앱, Redis 앱)를 함께 쓴다(conftest.py 의 lesson_processes). 두 앱의 큐는
 # 모두 비운 뒤에 띄운다. RabbitMQ의 practice12, practice12.quorum 과 Redis의 practice12.redis 다.
 pytestmark = pytest.mark.xdist_group(LESSON)
 
