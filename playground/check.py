@@ -7,6 +7,7 @@ CONTRIBUTING.md 의 "실습 하나 더하기" 목록을 이 모듈이 확인한�
 
 from __future__ import annotations
 
+import ast
 import importlib
 import re
 import sys
@@ -20,6 +21,7 @@ from playground.readme import README_FILES, lesson_readmes, readme, run_commands
 from playground.style import findings as style_findings
 
 LESSON_FILES = ("__init__.py", "tasks.py", "call_tasks.py", "lesson.py")
+CALLS_MAX_LINES = 60  # call_tasks.py 의 calls() 가 넘지 않는 줄 수
 LessonCheck = Callable[[str], Iterator[str]]
 LESSON_CHECKS: dict[str, LessonCheck] = {}  # 검사 이름 → 실습 하나를 보고 문제마다 한 줄을 내는 함수
 PROJECT_CHECKS: dict[str, Callable[[], Iterator[str]]] = {}  # 저장소 전체를 한 번 보는 검사
@@ -137,6 +139,23 @@ def docstring_commands(lesson: str) -> Iterator[str]:
     in_docstring = re.findall(r"터미널 \d:\s+(.+)", _module(lesson, "tasks").__doc__ or "")
     if in_docstring[: len(commands)] != commands:
         yield f"{lesson}/tasks.py: the docstring's commands are not the declared ones: {commands}"
+
+
+@lesson_check
+def calls_length(lesson: str) -> Iterator[str]:
+    # 긴 시나리오는 단계마다 함수로 나눈다. calls() 는 그 단계들을 차례로 부르는 목차로 읽힌다.
+    path = PROJECT_ROOT / lesson / "call_tasks.py"
+    if not path.is_file():
+        return
+    tree = ast.parse(path.read_text())
+    found = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "calls"]
+    if not found:
+        yield f"{lesson}/call_tasks.py has no calls() (the scenario that Scenario.run runs)"
+    elif (length := found[0].end_lineno - found[0].lineno + 1) > CALLS_MAX_LINES:
+        yield (
+            f"{lesson}/call_tasks.py: calls() is {length} lines; "
+            f"split its steps into functions (at most {CALLS_MAX_LINES})"
+        )
 
 
 @lesson_check

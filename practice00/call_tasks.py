@@ -77,6 +77,11 @@ def calls():
         result.get(timeout=WAIT_SECONDS, interval=POLL_INTERVAL_SECONDS)
     show("result.get()", rethrown.exc, note="워커에서 난 예외를 호출하는 쪽에서 다시 던집니다")
 
+    step_5_an_unknown_id()
+
+
+def step_5_an_unknown_id():
+    """모르는 id의 AsyncResult: 결과 백엔드가 모르는 id도 PENDING이다."""
     step("5. 모르는 id: '대기 중'이 아니라 '모른다'는 뜻의 PENDING")
     unknown = AsyncResult(str(uuid.uuid4()), app=app)
     show(f"AsyncResult('{unknown.id}').state", unknown.state, "PENDING")

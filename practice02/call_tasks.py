@@ -74,6 +74,11 @@ def calls():
     expect("실패한 chain의 예외", type(error), ZeroDivisionError)
     expect("실패한 chain의 단계별 state", states, ["SUCCESS", "FAILURE", "FAILURE"])
 
+    step_5_a_reused_task_id()
+
+
+def step_5_a_reused_task_id():
+    """같은 작업 id를 다시 쓰면 결과 백엔드는 처음 기록된 SUCCESS를 지킨다."""
     step("5. 같은 id를 다시 쓸 때: 결과 백엔드는 처음 SUCCESS를 지킵니다")
     reused = str(uuid.uuid4())
     show(

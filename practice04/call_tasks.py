@@ -107,6 +107,11 @@ def calls():
         "jitter 간격이 백오프 값을 넘지 않음", all(g <= c for g, c in zip(jittered_gaps, ceilings, strict=False)), True
     )
 
+    step_7_the_trap()
+
+
+def step_7_the_trap():
+    """autoretry_for 만 주고 간격을 주지 않으면 default_retry_delay(180초)를 기다린다."""
     step("7. autoretry_for 만 있고 retry_backoff 도 countdown도 없을 때의 함정")
     trap, trap_id = send(auto_retrying_slowly, expires=TRAP_EXPIRES_SECONDS)
     show("trap.state", state_after_waiting(trap), "RETRY")

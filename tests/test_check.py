@@ -82,6 +82,10 @@ PLANTED = {
         "practice00/tasks.py", "python -m practice00.call_tasks", "python call_tasks.py",
         "practice00/tasks.py: the docstring's commands are not the declared ones",
     ),
+    "calls_length": Plant(
+        "practice11/call_tasks.py", "def calls():\n", "def calls():\n" + "    pass\n" * 60,
+        "practice11/call_tasks.py: calls() is 67 lines",
+    ),
     "test_module": Plant("tests/test_practice02.py", None, "", "tests/test_practice02.py is missing"),
     "readmes": Plant("practice05/README.en.md", None, "", "practice05/README.en.md is missing"),
     "run_block": Plant(
@@ -117,8 +121,8 @@ def test_each_check_names_its_planted_mistake_and_only_that_lesson_fails(tmp_pat
     assert run.returncode == 1
     for name, plant in PLANTED.items():
         assert plant.said in run.stdout, (name, run.stdout)
-    # 실습 목록의 순서(저장소 전체의 검사)만 어긋난 practice11은 실습으로서는 통과한다
-    assert "practice11: ok" in run.stdout
+    # 실수를 하나씩 심었으므로 실습마다 문제 하나다(lesson_list_order 는 저장소 전체의 검사다)
+    assert "practice02: 1 missing or inconsistent" in run.stdout
 
 
 def test_a_copied_lesson_folder_alone_is_named_with_every_missing_piece(tmp_path):
