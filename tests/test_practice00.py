@@ -151,7 +151,7 @@ def test_get_timeout_does_not_cancel_the_task(worker):
     with pytest.raises(CeleryTimeoutError):
         result.get(timeout=0.1)
     assert result.get(timeout=WAIT_SECONDS + WORK_SECONDS) == 2
-    worker.wait_for_log(rf"{result.id}\] succeeded", 5)
+    worker.wait_for_log(rf"{result.id}\] succeeded", WAIT_SECONDS)
 
 
 def test_get_without_a_timeout_keeps_waiting():
@@ -355,7 +355,7 @@ def test_the_readme_psql_command_runs_without_docker(worker):
 
 def _log_time(worker, pattern: str) -> float:
     """워커 로그에서 pattern이 있는 줄의 시각(초). 그 줄이 아직 안 나왔으면 잠깐 기다린다."""
-    match = worker.wait_for_log(r"(?m)^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): [^\n]*" + pattern, 5)
+    match = worker.wait_for_log(r"(?m)^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): [^\n]*" + pattern, WAIT_SECONDS)
     return datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 

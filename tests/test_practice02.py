@@ -77,7 +77,7 @@ def test_a_failing_step_stops_the_chain_and_its_successors_are_marked_failed_wit
     assert before.get(timeout=WAIT_SECONDS) == 3.0 and before.state == "SUCCESS"
     assert failed.state == "FAILURE" and isinstance(failed.result, ZeroDivisionError)
     assert after.state == "FAILURE" and isinstance(after.result, ZeroDivisionError)
-    worker.wait_for_log(rf"divide\[{step_ids[1]}\] raised unexpected: ZeroDivisionError", 5)
+    worker.wait_for_log(rf"divide\[{step_ids[1]}\] raised unexpected: ZeroDivisionError", WAIT_SECONDS)
     assert f"subtract[{step_ids[2]}]" not in worker.log  # 워커는 받지도 실행하지도 않았다
 
 

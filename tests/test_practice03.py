@@ -16,7 +16,7 @@ from playground.broker import queue_counts
 from playground.lessons import run_call_tasks
 from playground.workers import Worker, running
 from practice03.tasks import BACKEND, LONG_SECONDS, SHORT_SECONDS, fetch, merge
-from tests import WAIT_SECONDS
+from tests import CALL_TIMEOUT_SECONDS, WAIT_SECONDS
 
 POSTGRES = {"PRACTICE03_BACKEND": "postgres"}
 LESSON = "practice03"
@@ -63,7 +63,7 @@ def test_redis_finishes_a_chord_without_chord_unlock_counting_results_in_a_sorte
     assert client.zcard(prefix + ".j") == 3
     merged = result.get(timeout=WAIT_SECONDS)
     assert merged["parts"] == [1, 2, 3, 4]
-    worker.wait_for_log(rf"merge\[{result.id}\] succeeded", 5)
+    worker.wait_for_log(rf"merge\[{result.id}\] succeeded", WAIT_SECONDS)
     assert "chord_unlock" not in worker.log
 
 
@@ -72,11 +72,13 @@ def test_redis_finishes_a_chord_without_chord_unlock_counting_results_in_a_sorte
 @pytest.mark.alone
 def test_postgres_finishes_a_chord_with_chord_unlock_retrying_every_second():
     with running(Worker("practice03", env=POSTGRES, extra_args=["--purge"])) as (pg_worker,):
-        run = run_call_tasks("practice03", env=POSTGRES, timeout=90)
+        run = run_call_tasks("practice03", env=POSTGRES, timeout=CALL_TIMEOUT_SECONDS)
         assert run.returncode == 0, run.output
-        pg_worker.wait_for_log(r"Task celery\.chord_unlock\[\S+\] received", 5)
+        pg_worker.wait_for_log(r"Task celery\.chord_unlock\[\S+\] received", WAIT_SECONDS)
         # 확인할 때마다 풀 프로세스 하나(ForkPoolWorker)를 잠깐 차지한다
-        pg_worker.wait_for_log(r"ForkPoolWorker-\d+\] Task celery\.chord_unlock\[\S+\] retry: Retry in 1\.0s", 5)
+        pg_worker.wait_for_log(
+            r"ForkPoolWorker-\d+\] Task celery\.chord_unlock\[\S+\] retry: Retry in 1\.0s", WAIT_SECONDS
+        )
     assert "결과 백엔드: postgres" in run.output
     assert "queues]" in pg_worker.log and ".> practice03_postgres" in pg_worker.log
     delay_ms = float(re.search(r"콜백이 시작하기까지: ([\d.]+) ms", run.output).group(1))

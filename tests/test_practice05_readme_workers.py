@@ -15,7 +15,7 @@ import pytest
 from playground import PROJECT_ROOT
 from playground.lessons import run_call_tasks
 from practice05.tasks import build_report, send_alert
-from tests import WAIT_SECONDS
+from tests import CALL_TIMEOUT_SECONDS, WAIT_SECONDS
 from tests.readme import assert_samples_match, command_starting, lesson_readmes, parse, readme
 
 LESSON = "practice05"
@@ -39,7 +39,7 @@ def test_the_readme_starts_one_worker_per_queue_with_the_names_it_gives(workers)
 
 
 def test_call_tasks_with_the_two_workers_started_as_the_readme_says(workers):
-    run = run_call_tasks("practice05", timeout=90)
+    run = run_call_tasks("practice05", timeout=CALL_TIMEOUT_SECONDS)
     assert run.returncode == 0, run.output
     assert_samples_match("practice05", run.output)
     assert "!!" not in run.output

@@ -74,7 +74,7 @@ def test_a_wrong_name_is_rejected_by_the_worker_as_not_registered(worker, client
         result.get(timeout=WAIT_SECONDS)
     assert time.monotonic() - started < NOT_REGISTERED_WITHIN_SECONDS  # WAIT_SECONDS를 다 기다리지 않고 곧바로
     assert result.state == "FAILURE"
-    worker.wait_for_log(r"Received unregistered task of type 'email\.send_welcom'", 5)
+    worker.wait_for_log(r"Received unregistered task of type 'email\.send_welcom'", WAIT_SECONDS)
 
 
 def test_with_no_worker_on_the_queue_a_wrong_name_stays_pending(client):
@@ -181,7 +181,7 @@ def test_an_unregistered_message_is_dropped_not_requeued(worker, client):
     result = client.send_task("email.send_welcom", args=[1])
     with pytest.raises(NotRegistered):
         result.get(timeout=WAIT_SECONDS)
-    worker.wait_for_log(r"Received unregistered task of type 'email\.send_welcom'", 5)
+    worker.wait_for_log(r"Received unregistered task of type 'email\.send_welcom'", WAIT_SECONDS)
     time.sleep(0.2)  # 그 메시지에 대한 로그가 다 찍히도록
     mentions = worker.log.count(result.id)
     # 다시 배달되었다면 같은 id가 또 찍혔을 것이다

@@ -14,7 +14,7 @@ import pytest
 from playground import PROJECT_ROOT
 from playground.lessons import run_call_tasks
 from practice06.tasks import app
-from tests import WAIT_SECONDS
+from tests import CALL_TIMEOUT_SECONDS, WAIT_SECONDS
 from tests.readme import assert_samples_match, command_starting, lesson_readmes, parse, readme
 
 LESSON = "practice06"
@@ -37,7 +37,7 @@ def run_readme_command(prefix: str) -> str:
 
 def test_call_tasks_against_the_worker_started_as_the_readme_says(worker):
     assert worker.node.startswith("celery@")
-    run = run_call_tasks("practice06", timeout=60)
+    run = run_call_tasks("practice06", timeout=CALL_TIMEOUT_SECONDS)
     assert run.returncode == 0, run.output
     assert_samples_match("practice06", run.output)
     assert "!!" not in run.output
