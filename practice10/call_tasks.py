@@ -67,7 +67,9 @@ def calls():
     # 전에 revoke가 오면, Celery는 아직 시작하지 않은 작업처럼 REVOKED('revoked')를 먼저 적는다
     # (celery/worker/control.py 의 _revoke).
     wait_until(lambda: running_on(hostname, running.id), "작업을 실행 중이라고 답하는 워커")
-    app.control.revoke(running.id, terminate=True)
+    # 그 워커에게만 보낸다. 같은 결과 백엔드를 쓰는 다른 워커가 떠 있으면 그 워커도 revoke를 받고 REVOKED('revoked')를
+    # 먼저 적기 때문이다(README 핵심 개념).
+    app.control.revoke(running.id, terminate=True, destination=[hostname])
     error = show("get(propagate=False)", running.get(timeout=WAIT_SECONDS, propagate=False), note="SIGTERM")
     expect("terminate 된 작업의 예외", type(error), TaskRevokedError)
     show("state", running.state, "REVOKED")
@@ -92,6 +94,11 @@ def calls():
     show(f"{RATE_TASKS}개를 한꺼번에 보냈을 때 초당 실행 수", f"{rate:.1f}", note=f"워커 하나당 최대 {RATE}")
     expect(f"초당 {RATE_PER_SECOND}번 이하", rate <= RATE_PER_SECOND * 1.05, True)
 
+    step_4_the_pool(hostname)
+
+
+def step_4_the_pool(hostname):
+    """inspect().stats() 로 본 그 워커의 풀."""
     step("4. inspect().stats() 로 본 이 워커의 풀")
     stats = app.control.inspect(destination=[hostname], timeout=INSPECT_SECONDS).stats() or {}
     pool = stats.get(hostname, {}).get("pool", {})

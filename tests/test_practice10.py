@@ -135,6 +135,36 @@ def test_a_revoke_sent_while_no_worker_runs_is_lost():
     assert journal.whats(run) == ["시작", "끝", "finally"]
 
 
+# README: 같은 결과 백엔드를 쓰는 다른 워커도 revoke를 받는다. 그 작업을 모르는 워커는 백엔드에 아직 PENDING인
+# 작업을 REVOKED('revoked')로 적고, 호출하는 쪽의 get() 은 먼저 적힌 그 상태를 받는다.
+RUNS_ON_SECONDS = 1.5  # revoke를 받은 뒤에도 끝까지 실행되는 작업의 길이
+
+
+@pytest.mark.parametrize("to_its_worker_only", [False, True], ids=["broadcast", "destination"])
+def test_a_neighbour_sharing_the_backend_marks_a_running_task_revoked(to_its_worker_only):
+    purge(LESSON)
+    try:
+        with running(Worker(LESSON), Worker(LESSON, queues=[NEIGHBOUR_QUEUE])) as (first, _neighbour):
+            run = journal.new_run()
+            result = work.delay(run, RUNS_ON_SECONDS)
+            journal.wait_for(run, 1, timeout=WAIT_SECONDS)
+            wait_until(lambda: running_on(first.node, result.id), "작업을 실행 중이라고 답하는 워커", WAIT_SECONDS)
+            app.control.revoke(result.id, destination=[first.node] if to_its_worker_only else None)
+            value = result.get(timeout=WAIT_SECONDS, propagate=False)
+            journal.wait_for(run, 3, timeout=WAIT_SECONDS)  # 시작, 끝, finally: 작업은 끝까지 실행되었다
+            final = wait_until(
+                lambda: AsyncResult(result.id, app=app).state == "SUCCESS", "작업의 SUCCESS", WAIT_SECONDS
+            )
+    finally:
+        broker.delete_queue(NEIGHBOUR_QUEUE)
+    assert journal.whats(run) == ["시작", "끝", "finally"]
+    assert final  # 끝까지 실행된 작업의 SUCCESS가 REVOKED를 덮어썼다
+    if to_its_worker_only:
+        assert value == first.node  # 실행한 워커만 받은 revoke: 실행 중인 작업은 건드리지 않는다
+    else:
+        assert repr(value) == "TaskRevokedError('revoked')"  # 이웃 워커가 먼저 적은 상태
+
+
 # --- terminate=True: 풀마다 ---------------------------------------------------------------------------------------
 
 # 작업 안에서 terminate가 나타나는 예외: prefork는 SIGTERM(billiard가 SystemExit로), gevent는 greenlet을 죽인다.
