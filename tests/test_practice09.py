@@ -75,7 +75,8 @@ def test_a_bound_errback_with_request_exc_traceback_is_never_sent_and_overwrites
     run = Journal.new_run()
     errbacks = [on_error_bound_id.s(run=run), on_error_bound.s(run=run), on_error_id.s(run=run)]
     failed = fail.apply_async((12,), {"run": run}, link_error=errbacks)
-    # get() 은 원래의 ValueError를 읽을 수도, 그것을 덮어쓴 TypeError를 읽을 수도 있다(읽는 때에 따라). 끝나기만 기다린다.
+    # get() 은 원래의 ValueError를 읽을 수도, 그것을 덮어쓴 TypeError를 읽을 수도 있다(읽는 때에 따라).
+    # 그래서 끝나기만 기다린다.
     failed.get(timeout=WAIT_SECONDS, propagate=False)
     journal.wait_for(run, 3, what="on_error_bound_id", timeout=WAIT_SECONDS)  # 앞에 둔 errback은 세 번 보내진다
     # 그 뒤로는 아무것도 적히지 않는다. 앞의 것이 네 번째로 오지도, 뒤에 둔 것이 가지도 않는다.
