@@ -98,7 +98,7 @@ def step_4_bound_errback_gets_only_the_task_id():
     show("(self, request, exc, traceback) 가 남긴 기록", [w for w in journal.whats(run) if w == "on_error_bound"], [])
     show(
         "잠시 뒤 결과 백엔드의 fail(10) 결과",
-        wait_until(lambda: overwritten_by_type_error(failed.id), "결과 백엔드의 fail(10) 결과가 TypeError로 바뀜"),
+        wait_until(lambda: overwritten_by_type_error(failed.id), "TypeError로 바뀐 결과 백엔드의 fail(10) 결과"),
         note="errback을 보내다 난 TypeError가 결과를 덮어썼습니다",
     )
 
@@ -213,7 +213,7 @@ def progress_until_ready(result):
             seen.append((meta["status"], meta["result"]))
         return seen if seen[-1][0] in READY_STATES else None
 
-    return wait_until(ready, "progress 작업이 끝남")
+    return wait_until(ready, "progress 작업의 끝")
 
 
 def step_9_progress():

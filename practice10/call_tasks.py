@@ -6,11 +6,10 @@
 
 import sys
 import time
-import uuid
 
 from celery.exceptions import TaskRevokedError
 
-from course import WAIT_SECONDS, Journal, Scenario, wait_until
+from course import WAIT_SECONDS, Journal, Scenario, never_within, wait_until
 from practice10.tasks import (
     COUNTDOWN_SECONDS,
     LONG_SECONDS,
@@ -43,14 +42,15 @@ def running_on(hostname, task_id):
 
 def calls():
     step(f"1. 아직 실행되지 않은 작업 취소 (countdown={COUNTDOWN_SECONDS})")
-    hostname = work.delay(str(uuid.uuid4())).get(timeout=WAIT_SECONDS)  # 워커가 있는지, 어느 워커인지 알아 둔다
+    hostname = work.delay(Journal.new_run()).get(timeout=WAIT_SECONDS)  # 워커가 있는지, 어느 워커인지 알아 둔다
     run = Journal.new_run()
     held = work.apply_async((run,), countdown=COUNTDOWN_SECONDS)
     wait_until(lambda: held_by(hostname, held.id), "countdown 작업을 쥐고 있는 워커")
     app.control.revoke(held.id)
     wait_until(lambda: app.AsyncResult(held.id).state != "PENDING", "워커에 닿은 revoke")
     show("revoke 뒤 state", held.state, "REVOKED", note="워커 로그: Tasks flagged as revoked")
-    time.sleep(COUNTDOWN_SECONDS)
+    # countdown이 지나는 동안 한 번도 실행되지 않는다(워커가 그때 버린다)
+    never_within(COUNTDOWN_SECONDS, lambda: journal.whats(run), "취소한 작업의 실행 기록")
     show(
         "countdown이 지난 뒤의 실행 기록",
         journal.whats(run),
