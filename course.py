@@ -22,6 +22,8 @@
   traceback 대신 무엇을 켜야 하는지 말하고 종료 코드 1로 끝난다.
 
 실습을 실행하는 데 필요한 것:
+- 워커를 멈추는 것이 주제인 실습의 call_tasks 는 워커를 직접 띄운다. Worker(lesson, name=...) 가 워커 프로세스
+  하나이고(worker.proc.pid 에 신호를 보낸다), running(...) 은 블록 안에서만 워커들을 띄워 둔다.
 - WorkerSpec, BeatSpec, Needs는 실습을 실행할 때 띄울 프로세스와 일부러 기다리는 시간을 적는 틀이다. 실습마다
   lesson.py 에 NEEDS 하나를 적는다. 워커가 없을 때의 안내, 실행기, 테스트, 벤치마크가 모두 이 한 곳을 읽는다.
   README의 워커 명령도 이것과 같아야 한다(`python -m playground check` 가 확인한다).
@@ -44,6 +46,7 @@ from celery.exceptions import TimeoutError as CeleryTimeoutError
 import global_config
 from playground import exit_on_sigterm
 from playground.services import connection_errors, problem_with, service_for
+from playground.workers import Worker, running  # noqa: F401 (워커를 직접 띄우는 실습의 call_tasks 가 쓴다)
 
 # call_tasks 가 결과를 기다리는 상한(get(timeout=…), wait_until). 정상이라면 결과는 몇 초 안에 온다. 이만큼 기다려도
 # 오지 않으면 워커가 없다고 본다. 환경 변수 PLAYGROUND_WAIT_SECONDS 로 바꿀 수 있다. 느린 기계에서는 늘리고
@@ -94,6 +97,9 @@ class Needs:
     workers: tuple[WorkerSpec, ...] = (WorkerSpec(),)
     waits: Mapping[str, float] = field(default_factory=dict)
     beat: BeatSpec | None = None  # 주기 작업을 보내는 celery beat도 띄우는가
+    # call_tasks 가 워커를 직접 띄우고 신호를 보내 멈추는가. 워커를 멈추는 것이 주제인 실습(배포, 멈춘 워커)이
+    # 그렇다. 그런 실습은 workers를 비워 둔다(workers=()). 실행기는 워커를 띄우지 않고 call_tasks 만 실행한다.
+    starts_workers: bool = False
 
     @property
     def wait_seconds(self) -> float:
@@ -316,10 +322,14 @@ class Scenario:
                 print(
                     f"\n기다리던 결과가 오지 않았습니다(최대 {WAIT_SECONDS:g}초). {self.lesson} 워커가 실행 중인가요?"
                 )
+            needs = needs_of(self.lesson)
+            if needs.starts_workers:
+                print("이 실습은 워커를 직접 띄웁니다. 워커의 마지막 로그를 보세요.")
+                return 1
             print("다른 터미널에서 띄우세요:")
             # lesson.py 는 여기서야 읽는다. practice06의 lesson.py 는 tasks.py 를 import 하지 않는다. 그 실습의
             # call_tasks 는 작업 코드를 import 하지 않고 부르는 법을 보이기 때문이다.
-            for command in needs_of(self.lesson).commands(self.lesson):
+            for command in needs.commands(self.lesson):
                 print(f"    {command}")
             print("(이미 보낸 작업은 큐에 남아 있다가 워커가 뜨면 실행됩니다.)")
             return 1

@@ -108,8 +108,8 @@ def needs(lesson: str) -> Iterator[str]:
     found = getattr(_module(lesson, "lesson"), "NEEDS", None)
     if not isinstance(found, Needs):
         yield f"{lesson}/lesson.py declares no NEEDS = Needs(workers=..., waits=...) (the processes and the waits)"
-    elif not found.workers:
-        yield f"{lesson}/lesson.py: NEEDS names no worker"
+    elif not found.workers and not found.starts_workers:
+        yield f"{lesson}/lesson.py: NEEDS names no worker (and call_tasks does not start its own: starts_workers=True)"
 
 
 @lesson_check
