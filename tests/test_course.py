@@ -108,3 +108,16 @@ def test_a_wait_that_times_out_ends_the_scenario_by_naming_the_workers_to_start(
     out = capsys.readouterr().out
     assert "0.1초를 기다렸지만 오지 않았습니다: 워커의 답. practice02 워커가 실행 중인가요?" in out
     assert "    celery -A practice02.tasks worker --loglevel=info\n" in out
+
+
+def test_a_lesson_that_starts_its_own_workers_names_no_worker_command_when_a_wait_times_out(capsys):
+    from practice13.tasks import app as own_workers_app
+
+    def scenario():
+        wait_until(lambda: None, "새 워커의 실행 기록", timeout=0.1)
+
+    assert Scenario(own_workers_app).run(scenario) == 1
+    out = capsys.readouterr().out
+    assert "0.1초를 기다렸지만 오지 않았습니다: 새 워커의 실행 기록. 이 실습은 워커를 직접 띄웁니다.\n" in out
+    assert "PLAYGROUND_WAIT_SECONDS=30" in out
+    assert "celery -A" not in out and "다른 터미널" not in out

@@ -29,9 +29,11 @@ from tests.readme import parse
 BOUND_SECONDS = 45
 # 워커가 없을 때의 안내를 보는 테스트는 결과를 1초만 기다린다(course.WAIT_SECONDS 를 바꾸는 환경 변수).
 NO_WORKER_WAIT = {"PLAYGROUND_WAIT_SECONDS": "1"}
+# 워커를 멈추는 것이 주제인 실습(practice13, practice14)은 call_tasks 가 워커를 직접 띄운다. 띄울 워커가 없다.
+LESSONS_WITH_LEARNER_WORKERS = [lesson for lesson in available_lessons() if not needs_of(lesson).starts_workers]
 
 
-@pytest.mark.parametrize("lesson", available_lessons())
+@pytest.mark.parametrize("lesson", LESSONS_WITH_LEARNER_WORKERS)
 def test_call_tasks_without_a_worker_exits_nonzero_and_says_what_to_start(lesson):
     purge(lesson)
     try:
