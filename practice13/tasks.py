@@ -21,6 +21,7 @@ from celery import Celery
 
 from course import Journal
 from global_config import RABBITMQ_URL, REDIS_URL
+from practice13.probe import Liveness, Readiness
 
 WORK_SECONDS = 6  # 배포 도중에 실행되는 긴 작업. 유예 시간보다 길다
 SHORT_WORK_SECONDS = 1  # soft shutdown 시간 안에 끝나는 짧은 작업
@@ -40,6 +41,10 @@ app.conf.update(
     # 기본값(False)이면 실행 중인 작업이 없을 때는 기다리지 않는다.
     worker_enable_soft_shutdown_on_idle=os.environ.get("PRACTICE13_SOFT_SHUTDOWN_ON_IDLE") == "1",
 )
+
+# 상태 확인(probe.py)을 위한 단계 둘. 워커는 live 파일을 고쳐 쓰고, 컨슈머는 소비하는 동안 ready 파일을 둔다.
+app.steps["worker"].add(Liveness)
+app.steps["consumer"].add(Readiness)
 
 # 작업이 시작할 때와 끝날 때 남기는 실행 기록(Redis 목록 practice13:journal:<run>).
 journal = Journal("practice13")

@@ -6,14 +6,17 @@ test_practice12 의 모듈 워커가 같은 큐를 소비하면 결과가 섞이
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import redis
@@ -109,15 +112,21 @@ def _spare(*args: str) -> str:
     return done.stdout.strip()
 
 
+# 두 번째 노드는 하나뿐이다. 그것을 멈췄다 띄우는 테스트들(다른 모듈의 것도)이 이 잠금으로 한 번에 하나씩 쓴다.
+SPARE_LOCK = Path(tempfile.gettempdir()) / "celery-playground-spare.lock"
+
+
 @pytest.fixture
 def spare_broker():
     """멈췄다 다시 띄워도 되는, 이 테스트만의 RabbitMQ 4.3 노드 (.ci/services 가 띄운 것)."""
-    url = _spare("url")
-    _spare("start")
-    try:
-        yield url
-    finally:
-        _spare("stop")
+    with SPARE_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        url = _spare("url")
+        _spare("start")
+        try:
+            yield url
+        finally:
+            _spare("stop")
 
 
 def test_the_worker_keeps_consuming_after_the_broker_restarts(spare_broker):
