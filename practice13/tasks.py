@@ -29,6 +29,7 @@ EFFECT_AT_SECONDS = 1  # 작업이 시작하고 이만큼 지나 효과를 남�
 GRACE_SECONDS = 4  # 배포 도구가 SIGTERM을 보내고 SIGKILL을 보내기까지 기다리는 시간(유예 시간)
 SOFT_SHUTDOWN_SECONDS = 2  # worker_soft_shutdown_timeout. 유예 시간보다 짧아야 한다
 SETTLE_SECONDS = 1  # 더 실행되는 것이 없는지 지켜보는 시간
+MAX_MEMORY_PER_CHILD_KIB = 150_000  # --max-memory-per-child 의 예. 풀 프로세스의 최대 메모리가 이보다 크면 바꾼다
 
 app = Celery("practice13", broker=RABBITMQ_URL, backend=REDIS_URL)
 app.conf.update(
@@ -78,3 +79,12 @@ def work(run, seconds=WORK_SECONDS):
 def work_acks_late(run, seconds=WORK_SECONDS):
     # 완료 후 ack. 끝나기 전에 워커가 사라지면 브로커가 메시지를 되돌린다.
     _work(run, seconds)
+
+
+@app.task
+def use_memory(run, megabytes):
+    # megabytes 만큼 메모리를 잠깐 쓰고 놓는다. 어느 풀 프로세스가 실행했는지(pid) 돌려준다.
+    journal.write(run, "시작", megabytes=megabytes)
+    block = b"\x01" * (megabytes * 1024 * 1024)  # 값을 실제로 써서 메모리(RSS)에 올린다
+    del block
+    return os.getpid()
