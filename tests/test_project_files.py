@@ -17,11 +17,12 @@ import sqlalchemy
 from playground import PROJECT_ROOT
 from playground.services import sqlalchemy_url
 
-URL_NAMES = ("REDIS_URL", "RABBITMQ_URL", "POSTGRES_URL")
+URL_NAMES = ("REDIS_URL", "RABBITMQ_URL", "POSTGRES_URL", "RABBITMQ_CLUSTER_URLS")
 DEFAULTS = {
     "REDIS_URL": "redis://localhost:6379",
     "RABBITMQ_URL": "amqp://localhost:5672",
     "POSTGRES_URL": "db+postgresql+psycopg2://postgres:postgres@localhost:5432/celery_jobs",
+    "RABBITMQ_CLUSTER_URLS": "amqp://localhost:5681;amqp://localhost:5682;amqp://localhost:5683",
 }
 
 
@@ -47,7 +48,7 @@ def test_each_url_is_overridden_by_the_env_var_of_the_same_name(name):
     assert {k: v for k, v in values.items() if k != name} == {k: v for k, v in DEFAULTS.items() if k != name}
 
 
-def test_global_config_holds_only_the_three_urls():
+def test_global_config_holds_only_the_three_urls_and_the_cluster_list():
     import global_config
 
     public = {name for name in vars(global_config) if not name.startswith("_") and name != "os"}
