@@ -5,12 +5,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 
 import pytest
@@ -18,7 +21,7 @@ from kombu import Connection
 
 import global_config
 from course import Journal, wait_until
-from playground import PROJECT_ROOT
+from playground import PROJECT_ROOT, processes
 from playground.broker import queue_counts
 from playground.workers import Worker
 from practice13 import tasks
@@ -189,3 +192,48 @@ def test_sigkill_after_the_grace_period_loses_an_early_ack_task_and_rabbitmq_tak
     # RabbitMQ는 끊긴 연결이 ack하지 않은 메시지를 큐로 되돌린다. 연결이 끊긴 것을 브로커가 알아채면 곧바로다.
     wait_until(lambda: _queued_task_names() == [work_acks_late.name], "큐로 돌아온 완료 후 ack 작업", WAIT_SECONDS)
     assert _queued_task_names() == [work_acks_late.name]
+
+
+def _compose_worker_command() -> str:
+    """docker-compose.yml 의 worker 명령에서, 설치 단계를 빼고 이 기계의 celery로 바꾼 sh 스크립트."""
+    import yaml
+
+    command = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())["services"]["worker"]["command"]
+    script = re.fullmatch(r'sh -c "(.*)"', command)[1]
+    _setup, _, worker = script.rpartition(" && ")
+    assert worker.startswith("exec /venv/bin/celery ")
+    return worker.replace("/venv/bin/celery", f"{sys.executable} -m celery")
+
+
+def _sh_worker(script: str) -> subprocess.Popen[str]:
+    script += f" --hostname=compose-{uuid.uuid4().hex[:6]}@%h --without-mingle --without-gossip"
+    return subprocess.Popen(
+        ["sh", "-c", script], cwd=PROJECT_ROOT, env={**os.environ, "REMAP_SIGTERM": "SIGQUIT"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("with_exec", [True, False], ids=["exec", "without_exec"])
+def test_the_compose_command_hands_sigterm_to_the_worker_only_through_exec(with_exec):
+    # docker는 SIGTERM을 컨테이너의 PID 1에 보낸다. compose의 명령은 sh -c 이므로 PID 1은 처음에 sh다.
+    script = _compose_worker_command()
+    if not with_exec:
+        script = "true && " + script.removeprefix("exec ")
+    worker = _sh_worker(script)
+    lines = []
+    try:
+        wait_until(lambda: any(" ready." in line for line in lines) or lines.append(worker.stdout.readline()),
+                   "워커의 ready 로그", WAIT_SECONDS)  # fmt: skip
+        os.kill(worker.pid, signal.SIGTERM)  # PID 1에 보내는 것과 같다
+        if with_exec:
+            assert worker.wait(WAIT_SECONDS) == 0  # sh가 celery로 바뀌었다: 워커가 받고 스스로 멈췄다
+            assert "worker: Cold shutdown (MainProcess)" in "".join(lines) + worker.stdout.read()
+        else:
+            assert worker.wait(WAIT_SECONDS) == -signal.SIGTERM  # sh가 죽었다
+            # 워커는 SIGTERM을 받지 못하고 계속 실행된다. 컨테이너라면 PID 1이 끝나는 순간 모두 SIGKILL로 죽는다.
+            assert processes.in_group(worker.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(WAIT_SECONDS)
+        worker.stdout.close()

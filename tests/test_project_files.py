@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy
+import yaml
 
 from playground import PROJECT_ROOT
 from playground.services import sqlalchemy_url
@@ -67,8 +68,13 @@ def test_without_the_driver_sqlalchemy_looks_for_psycopg3_which_is_not_installed
         sqlalchemy.create_engine("postgresql://postgres:postgres@localhost:5432/celery_jobs")
 
 
+def _default_services(compose: dict) -> dict:
+    """`docker compose up -d` 가 띄우는 서비스들. 프로필이 있는 서비스는 `--profile` 을 줄 때만 뜬다."""
+    return {name: service for name, service in compose["services"].items() if not service.get("profiles")}
+
+
 def test_compose_has_the_three_services_and_the_redis_ui(compose):
-    assert set(compose["services"]) == {"rabbitmq", "postgres", "redis", "redisinsight"}
+    assert set(_default_services(compose)) == {"rabbitmq", "postgres", "redis", "redisinsight"}
 
 
 def test_compose_images_are_pinned_to_versions(compose):
@@ -85,9 +91,9 @@ def test_compose_services_have_healthchecks(compose):
 
 def test_compose_binds_every_port_to_localhost_only(compose):
     for name, service in compose["services"].items():
-        for mapping in service["ports"]:
+        for mapping in service.get("ports", []):
             assert mapping.startswith("127.0.0.1:"), f"{name}: {mapping} is reachable from other machines"
-    published = {name: _published(service) for name, service in compose["services"].items()}
+    published = {name: _published(service) for name, service in _default_services(compose).items()}
     assert published == {"rabbitmq": {5672, 15672}, "postgres": {5432}, "redis": {6379}, "redisinsight": {5540}}
 
 
@@ -121,3 +127,59 @@ def test_uv_lock_is_ignored_and_resolution_is_pinned_by_date():
     pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT00:00:00Z", pyproject["tool"]["uv"]["exclude-newer"])
     assert pyproject["project"]["requires-python"] == ">=3.13"
+
+
+def test_compose_practice13_worker_is_the_one_the_lesson_readme_quotes(compose):
+    # practice13 README의 yaml 조각이 docker-compose.yml 의 worker 서비스와 같다. 그 README가 말하는 값들도 본다.
+    from tests.readme import readme
+
+    worker = compose["services"]["worker"]
+    for name in ("practice13/README.md", "practice13/README.en.md"):
+        (snippet,) = re.findall(r"```yaml\n(.*?)```", readme(name), re.DOTALL)
+        assert yaml.safe_load(snippet) == {"worker": worker}
+    assert worker["profiles"] == ["practice13"]
+    assert worker["stop_signal"] == "SIGTERM"
+    assert worker["stop_grace_period"] == "30s"
+    environment = worker["environment"]
+    assert environment["REMAP_SIGTERM"] == "SIGQUIT"
+    assert float(environment["PRACTICE13_SOFT_SHUTDOWN_SECONDS"]) < 30  # soft shutdown은 유예 시간보다 짧다
+    assert worker["mem_limit"] == "512m" and worker["cpus"] == 1.0
+    assert "exec /venv/bin/celery -A practice13.tasks worker" in worker["command"]
+    assert "--concurrency=auto" in worker["command"]
+    assert worker["healthcheck"]["test"][-3:] == ["-m", "practice13.probe", "live"]
+    # 컨테이너 안의 주소는 서비스 이름이다. 포트는 global_config 의 기본값과 같다.
+    assert urlsplit(environment["RABBITMQ_URL"]).port == urlsplit(DEFAULTS["RABBITMQ_URL"]).port
+    assert urlsplit(environment["REDIS_URL"]).port == urlsplit(DEFAULTS["REDIS_URL"]).port
+    assert {urlsplit(environment[n]).hostname for n in ("RABBITMQ_URL", "REDIS_URL")} <= set(compose["services"])
+    assert environment["POSTGRES_URL"] == DEFAULTS["POSTGRES_URL"].replace("@localhost:", "@postgres:")
+
+
+def test_compose_cluster_profile_is_three_clustered_rabbitmq_nodes_on_the_cluster_urls(compose):
+    # practice14: docker compose --profile cluster up -d 는 RabbitMQ 노드 셋을 띄우고, 노드들은 classic config peer
+    # discovery 로 한 클러스터가 된다. 앱은 global_config.RABBITMQ_CLUSTER_URLS 의 주소 목록으로 연결한다.
+    nodes = {name: s for name, s in compose["services"].items() if s.get("profiles") == ["cluster"]}
+    assert sorted(nodes) == ["rabbitmq-1", "rabbitmq-2", "rabbitmq-3"]
+    conf_files = set()
+    for name, node in nodes.items():
+        assert node["image"] == compose["services"]["rabbitmq"]["image"]
+        assert node["hostname"] == name
+        assert node["healthcheck"]["test"] == compose["services"]["rabbitmq"]["healthcheck"]["test"]
+        (mount,) = node["volumes"]
+        source, target, mode = mount.split(":")
+        assert target.startswith("/etc/rabbitmq/conf.d/") and mode == "ro"
+        conf_files.add(source)
+    cookies = {node["environment"]["RABBITMQ_ERLANG_COOKIE"] for node in nodes.values()}
+    assert len(cookies) == 1  # 노드 셋이 같은 Erlang 쿠키를 쓴다
+    (conf_file,) = conf_files
+    settings = dict(
+        line.split(" = ")
+        for line in (PROJECT_ROOT / conf_file).read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    assert settings.pop("cluster_formation.peer_discovery_backend") == "classic_config"
+    assert sorted(settings.values()) == [f"rabbit@{name}" for name in sorted(nodes)]
+    assert all(key.startswith("cluster_formation.classic_config.nodes.") for key in settings)
+    # 노드마다 AMQP 포트(5672)가 주소 목록의 포트로, 관리 UI(15672)가 그 포트에 10000을 더한 포트로 열린다.
+    cluster_ports = [urlsplit(url).port for url in DEFAULTS["RABBITMQ_CLUSTER_URLS"].split(";")]
+    for (name, node), port in zip(sorted(nodes.items()), cluster_ports, strict=True):
+        assert node["ports"] == [f"127.0.0.1:{port}:5672", f"127.0.0.1:{port + 10000}:15672"], name
