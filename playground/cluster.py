@@ -29,7 +29,7 @@ class ClusterError(RuntimeError):
     """클러스터를 띄우거나 멈추지 못했다."""
 
 
-def services(*args: str) -> str:
+def bash_services(*args: str) -> str:
     """`bash .ci/services cluster ARGS…` 를 실행하고 표준 출력을 돌려준다. 실패하면 ClusterError."""
     done = subprocess.run(
         ["bash", str(SERVICES), "cluster", *args], capture_output=True, text=True, timeout=SERVICES_TIMEOUT_SECONDS
@@ -64,19 +64,19 @@ def is_running() -> bool:
 def start() -> float:
     """클러스터를 (돌고 있지 않으면) 띄우고, 걸린 시간(초)을 돌려준다."""
     started = time.monotonic()
-    services("start")
+    bash_services("start")
     return time.monotonic() - started
 
 
 def stop_node(node: int) -> float:
     started = time.monotonic()
-    services("stop-node", str(node))
+    bash_services("stop-node", str(node))
     return time.monotonic() - started
 
 
 def start_node(node: int) -> float:
     started = time.monotonic()
-    services("start-node", str(node))
+    bash_services("start-node", str(node))
     return time.monotonic() - started
 
 

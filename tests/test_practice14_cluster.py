@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
 from collections import Counter
 
@@ -15,16 +17,28 @@ from amqp.exceptions import NotFound
 from kombu import Connection
 
 from course import wait_until
-from playground import cluster
+from playground import PROJECT_ROOT, cluster
+from playground.readme import commands
 from playground.workers import Worker, running
 from practice14.cluster_tasks import CLASSIC_QUEUE, QUORUM_QUEUE, app, journal, record
 from tests import WAIT_SECONDS
+from tests.readme import ReadmeWorker, readme
+
+README = "practice14/README.md"
+
+
+def readme_command(prefix: str) -> str:
+    """README의 코드 블록에서 prefix로 시작하는 명령 하나."""
+    (command,) = {c for c in commands(readme(README)) if c.startswith(prefix)}
+    return command
+
 
 LESSON = "practice14"
 # 이 모듈의 테스트는 같은 클러스터의 노드를 멈췄다 띄운다. 한 테스트 프로세스에서 차례로 실행한다.
 pytestmark = pytest.mark.xdist_group("practice14_cluster")
-SENT_BEFORE = 40  # 리더 노드를 멈추기 전에 보내는 작업 수
+SENT_BEFORE = 200  # 리더 노드를 멈추기 전에 보내는 작업 수 (python -m practice14.cluster_calls 200)
 SENT_AFTER = 20  # 멈춘 뒤에 보내는 작업 수 (보내는 쪽도 다른 노드로 넘어간다)
+CALLS_TIMEOUT_SECONDS = 90
 REJOIN_SECONDS = 60  # 다시 띄운 노드가 쿼럼 큐의 멤버로 돌아오기까지의 상한
 
 
@@ -39,7 +53,7 @@ def rabbitmq_cluster():
         yield cluster.urls()
     finally:
         if started_here:
-            cluster.services("stop")
+            cluster.bash_services("stop")
 
 
 @pytest.fixture
@@ -76,29 +90,40 @@ def _numbers(run: str) -> Counter[int]:
 
 
 def test_stopping_the_quorum_queues_leader_loses_no_task(rabbitmq_cluster, node_back):
+    # README의 직접 해 보기 그대로: README의 워커와 cluster_calls 를 띄우고, 작업이 실행되는 동안 리더 노드를 멈춘다.
     _declare_on(1, QUORUM_QUEUE)
     old = cluster.leader(QUORUM_QUEUE.name)
-    run = journal.new_run()
-    # 워커는 리더 노드에 먼저 연결한다: 노드가 멈추면 워커의 연결도 끊긴다.
-    worker = Worker(
-        LESSON, module="cluster_tasks", queues=(QUORUM_QUEUE.name,),
-        env={"RABBITMQ_CLUSTER_URLS": cluster.urls_starting_with(old)},
-    )  # fmt: skip
-    with running(worker):
-        with app.connection_for_write(cluster.urls_starting_with(old)) as conn:
-            for number in range(SENT_BEFORE):
-                record.apply_async((run, number), connection=conn)
-        wait_until(lambda: len(_numbers(run)) >= 5, "실행된 작업 5개", WAIT_SECONDS)
-        node_back.append(old)
-        cluster.stop_node(old)  # 작업이 실행되는 중에, 리더이자 워커가 연결한 노드를
-        for number in range(SENT_BEFORE, SENT_BEFORE + SENT_AFTER):
-            record.delay(run, number)  # 주소 목록을 따라 살아 있는 노드로
-        total = SENT_BEFORE + SENT_AFTER
-        wait_until(lambda: len(_numbers(run)) >= total, f"서로 다른 작업 {total}개의 실행", WAIT_SECONDS * 2)
-        numbers = _numbers(run)
-        assert set(numbers) == set(range(total))  # 잃은 작업이 없다
-        duplicates = sum(numbers.values()) - total  # 노드가 멈출 때 ack 되지 않은 작업은 한 번 더 실행될 수 있다
-        assert duplicates <= worker.concurrency  # 풀 프로세스마다 prefetch 하나(worker_prefetch_multiplier=1)
+    listed = cluster.bash_services("ctl", str(old), "-q", "list_queues", "name", "type", "leader", "members")
+    assert re.search(rf"^practice14\.quorum\tquorum\t{cluster.node_name(old)}\t\[.*\]$", listed, re.M)
+    # 워커와 보내는 쪽은 리더 노드에 먼저 연결한다: 노드가 멈추면 둘 다 연결이 끊긴다.
+    leader_first = {"RABBITMQ_CLUSTER_URLS": cluster.urls_starting_with(old)}
+    worker = ReadmeWorker(LESSON, readme_command("celery -A practice14.cluster_tasks worker"))
+    worker.env.update(leader_first)
+    worker.module = "cluster_tasks"  # 준비를 묻는 ping도 클러스터로 보낸다
+    calls = None
+    with running(worker), app.connection_for_write(leader_first["RABBITMQ_CLUSTER_URLS"]) as sender:
+        sender.ensure_connection(max_retries=1)
+        calls = subprocess.Popen(
+            [sys.executable, "-m", "practice14.cluster_calls", str(SENT_BEFORE)], cwd=PROJECT_ROOT,
+            env={**os.environ, **leader_first}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            assert calls.stdout.readline().startswith(f"보낸 작업: {SENT_BEFORE}개.")
+            node_back.append(old)
+            cluster.stop_node(old)  # 작업이 실행되는 중에, 리더이자 워커가 연결한 노드를
+            after = journal.new_run()
+            for number in range(SENT_AFTER):
+                record.apply_async((after, number), connection=sender)  # 보내는 쪽도 주소 목록의 다음 노드로
+            out, _ = calls.communicate(timeout=CALLS_TIMEOUT_SECONDS)
+        finally:
+            calls.kill()
+        assert calls.returncode == 0, out
+        found = re.search(r"실행된 작업: (\d+)개, 잃은 작업: 0개, 한 번 더 실행된 횟수: (\d+)번", out)
+        assert found and int(found.group(1)) == SENT_BEFORE, out
+        # 노드가 멈출 때 ack 하지 않은 작업(풀 프로세스마다 prefetch 하나)만 한 번 더 실행될 수 있다.
+        assert int(found.group(2)) <= 2 * os.cpu_count()
+        wait_until(lambda: len(_numbers(after)) >= SENT_AFTER, f"멈춘 뒤 보낸 작업 {SENT_AFTER}개", WAIT_SECONDS)
+        assert set(_numbers(after)) == set(range(SENT_AFTER))
         new = cluster.leader(QUORUM_QUEUE.name, asking=cluster.other_node(old))
         assert new != old
         assert "consumer: Connection to broker lost" in worker.log
@@ -108,9 +133,8 @@ def test_stopping_the_quorum_queues_leader_loses_no_task(rabbitmq_cluster, node_
         # 멈춘 노드에는 1초, 3초, 5초를 쉬며 세 번 더 해 보고 포기한다. 그동안 작업을 받지 않는다.
         stopped = rf"'amqp://guest:\*\*@127\.0\.0\.1:{cluster.amqp_port(old)}/'"
         for attempt, pause in ((1, "1.00"), (2, "3.00"), (3, "5.00")):
-            assert re.search(
-                rf"Retrying delayed delivery setup \(attempt {attempt}/3\) after error: .*Sleeping {pause}", worker.log
-            )
+            retrying = rf"Retrying delayed delivery setup \(attempt {attempt}/3\) after error: .*Sleeping {pause}"
+            assert re.search(retrying, worker.log)
         assert re.search(rf"Failed to setup delayed delivery for {stopped}", worker.log)
     # 다시 띄운 노드는 클러스터에 스스로 합류하고, 쿼럼 큐의 멤버로 돌아온다.
     asking = cluster.other_node(old)
@@ -123,6 +147,24 @@ def test_stopping_the_quorum_queues_leader_loses_no_task(rabbitmq_cluster, node_
         "쿼럼 큐의 멤버로 돌아온 노드",
         REJOIN_SECONDS,
     )
+    status = cluster.bash_services("ctl", str(asking), "cluster_status")
+    running_section = status.split("Running Nodes", 1)[1].split("\n\n", 2)[1]
+    assert sorted(running_section.split()) == sorted(cluster.node_name(n) for n in (1, 2, 3))
+
+
+def test_the_readmes_docker_commands_name_the_cluster_profile_and_its_services(compose):
+    # docker 명령은 이 기계에서 실행할 수 없다. 명령이 가리키는 프로필과 서비스가 docker-compose.yml 에 있는지 본다.
+    nodes = {name for name, s in compose["services"].items() if s.get("profiles") == ["cluster"]}
+    docker = [c for c in commands(readme(README)) if c.startswith("docker ")]
+    assert "docker compose --profile cluster up -d" in docker
+    for command in docker:
+        words = command.split()
+        if words[2] in ("stop", "start", "exec"):
+            assert words[3] in nodes, command
+        if words[2] == "exec":
+            # 컨테이너 안의 rabbitmqctl 명령은 .ci/services 의 클러스터 노드에 그대로 실행해 본다(위 테스트).
+            assert words[4:] in (["rabbitmqctl", "list_queues", "name", "type", "leader", "members"],
+                                 ["rabbitmqctl", "cluster_status"]), command  # fmt: skip
 
 
 def test_a_classic_queue_is_unavailable_while_its_node_is_down(rabbitmq_cluster, node_back):

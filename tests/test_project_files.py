@@ -155,8 +155,8 @@ def test_compose_practice13_worker_is_the_one_the_lesson_readme_quotes(compose):
 
 
 def test_compose_cluster_profile_is_three_clustered_rabbitmq_nodes_on_the_cluster_urls(compose):
-    # practice14: docker compose --profile cluster up -d 는 RabbitMQ 노드 셋을 띄우고, 노드들은 classic config peer
-    # discovery 로 한 클러스터가 된다. 앱은 global_config.RABBITMQ_CLUSTER_URLS 의 주소 목록으로 연결한다.
+    # practice14: docker compose --profile cluster up -d 는 RabbitMQ 노드 셋을 띄운다. 노드들은
+    # practice14/rabbitmq-cluster.conf 의 목록(classic config peer discovery)으로 한 클러스터가 된다.
     nodes = {name: s for name, s in compose["services"].items() if s.get("profiles") == ["cluster"]}
     assert sorted(nodes) == ["rabbitmq-1", "rabbitmq-2", "rabbitmq-3"]
     conf_files = set()
