@@ -134,3 +134,32 @@ def test_pools_benchmark_runs_and_writes_json(tmp_path, capsys):
     assert [row["concurrency"] for row in rows] == [4, 4, 1]
     assert all(row["cpu_s"] > 0 and row["io_s"] > 0 for row in rows)
     assert "cpu s" in capsys.readouterr().out
+
+
+def test_deploy_benchmark_runs_and_writes_json(tmp_path, capsys):
+    # 배포 두 번(warm, soft): 완료 후 ack 작업은 어느 쪽에서도 잃지 않고, 시작 시 ack 작업은 끊긴 것을 잃는다.
+    from benchmarks import deploy
+
+    path = tmp_path / "deploy.json"
+    args = ["-n", "4", "--concurrency", "2", "--seconds", "3", "--grace", "1.5", "--soft", "0.3", "--json", str(path)]
+    assert deploy.main(args) == 0
+    rows = json.loads(path.read_text())
+    soft = "soft (REMAP_SIGTERM=SIGQUIT)"
+    assert [(row["shutdown"], row["ack"]) for row in rows] == [
+        ("warm", "early ack"),
+        ("warm", "acks_late"),
+        (soft, "early ack"),
+        (soft, "acks_late"),
+    ]
+    for row in rows:
+        assert set(row) == {"shutdown", "ack", "n", "finished", "lost", "ran_twice", "effects", "stopped_by"}
+        assert row["n"] == 4 and row["finished"] + row["lost"] == 4
+        assert row["finished"] <= row["effects"] <= 4  # 효과는 멱등하다: 두 번 실행되어도 한 번
+        # 신호가 온 순간 풀 프로세스 둘은 작업 하나씩(시작 시 ack 하나, 완료 후 ack 하나)을 실행하고 있었다.
+        # 받아 두기만 한 메시지는 ack 전이라 돌아왔다. 그래서 잃은 것은 실행 중이던 시작 시 ack 작업 하나뿐이다.
+        if row["ack"] == "acks_late":
+            assert (row["lost"], row["ran_twice"], row["effects"]) == (0, 1, 4)
+        else:
+            assert (row["lost"], row["ran_twice"]) == (1, 0)
+    assert rows[0]["stopped_by"] == "SIGKILL"  # 유예 시간보다 긴 작업을 warm shutdown이 기다리다가
+    assert "SIGKILL after a 1.5 s grace period" in capsys.readouterr().out

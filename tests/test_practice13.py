@@ -30,8 +30,6 @@ from tests import WAIT_SECONDS
 
 LESSON = "practice13"
 QUEUE = tasks.app.conf.task_default_queue
-# 테스트마다 이 실습의 큐를 비우고 쓴다. 한 테스트 프로세스에 모아 서로의 메시지를 세지 않게 한다.
-pytestmark = pytest.mark.xdist_group(LESSON)
 
 
 @pytest.fixture(autouse=True)

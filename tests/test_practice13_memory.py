@@ -25,7 +25,6 @@ from practice13.tasks import MAX_MEMORY_PER_CHILD_KIB, use_memory
 from tests import WAIT_SECONDS
 
 LESSON = "practice13"
-pytestmark = pytest.mark.xdist_group(LESSON)
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 MEMORY_LIMIT_MB = 250  # 테스트가 만든 cgroup의 메모리 한도. 워커(메인 프로세스와 풀 프로세스 하나)가 쓰기에는 넉넉하다
 SMALL_MB = 10  # 한도 아래에서 끝나는 작업

@@ -22,7 +22,6 @@ from tests import WAIT_SECONDS
 LESSON = "practice13"
 QUEUE_KEY = KEY_PREFIX + redis_tasks.app.conf.task_default_queue  # 큐는 Redis 목록이다. 키 앞에 global_keyprefix
 UNACKED_KEY = KEY_PREFIX + "unacked"
-pytestmark = pytest.mark.xdist_group(LESSON)
 
 
 @pytest.fixture
