@@ -120,7 +120,8 @@ def test_runner_all_shows_every_lesson_as_one_block_in_order_and_leaves_no_worke
         # 그 실습의 줄은 모두 자기 머리줄과 결과 줄 사이에 있다: 워커가 뜨고, 일하고, 멈추는 것까지.
         assert re.search(rf"^━━ {lesson}: 통과", block.text, re.MULTILINE), block.text
         tags = set(block.logs)
-        assert tags, block.text
+        # 워커를 스스로 띄우는 실습(starts_workers)의 워커 로그는 실행기를 거치지 않으므로 태그가 없을 수 있다.
+        assert tags or needs_of(lesson).starts_workers, block.text
         assert not tags & nodes_seen  # 다른 실습의 워커 줄이 섞이지 않았다
         nodes_seen |= tags
         for tag, log in block.logs.items():
