@@ -1,0 +1,19 @@
+"""practice14의 Redis 브로커 앱. 네트워크가 끊겼다가 이어진 뒤에도 워커가 다시 소비하는지 보는 데 쓴다.
+
+celery -A practice14.redis_tasks worker --loglevel=info
+"""
+
+from celery import Celery
+
+from course import Journal
+from global_config import REDIS_URL
+
+app = Celery("practice14", broker=REDIS_URL, backend=REDIS_URL)
+app.conf.update(task_default_queue="practice14.redis")
+
+journal = Journal("practice14")
+
+
+@app.task(ignore_result=True)
+def note(run, label):
+    journal.write(run, label)
