@@ -1,4 +1,4 @@
-"""practice13: 배포 도구 노릇을 하며 워커를 멈추고 새 워커를 띄운다. 배포 도중에 실행되던 작업이 어떻게 되는지 센다.
+"""practice13: 배포 도구 역할을 하며 워커를 멈추고 새 워커를 띄운다. 배포 도중에 실행되던 작업이 어떻게 되는지 센다.
 
 이 실습은 워커를 직접 띄운다. 다른 터미널에서 띄울 워커가 없다.
     python -m practice13.call_tasks
@@ -41,7 +41,7 @@ def start_worker(env=None):
 
 
 def deploy_stop(old):
-    """배포 도구처럼 멈춘다. SIGTERM을 보내고, 유예 시간이 지나도 살아 있으면 프로세스 모두에 SIGKILL을 보낸다."""
+    """배포 도구처럼 워커를 멈춘다. SIGTERM을 보내고, 유예 시간 뒤에도 살아 있으면 모든 프로세스에 SIGKILL을 보낸다."""
     os.kill(old.proc.pid, signal.SIGTERM)
     try:
         old.proc.wait(GRACE_SECONDS)
@@ -58,7 +58,7 @@ def counts(run):
 
 
 def send_and_wait_started(*calls):
-    """(작업, 초) 들을 보내고 모두 시작할 때까지 기다린다. 작업마다의 run을 돌려준다."""
+    """(작업, 초) 쌍을 모두 보내고, 모두 시작할 때까지 기다린다. 작업마다 만든 run을 돌려준다."""
     runs = []
     for task, seconds in calls:
         run = Journal.new_run()
@@ -83,7 +83,9 @@ def killed_after_grace():
     new = start_worker(env=SOFT_ON_SIGTERM)
     journal.wait_for(late, 1, what="끝", timeout=WAIT_SECONDS + WORK_SECONDS)
     never_within(SETTLE_SECONDS, lambda: counts(early)["시작"] > 1, "시작 시 ack 작업의 두 번째 실행")
-    show("시작 시 ack 작업(work)", counts(early), {"시작": 1, "효과": 1}, note="끝나지 못했고, 돌아오지 않았습니다")
+    show(
+        "시작 시 ack 작업(work)", counts(early), {"시작": 1, "효과": 1}, note="끝나지 못했고, 다시 실행되지 않았습니다"
+    )
     show(
         "완료 후 ack 작업(work_acks_late)",
         counts(late),
@@ -105,13 +107,16 @@ def soft_shutdown(old):
         f"{SHORT_WORK_SECONDS}초 작업", counts(short), {"시작": 1, "효과": 1, "끝": 1}, note="기다리는 동안 끝났습니다"
     )
     show(
-        f"{WORK_SECONDS}초, 시작 시 ack 작업", counts(early), {"시작": 1, "효과": 1}, note="끊겼고, 돌아오지 않았습니다"
+        f"{WORK_SECONDS}초, 시작 시 ack 작업",
+        counts(early),
+        {"시작": 1, "효과": 1},
+        note="끊겼고, 다시 실행되지 않았습니다",
     )
     show(
         f"{WORK_SECONDS}초, 완료 후 ack 작업",
         counts(late),
         {"시작": 2, "효과": 1, "효과는 이미 있음": 1, "끝": 1},
-        note="끊긴 뒤 곧바로 돌아와 새 워커가 실행했습니다",
+        note="끊긴 뒤 메시지가 곧바로 돌아와 새 워커가 다시 실행했습니다",
     )
 
 

@@ -1,7 +1,7 @@
 """practice13의 두 번째 앱. 같은 작업을 Redis 브로커로 보낸다. 배포 도중에 멈춘 워커의 메시지가 어떻게 되는지 본다.
 
 Redis에는 ack가 없다. kombu는 워커가 받아 간 메시지를 'unacked' 해시에 적어 두고, ack하면 지운다(practice12).
-- 워커가 스스로 멈추면(warm, soft, cold shutdown) kombu가 ack하지 않은 메시지를 그 자리에서 큐로 되돌린다
+- 워커가 스스로 멈추면(warm, soft, cold shutdown) kombu가 ack하지 않은 메시지를 멈추기 전에 큐로 되돌린다
   (kombu/transport/virtual/base.py 의 restore_unacked_once, Redis의 QoS.restore_at_shutdown=True).
 - SIGKILL로 죽으면 되돌릴 틈이 없다. 메시지는 'unacked' 해시에 남아 있다가, 받아 간 때로부터 visibility_timeout 이
   지난 뒤에야 다른 워커가 큐로 되돌린다. 기본값은 3600초다.
