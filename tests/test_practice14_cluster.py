@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -199,3 +200,17 @@ def test_a_classic_queue_is_unavailable_while_its_node_is_down(rabbitmq_cluster,
     assert declared.message_count == 1
     with running(Worker(LESSON, module="cluster_tasks", queues=(CLASSIC_QUEUE.name,))):
         assert journal.wait_for(run, 1)[0]["number"] == 0
+
+
+def test_the_failover_benchmark_runs_and_writes_json(rabbitmq_cluster, tmp_path, capsys):
+    # benchmarks.failover 를 아주 작은 크기로 한 번 돌린다(속도는 재지 않는다). 클러스터를 쓰므로 이 모듈에 둔다.
+    from benchmarks import failover
+
+    path = tmp_path / "failover.json"
+    assert failover.main(["--heartbeats", "1", "--rounds", "1", "-n", "20", "--json", str(path)]) == 0
+    rows = json.loads(path.read_text())
+    (frozen,) = rows["frozen_worker"]
+    assert frozen["heartbeat_s"] == 1 and frozen["n"] == 1 and frozen["p50_s"] > 0
+    assert rows["leader_stop"]["n"] == 20 and rows["leader_stop"]["lost"] == 0
+    out = capsys.readouterr().out
+    assert "frozen worker" in out and "quorum queue leader node stopped" in out
