@@ -122,7 +122,7 @@ def test_stopping_the_quorum_queues_leader_loses_no_task(rabbitmq_cluster, node_
         found = re.search(r"실행된 작업: (\d+)개, 잃은 작업: 0개, 한 번 더 실행된 횟수: (\d+)번", out)
         assert found and int(found.group(1)) == SENT_BEFORE, out
         # 노드가 멈출 때 ack 하지 않은 작업(풀 프로세스마다 prefetch 하나)만 한 번 더 실행될 수 있다.
-        assert int(found.group(2)) <= 2 * os.cpu_count()
+        assert int(found.group(2)) <= os.cpu_count()  # README의 워커: 풀 프로세스는 CPU 수만큼, prefetch 배수 1
         wait_until(lambda: len(_numbers(after)) >= SENT_AFTER, f"멈춘 뒤 보낸 작업 {SENT_AFTER}개", WAIT_SECONDS)
         assert set(_numbers(after)) == set(range(SENT_AFTER))
         new = cluster.leader(QUORUM_QUEUE.name, asking=cluster.other_node(old))
@@ -137,6 +137,10 @@ def test_stopping_the_quorum_queues_leader_loses_no_task(rabbitmq_cluster, node_
             retrying = rf"Retrying delayed delivery setup \(attempt {attempt}/3\) after error: .*Sleeping {pause}"
             assert re.search(retrying, worker.log)
         assert re.search(rf"Failed to setup delayed delivery for {stopped}", worker.log)
+        # 그동안(첫 재시도부터 포기할 때까지) 워커는 작업을 받지 않는다.
+        retrying_since = worker.log.index("Retrying delayed delivery setup (attempt 1/3)")
+        given_up = re.search(rf"Failed to setup delayed delivery for {stopped}", worker.log[retrying_since:])
+        assert " received" not in worker.log[retrying_since : retrying_since + given_up.start()]
     # 다시 띄운 노드는 클러스터에 스스로 합류하고, 쿼럼 큐의 멤버로 돌아온다.
     asking = cluster.other_node(old)
     assert cluster.node_name(old) not in cluster.queue(QUORUM_QUEUE.name, asking)["online"]
