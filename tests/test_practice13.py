@@ -9,18 +9,21 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from kombu import Connection
 
 import global_config
-from course import Journal, wait_until
+from course import Journal, never_within, wait_until
 from playground import PROJECT_ROOT, processes
 from playground.broker import queue_counts
 from playground.workers import Worker
@@ -30,6 +33,8 @@ from tests import WAIT_SECONDS
 
 LESSON = "practice13"
 QUEUE = tasks.app.conf.task_default_queue
+LONG_SOFT_SECONDS = 5  # 작업(1초)보다 훨씬 긴 soft shutdown 시간
+PID1_IGNORES_SECONDS = 1  # PID 1인 sh가 SIGTERM을 받고도 살아 있는지 지켜보는 시간
 
 
 @pytest.fixture(autouse=True)
@@ -124,32 +129,40 @@ def test_remap_sigterm_makes_sigterm_a_soft_shutdown_that_lets_short_tasks_finis
 
 @pytest.mark.parametrize("on_idle", [False, True], ids=["default", "on_idle"])
 def test_soft_shutdown_waits_on_an_idle_worker_only_with_soft_shutdown_on_idle(on_idle):
-    env = {"REMAP_SIGTERM": "SIGQUIT", **({"PRACTICE13_SOFT_SHUTDOWN_ON_IDLE": "1"} if on_idle else {})}
+    env = {"REMAP_SIGTERM": "SIGQUIT", "PRACTICE13_SOFT_SHUTDOWN_SECONDS": "0.5"}
+    if on_idle:
+        env["PRACTICE13_SOFT_SHUTDOWN_ON_IDLE"] = "1"
     worker = _started_worker(env=env)
     try:
         _signal_and_wait(worker, signal.SIGTERM)
     finally:
         worker.stop()
     assert "worker: Cold shutdown (MainProcess)" in worker.log
-    assert ("Initiating Soft Shutdown" in worker.log) is on_idle
+    assert ("Initiating Soft Shutdown, terminating in 0.5 seconds" in worker.log) is on_idle
 
 
 def test_soft_shutdown_waits_its_whole_timeout_even_when_the_tasks_finish_sooner():
-    worker = _started_worker(env={"REMAP_SIGTERM": "SIGQUIT"})
+    # soft shutdown 시간을 5초로 둔다. 작업은 1초 안에 끝난다. 작업이 끝나자마자 멈추는 워커라면 멈추는 데 드는
+    # 1.6초쯤을 더해도 3초가 안 걸린다.
+    env = {"REMAP_SIGTERM": "SIGQUIT", "PRACTICE13_SOFT_SHUTDOWN_SECONDS": str(LONG_SOFT_SECONDS)}
+    worker = _started_worker(env=env)
     try:
         (short,) = _send((work, SHORT_WORK_SECONDS))
-        signalled = time.monotonic()
+        signalled = time.time()
         _signal_and_wait(worker, signal.SIGTERM)
-        stopped = time.monotonic()
+        stopped = time.time()
     finally:
         worker.stop()
-    assert journal.whats(short) == ["시작", "효과", "끝"]
-    # 작업은 1초 만에 끝났지만 워커는 soft shutdown 시간(2초)을 다 기다리고 멈췄다. 아래쪽 한계라 부하에도 참이다.
-    assert stopped - signalled >= SOFT_SHUTDOWN_SECONDS
+    assert f"Initiating Soft Shutdown, terminating in {float(LONG_SOFT_SECONDS)} seconds" in worker.log
+    ended = next(entry.at for entry in journal.read(short) if entry.what == "끝")
+    assert ended - signalled <= SHORT_WORK_SECONDS + 1  # 작업은 신호 뒤 곧 끝났다
+    # 그래도 워커는 soft shutdown 시간을 다 기다리고 멈췄다. 아래쪽 한계라 부하에도 참이다.
+    assert stopped - signalled >= LONG_SOFT_SECONDS
 
 
 def test_ctrl_c_once_is_warm_and_twice_is_cold_and_the_cut_acks_late_task_comes_back():
     # README "직접 해 보기"의 명령. `celery call` 로 작업을 보내고, 워커에 Ctrl-C(SIGINT)를 두 번 보낸다.
+    # 터미널의 Ctrl-C는 앞에서 실행 중인 프로세스 그룹 전체(메인 프로세스와 풀 프로세스)에 간다.
     worker = _started_worker()
     run = Journal.new_run()
     try:
@@ -160,12 +173,15 @@ def test_ctrl_c_once_is_warm_and_twice_is_cold_and_the_cut_acks_late_task_comes_
         )  # fmt: skip
         assert sent.returncode == 0, sent.stderr
         journal.wait_for(run, 1, what="시작", timeout=WAIT_SECONDS)
-        os.kill(worker.proc.pid, signal.SIGINT)
+        os.killpg(worker.proc.pid, signal.SIGINT)
         worker.wait_for_log(
             r"worker: Hitting Ctrl\+C again will initiate cold shutdown, terminating all running tasks!", WAIT_SECONDS
         )
         worker.wait_for_log(r"worker: Warm shutdown \(MainProcess\)", WAIT_SECONDS)
-        os.kill(worker.proc.pid, signal.SIGINT)
+        # 첫 Ctrl-C 뒤에도 작업은 이어진다(시작하고 1초 뒤의 효과). 워커는 그 작업을 기다린다.
+        journal.wait_for(run, 1, what="효과", timeout=WAIT_SECONDS)
+        assert worker.proc.poll() is None
+        os.killpg(worker.proc.pid, signal.SIGINT)
         worker.wait_for_log(r"worker: Hitting Ctrl\+C again will terminate all running tasks!", WAIT_SECONDS)
         worker.proc.wait(WAIT_SECONDS)
     finally:
@@ -173,6 +189,12 @@ def test_ctrl_c_once_is_warm_and_twice_is_cold_and_the_cut_acks_late_task_comes_
     assert f"Initiating Soft Shutdown, terminating in {float(SOFT_SHUTDOWN_SECONDS)} seconds" in worker.log
     assert "끝" not in journal.whats(run)
     assert _queued_task_names() == [work_acks_late.name]
+    # 워커를 다시 띄우면 끊긴 작업이 처음부터 다시 실행된다. 확인한 뒤에는 곧바로 끊고(cold shutdown) 되돌린다.
+    again = _started_worker(env={"PRACTICE13_SOFT_SHUTDOWN_SECONDS": "0"})
+    try:
+        journal.wait_for(run, 2, what="시작", timeout=WAIT_SECONDS)
+    finally:
+        _signal_and_wait(again, signal.SIGQUIT)
 
 
 def test_sigkill_after_the_grace_period_loses_an_early_ack_task_and_rabbitmq_takes_back_the_acks_late_one():
@@ -203,35 +225,68 @@ def _compose_worker_command() -> str:
     return worker.replace("/venv/bin/celery", f"{sys.executable} -m celery")
 
 
-def _sh_worker(script: str) -> subprocess.Popen[str]:
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+@contextlib.contextmanager
+def _as_pid_1(script: str):
+    """sh -c script 를 새 PID 네임스페이스의 PID 1로 실행한다. 컨테이너 안의 PID 1과 같다.
+
+    (unshare 프로세스, 네임스페이스 밖에서 본 sh의 PID, 출력을 모으는 목록)을 준다. 나올 때 그 PID 1을
+    SIGKILL로 죽인다. PID 1이 죽으면 커널이 네임스페이스의 다른 프로세스도 모두 죽인다.
+    """
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("a new PID namespace (unshare --pid) needs root and util-linux's unshare")
     script += f" --hostname=compose-{uuid.uuid4().hex[:6]}@%h --without-mingle --without-gossip"
-    return subprocess.Popen(
-        ["sh", "-c", script], cwd=PROJECT_ROOT, env={**os.environ, "REMAP_SIGTERM": "SIGQUIT"},
+    proc = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "sh", "-c", script], cwd=PROJECT_ROOT,
+        env={**os.environ, "REMAP_SIGTERM": "SIGQUIT"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
-
-
-@pytest.mark.parametrize("with_exec", [True, False], ids=["exec", "without_exec"])
-def test_the_compose_command_hands_sigterm_to_the_worker_only_through_exec(with_exec):
-    # docker는 SIGTERM을 컨테이너의 PID 1에 보낸다. compose의 명령은 sh -c 이므로 PID 1은 처음에 sh다.
-    script = _compose_worker_command()
-    if not with_exec:
-        script = "true && " + script.removeprefix("exec ")
-    worker = _sh_worker(script)
-    lines = []
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
     try:
-        wait_until(lambda: any(" ready." in line for line in lines) or lines.append(worker.stdout.readline()),
-                   "워커의 ready 로그", WAIT_SECONDS)  # fmt: skip
-        os.kill(worker.pid, signal.SIGTERM)  # PID 1에 보내는 것과 같다
-        if with_exec:
-            assert worker.wait(WAIT_SECONDS) == 0  # sh가 celery로 바뀌었다: 워커가 받고 스스로 멈췄다
-            assert "worker: Cold shutdown (MainProcess)" in "".join(lines) + worker.stdout.read()
-        else:
-            assert worker.wait(WAIT_SECONDS) == -signal.SIGTERM  # sh가 죽었다
-            # 워커는 SIGTERM을 받지 못하고 계속 실행된다. 컨테이너라면 PID 1이 끝나는 순간 모두 SIGKILL로 죽는다.
-            assert processes.in_group(worker.pid)
+        wait_until(lambda: " ready." in "".join(lines), "워커의 ready 로그", WAIT_SECONDS)
+        (pid_1,) = _children(proc.pid)  # unshare가 fork한 자식이 네임스페이스의 PID 1이다
+        yield proc, pid_1, lines
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait(WAIT_SECONDS)
-        worker.stdout.close()
+        for pid in _children(proc.pid) if proc.poll() is None else ():
+            os.kill(pid, signal.SIGKILL)
+        proc.wait(WAIT_SECONDS)
+        reader.join(WAIT_SECONDS)
+        proc.stdout.close()
+
+
+def test_the_compose_command_with_exec_makes_the_worker_pid_1_and_it_gets_the_sigterm():
+    # docker는 SIGTERM을 컨테이너의 PID 1에 보낸다. exec 가 있으면 sh가 celery로 바뀌어 워커가 PID 1이 된다.
+    with _as_pid_1(_compose_worker_command()) as (proc, pid_1, lines):
+        assert "celery" in processes.command_line(pid_1)
+        os.kill(pid_1, signal.SIGTERM)
+        assert proc.wait(WAIT_SECONDS) == 0  # 워커가 받고 스스로 멈췄다(REMAP_SIGTERM=SIGQUIT: cold shutdown)
+    assert "worker: Cold shutdown (MainProcess)" in "".join(lines)
+
+
+def test_the_compose_command_without_exec_leaves_sh_as_pid_1_which_ignores_sigterm():
+    # exec 가 없으면 PID 1은 sh다. 네임스페이스 밖에서 온 신호는 PID 1이 처리기를 둔 것만 전달된다
+    # (pid_namespaces(7)). sh는 SIGTERM 처리기가 없으므로 신호는 버려지고, 워커에도 가지 않는다.
+    script = "true && " + _compose_worker_command().removeprefix("exec ")
+    with _as_pid_1(script) as (proc, pid_1, lines):
+        assert processes.command_line(pid_1).startswith("sh -c true && ")
+        workers = processes.descendants(pid_1)
+        assert workers  # sh의 자식인 워커(메인 프로세스와 풀 프로세스)
+        os.kill(pid_1, signal.SIGTERM)
+        never_within(
+            PID1_IGNORES_SECONDS,
+            lambda: not processes.alive(pid_1) or "shutdown" in "".join(lines),
+            "SIGTERM으로 끝나는 sh나 멈추기 시작하는 워커",
+        )
+        # 유예 시간이 지나면 docker는 SIGKILL을 보낸다. PID 1이 죽으면 워커도 함께 SIGKILL로 죽는다.
+        os.kill(pid_1, signal.SIGKILL)
+        proc.wait(WAIT_SECONDS)
+        wait_until(lambda: not any(processes.alive(pid) for pid in workers), "함께 죽은 워커", WAIT_SECONDS)
+    assert "shutdown" not in "".join(lines)  # 워커는 멈추는 절차를 밟지 못했다
