@@ -246,8 +246,8 @@ def test_the_shortest_visibility_timeout_in_a_redis_database_restores_every_apps
 
 def test_practice12_redis_tasks_is_the_courses_only_redis_broker_app_without_a_key_prefix():
     # README: 그래서 이 실습의 2초가 REDIS_URL 의 데이터베이스의 키를 다른 Redis 브로커 앱과 나누지 않는다.
-    # global_keyprefix 를 붙인 앱(practice13.redis_tasks)은 키가 다르다. tests/test_practice13_redis.py 가 그 앱의
-    # 메시지를 이 실습의 워커가 되돌리지 않는 것을 확인한다.
+    # global_keyprefix 를 붙인 앱(practice13.redis_tasks, practice14.redis_tasks)은 키가 다르다.
+    # tests/test_practice13_redis.py 가 그 앱의 메시지를 이 실습의 워커가 되돌리지 않는 것을 확인한다.
     prefixed = set()
     redis_brokers = set()
     for lesson in available_lessons():
@@ -260,7 +260,7 @@ def test_practice12_redis_tasks_is_the_courses_only_redis_broker_app_without_a_k
                 options = app.conf.broker_transport_options or {}
                 (prefixed if options.get("global_keyprefix") else redis_brokers).add(module.__name__)
     assert redis_brokers == {"practice12.redis_tasks"}
-    assert prefixed == {"practice13.redis_tasks"}
+    assert prefixed == {"practice13.redis_tasks", "practice14.redis_tasks"}
 
 
 def test_the_redis_broker_keeps_one_list_per_priority():
