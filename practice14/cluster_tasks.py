@@ -26,6 +26,9 @@ CLASSIC_QUEUE = Queue("practice14.classic", Exchange("practice14.classic"), rout
 
 # broker_url 에 주소 여럿을 ; 로 이으면 kombu는 앞의 것부터 연결하고, 끊기면 다음 주소로 넘어간다(round-robin).
 app = Celery("practice14", broker=RABBITMQ_CLUSTER_URLS, backend=REDIS_URL)
+# broker_heartbeat 는 기본값(120초, RabbitMQ와 정하면 60초)으로 둔다. 노드가 멈춘 뒤 다시 연결한 워커는 native
+# delayed delivery 설정을 멈춘 노드에 다시 해 보는 동안(15초 남짓) heartbeat를 보내지 못한다. tasks.py 처럼 2초로
+# 줄이면 RabbitMQ가 그사이에 새 연결마저 닫고, 워커는 다시 연결하기만 되풀이하며 작업을 받지 못한다.
 app.conf.update(
     task_queues=[QUORUM_QUEUE, CLASSIC_QUEUE],
     task_default_queue=QUORUM_QUEUE.name,
