@@ -43,13 +43,29 @@ def running_versions() -> dict[str, str]:
 
 
 def compose_images() -> dict[str, str]:
-    """docker-compose.yml 의 서비스 이름 → 이미지 (실행기는 개발 의존성 없이 실행되므로 yaml 없이 읽는다)."""
-    images, service = {}, None
+    """docker-compose.yml 의 서비스 이름 → 이미지 (실행기는 개발 의존성 없이 실행되므로 yaml 없이 읽는다).
+
+    클러스터의 노드들처럼 한 서비스의 설정을 앵커(`<<: &이름`)로 적고 다른 서비스가 그것을 병합(`<<: *이름`)하면, 병합한
+    서비스도 그 이미지를 쓴다.
+    """
+    images: dict[str, str] = {}
+    anchored: dict[str, str] = {}
+    service = anchor = None
     for line in COMPOSE_FILE.read_text().splitlines():
-        if match := re.fullmatch(r"  ([a-z]+):", line):
-            service = match.group(1)
-        elif (match := re.fullmatch(r"    image: (\S+)", line)) and service:
+        if re.fullmatch(r"\S.*", line):  # 최상위 키(services:, volumes:)
+            service = anchor = None
+        elif match := re.fullmatch(r"  ([a-z][a-z0-9-]*):", line):
+            service, anchor = match.group(1), None
+        elif service is None:
+            continue
+        elif match := re.fullmatch(r"    <<: &(\S+)", line):
+            anchor = match.group(1)
+        elif (match := re.fullmatch(r"    <<: \*(\S+)", line)) and match.group(1) in anchored:
+            images[service] = anchored[match.group(1)]
+        elif match := re.fullmatch(r"    (?:  )?image: (\S+)", line):
             images[service] = match.group(1)
+            if anchor:
+                anchored[anchor] = match.group(1)
     return images
 
 
