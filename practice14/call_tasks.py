@@ -1,4 +1,4 @@
-"""practice14: 작업을 실행하던 워커를 멈춰(SIGSTOP) 보고, RabbitMQ가 언제 알아채는지, 깨어난 워커가 무엇을 하는지 본다.
+"""practice14: 작업을 실행하는 워커를 SIGSTOP으로 멈추고, RabbitMQ가 언제 알아채는지와 깨어난 워커가 하는 일을 본다.
 
 워커는 이 스크립트가 직접 띄운다. 다른 터미널은 필요 없다:  python -m practice14.call_tasks
 """
@@ -17,35 +17,35 @@ step, show = scenario.step, scenario.show
 
 
 def two_workers(cancel_on_loss=False):
-    """같은 큐를 소비하는 워커 둘. 풀 프로세스는 앱 설정대로 하나씩이다."""
+    """같은 큐를 소비하는 워커 둘을 만든다. 풀 프로세스는 앱 설정대로 하나씩이다."""
     env = {"PRACTICE14_CANCEL_ON_LOSS": "1"} if cancel_on_loss else {}
     return Worker("practice14", concurrency=None, env=env), Worker("practice14", concurrency=None, env=env)
 
 
 def freeze_the_busy_one(workers):
-    """작업 하나를 보내고, 그것을 받은 워커를 통째로 멈춘다. (run, 멈춘 워커, 멈춘 시각)을 돌려준다."""
+    """작업 하나를 보내고, 그 작업을 받은 워커를 통째로 멈춘다. (run, 멈춘 워커, 멈춘 시각)을 돌려준다."""
     run = Journal.new_run()
     work.delay(run)
     started = journal.wait_for(run, 1)[0]
     frozen = next(worker for worker in workers if started.pid in worker.pids())
-    # 워커는 새 프로세스 그룹으로 떴다. 그룹 전체(메인 프로세스와 풀 프로세스)에 보내면 VM이 멈춘 것과 같다.
+    # 워커는 자기 프로세스 그룹에서 실행된다. 그룹 전체(메인 프로세스와 풀 프로세스)에 보내면 VM이 멈춘 것과 같다.
     os.killpg(frozen.proc.pid, signal.SIGSTOP)
     print("    os.killpg(작업을 받은 워커, signal.SIGSTOP)   (메인 프로세스와 풀 프로세스가 함께 멈춥니다)")
     return run, frozen, time.time()
 
 
 def redelivered_after(run, frozen_at):
-    """멈춘 워커의 작업이 다른 워커에서 다시 시작하기를 기다린다. heartbeat 한 번 동안은 오지 않아야 한다."""
-    again = f"멈추고 {HEARTBEAT_SECONDS}초 안에 다시 시작한 실행"
+    """멈춘 워커의 작업이 다른 워커에서 다시 시작되기를 기다린다. heartbeat 간격 한 번 안에는 시작되지 않아야 한다."""
+    again = f"멈춘 뒤 {HEARTBEAT_SECONDS}초 안에 다시 시작된 실행"
     never_within(HEARTBEAT_SECONDS, lambda: journal.whats(run).count("시작") > 1, again)
-    show(f"멈추고 {HEARTBEAT_SECONDS}초 동안 다시 시작한 실행", journal.whats(run).count("시작") - 1, 0)
+    show(again, journal.whats(run).count("시작") - 1, 0)
     second = journal.wait_for(run, 2, what="시작", timeout=WAIT_SECONDS + 3 * HEARTBEAT_SECONDS)[-1]
     seconds = second.at - frozen_at
     show("다른 워커가 같은 작업을 다시 시작했습니다", second.what == "시작", True, note=f"멈추고 {seconds:.1f}초 뒤")
 
 
 def log_line(worker, pattern):
-    """worker의 로그에 pattern이 나오기를 기다렸다가 그 줄을 돌려준다."""
+    """worker의 로그에 pattern이 나올 때까지 기다렸다가 그 줄을 돌려준다."""
     found = wait_until(lambda: re.search(pattern, worker.log), f"워커 로그의 {pattern!r}")
     return found.group(0)
 

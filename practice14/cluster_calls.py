@@ -13,12 +13,12 @@ from course import WAIT_SECONDS, Journal, wait_until
 from practice14.cluster_tasks import RECORD_SECONDS, journal, record
 
 DEFAULT_COUNT = 1000
-# 노드 하나가 멈추면 워커는 다른 노드로 다시 연결한다. 그 사이의 멈춤과 남은 작업을 기다리는 상한에 더한다.
+# 노드 하나가 멈추면 워커는 다른 노드로 다시 연결하고, 그동안 작업을 받지 않는다. 이 시간을 기다리는 상한에 더한다.
 FAILOVER_SECONDS = 60
 
 
 def executed(run):
-    """작업 번호 → 실행된 횟수."""
+    """작업 번호마다 실행된 횟수를 센다."""
     return Counter(entry["number"] for entry in journal.read(run))
 
 

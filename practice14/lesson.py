@@ -12,6 +12,6 @@ NEEDS = Needs(
     starts_workers=True,  # call_tasks 가 워커 둘을 띄우고, 하나를 SIGSTOP으로 멈췄다가 SIGCONT로 깨운다
     waits={
         "1. 멈춘 워커를 heartbeat로 알아채기까지 (두 번째 워커가 다시 실행)": 3 * HEARTBEAT_SECONDS + WORK_SECONDS,
-        "2. 같은 일, 연결이 끊기면 취소하는 워커": 3 * HEARTBEAT_SECONDS + WORK_SECONDS,
+        "3. 같은 멈춤, 연결이 끊기면 작업을 취소하는 워커": 3 * HEARTBEAT_SECONDS + WORK_SECONDS,
     },
 )
