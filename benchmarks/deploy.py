@@ -12,10 +12,11 @@ practice13의 작업을 시작 시 ack(work)와 완료 후 ack(work_acks_late)�
 
 설정마다(멈추는 방법 × ack):
 - finished: 끝까지 실행된 작업 수
-- lost: n - finished (끝나지 못했고 다시 실행되지도 않은 작업)
+- lost: n - finished (끝까지 실행되지 못한 작업. 다시 실행되었다가 또 끊긴 작업도 센다)
 - ran_twice: 두 번 이상 시작한 작업 수 (끊긴 뒤 다시 실행된 것)
-- effects: 효과를 남긴 작업 수 (두 번 실행되어도 한 번)
-- stopped_by: 옛 워커가 멈춘 방법 (스스로 / SIGKILL)
+- effects: 실행 기록의 '효과' 줄 수. 효과가 멱등하지 않아 다시 실행될 때마다 남는다면 n보다 커진다
+- stopped_by: 옛 워커가 멈춘 방법 (itself: 유예 시간 안에 스스로 / SIGKILL)
+- stop_seconds: SIGTERM을 보내고 옛 워커의 메인 프로세스가 끝나기까지 걸린 시간(초). SIGKILL이면 유예 시간과 거의 같다
 """
 
 from __future__ import annotations
@@ -41,15 +42,17 @@ DEADLINE_SECONDS = 300
 ACKS = ("early ack", "acks_late")
 
 
-def _stop_like_a_deploy_tool(old: Worker, grace: float) -> str:
+def _stop_like_a_deploy_tool(old: Worker, grace: float) -> tuple[str, float]:
+    """SIGTERM을 보내고 grace 초 안에 끝나지 않으면 프로세스 그룹째 SIGKILL. (멈춘 방법, 걸린 초)를 돌려준다."""
+    signalled = time.monotonic()
     os.kill(old.proc.pid, signal.SIGTERM)
     try:
         old.proc.wait(grace)
-        return "itself"
+        return "itself", round(time.monotonic() - signalled, 2)
     except subprocess.TimeoutExpired:
         os.killpg(old.proc.pid, signal.SIGKILL)
         old.proc.wait()
-        return "SIGKILL"
+        return "SIGKILL", round(time.monotonic() - signalled, 2)
     finally:
         old.stop()
 
@@ -90,7 +93,7 @@ def one_deploy(
         return sum("시작" in _whats(e) for rows in _entries(runs).values() for e in rows) >= concurrency
 
     wait_until(pool_full, "풀 프로세스가 모두 참", _left(started))
-    stopped_by = _stop_like_a_deploy_tool(old, grace)
+    stopped_by, stop_seconds = _stop_like_a_deploy_tool(old, grace)
     new = _worker(concurrency, soft, remap=True)
     seen = {"counts": None, "changed_at": time.monotonic()}
 
@@ -119,8 +122,9 @@ def one_deploy(
             "finished": finished,
             "lost": n - finished,
             "ran_twice": sum(w.count("시작") >= 2 for w in whats),
-            "effects": sum("효과" in w for w in whats),
+            "effects": sum(w.count("효과") for w in whats),
             "stopped_by": stopped_by,
+            "stop_seconds": stop_seconds,
         })  # fmt: skip
     return rows, new
 
@@ -162,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.n} tasks per setting ({args.seconds:g} s each), concurrency {args.concurrency}; "
         f"SIGTERM once mid-run, SIGKILL after a {args.grace:g} s grace period, then a new worker"
     )
-    header = ("shutdown", "ack", "n", "finished", "lost", "ran_twice", "effects", "stopped_by")
+    header = ("shutdown", "ack", "n", "finished", "lost", "ran_twice", "effects", "stopped_by", "stop_seconds")
     widths = {key: max(len(key), *(len(str(row[key])) for row in rows)) for key in header}
     print("  ".join(f"{key:<{widths[key]}}" for key in header))
     for row in rows:

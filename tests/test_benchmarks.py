@@ -141,7 +141,10 @@ def test_deploy_benchmark_runs_and_writes_json(tmp_path, capsys):
     from benchmarks import deploy
 
     path = tmp_path / "deploy.json"
-    args = ["-n", "4", "--concurrency", "2", "--seconds", "3", "--grace", "1.5", "--soft", "0.3", "--json", str(path)]
+    # 작업(3.8초)이 유예 시간(2.8초)보다 길다. soft shutdown(0.3초)은 멈추는 데 드는 1.6초쯤을 더해도 유예 시간 안이다.
+    soft_seconds, grace_seconds = 0.3, 2.8
+    args = ["-n", "2", "--concurrency", "2", "--seconds", "3.8", "--grace", str(grace_seconds),
+            "--soft", str(soft_seconds), "--json", str(path)]  # fmt: skip
     assert deploy.main(args) == 0
     rows = json.loads(path.read_text())
     soft = "soft (REMAP_SIGTERM=SIGQUIT)"
@@ -151,15 +154,21 @@ def test_deploy_benchmark_runs_and_writes_json(tmp_path, capsys):
         (soft, "early ack"),
         (soft, "acks_late"),
     ]
+    columns = {"shutdown", "ack", "n", "finished", "lost", "ran_twice", "effects", "stopped_by", "stop_seconds"}
     for row in rows:
-        assert set(row) == {"shutdown", "ack", "n", "finished", "lost", "ran_twice", "effects", "stopped_by"}
-        assert row["n"] == 4 and row["finished"] + row["lost"] == 4
-        assert row["finished"] <= row["effects"] <= 4  # 효과는 멱등하다: 두 번 실행되어도 한 번
+        assert set(row) == columns
+        assert row["n"] == 2 and row["finished"] + row["lost"] == 2
+        assert row["finished"] <= row["effects"] <= 2
         # 신호가 온 순간 풀 프로세스 둘은 작업 하나씩(시작 시 ack 하나, 완료 후 ack 하나)을 실행하고 있었다.
-        # 받아 두기만 한 메시지는 ack 전이라 돌아왔다. 그래서 잃은 것은 실행 중이던 시작 시 ack 작업 하나뿐이다.
+        # 시작 시 ack 작업이 ack되어 생긴 자리에는 다음 메시지를 받아 두었다. 받아 두기만 한 메시지는 ack 전이라
+        # 돌아왔다. 그래서 잃은 것은 실행 중이던 시작 시 ack 작업 하나뿐이다.
         if row["ack"] == "acks_late":
-            assert (row["lost"], row["ran_twice"], row["effects"]) == (0, 1, 4)
+            # effects는 실행 기록의 '효과' 줄 수다. 다시 실행된 작업이 효과를 또 남겼다면 3이 된다.
+            assert (row["lost"], row["ran_twice"], row["effects"]) == (0, 1, 2)  # 효과는 멱등하다
         else:
             assert (row["lost"], row["ran_twice"]) == (1, 0)
     assert rows[0]["stopped_by"] == "SIGKILL"  # 유예 시간보다 긴 작업을 warm shutdown이 기다리다가
-    assert "SIGKILL after a 1.5 s grace period" in capsys.readouterr().out
+    assert rows[0]["stop_seconds"] >= grace_seconds
+    assert rows[2]["stopped_by"] == "itself"  # soft shutdown은 유예 시간 안에 스스로 멈췄다
+    assert soft_seconds <= rows[2]["stop_seconds"] < grace_seconds
+    assert f"SIGKILL after a {grace_seconds:g} s grace period" in capsys.readouterr().out
