@@ -13,10 +13,12 @@ practice12의 Redis 브로커 앱(visibility_timeout 2초)과 키를 나눈다.
     터미널 2:  celery -A practice13.redis_tasks call practice13.redis_tasks.work_acks_late --args='["by-hand", 6]'
 """
 
+import os
+
 from celery import Celery
 
 from global_config import REDIS_URL
-from practice13.tasks import WORK_SECONDS, _work
+from practice13.tasks import SOFT_SHUTDOWN_SECONDS, WORK_SECONDS, _work
 
 VISIBILITY_TIMEOUT_SECONDS = 10  # ack 없이 이만큼 지난 메시지는 큐로 되돌아간다. 가장 긴 작업(WORK_SECONDS)보다 길다
 RESTORE_CHECK_SECONDS = 1  # 되돌릴 메시지를 찾는 간격. kombu 기본값으로는 약 100초마다 찾는다
@@ -32,7 +34,8 @@ app.conf.update(
         "global_keyprefix": KEY_PREFIX,
     },
     worker_prefetch_multiplier=1,
-    worker_soft_shutdown_timeout=2.0,
+    # tasks.py 와 같다. PRACTICE13_SOFT_SHUTDOWN_SECONDS=0 이면 soft shutdown 없이 곧바로 끊는다(cold shutdown).
+    worker_soft_shutdown_timeout=float(os.environ.get("PRACTICE13_SOFT_SHUTDOWN_SECONDS", SOFT_SHUTDOWN_SECONDS)),
 )
 
 

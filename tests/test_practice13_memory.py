@@ -139,6 +139,18 @@ def test_concurrency_auto_is_capped_by_a_cgroup_cpu_quota():
     assert f"resolved to 1 (pool=prefork, cgroup cpu quota=0.50, available cpus={cpus})" in line
 
 
+def test_concurrency_auto_reads_the_cgroup_cpu_quota_only_for_the_prefork_pool():
+    # threads 풀은 작업이 CPU를 쓰지 않는다고 보고 할당량을 읽지 않는다. CPU 수(affinity)를 그대로 쓴다.
+    with cgroup("cpu", **{"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "50000"}) as group:
+        line = _auto_concurrency_log(
+            cpu_group=group, concurrency=("--concurrency=auto", "--pool=threads"), says="worker_concurrency='auto'"
+        )
+    cpus = os.process_cpu_count()
+    assert cpus > 1
+    expected = f"worker_concurrency='auto' only sizes the prefork pool; using available cpus={cpus} for pool=threads."
+    assert expected in line
+
+
 def test_without_a_concurrency_the_worker_takes_the_machines_cpu_count_even_with_fewer_cpus_allowed():
     with cgroup("cpu", **{"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "50000"}) as group:
         banner = _auto_concurrency_log(

@@ -9,6 +9,7 @@ import signal
 
 import pytest
 import redis
+from kombu.transport.redis import Channel as RedisChannel
 
 from course import Journal, never_within
 from global_config import REDIS_URL
@@ -76,18 +77,31 @@ def test_on_redis_a_sigkilled_acks_late_task_comes_back_only_after_the_visibilit
     assert practice12_redis_tasks.app.conf.broker_transport_options["visibility_timeout"] < VISIBILITY_TIMEOUT_SECONDS
 
 
-def test_on_redis_a_soft_shutdown_puts_the_cut_acks_late_message_back_in_the_queue_at_once(client):
-    old = _worker(env={"REMAP_SIGTERM": "SIGQUIT"})
+@pytest.mark.parametrize("soft_seconds", [None, "0"], ids=["soft_shutdown", "cold_shutdown"])
+def test_on_redis_a_soft_or_cold_shutdown_puts_the_cut_acks_late_message_back_at_once(client, soft_seconds):
+    # SIGQUIT을 보낸다. Compose의 `stop_signal: SIGQUIT` 과 같다.
+    # 앱의 worker_soft_shutdown_timeout(2초)이면 soft shutdown이다.
+    # PRACTICE13_SOFT_SHUTDOWN_SECONDS=0 이면 cold shutdown이다.
+    env = {} if soft_seconds is None else {"PRACTICE13_SOFT_SHUTDOWN_SECONDS": soft_seconds}
+    old = _worker(env=env)
     try:
         old.start()
         old.wait_ready()
         early, late = _send_both()
-        os.kill(old.proc.pid, signal.SIGTERM)
+        os.kill(old.proc.pid, signal.SIGQUIT)
         old.proc.wait(WAIT_SECONDS)
     finally:
         old.stop()
-    assert "Initiating Soft Shutdown, terminating in 2.0 seconds" in old.log
+    assert "worker: Cold shutdown (MainProcess)" in old.log
+    assert ("Initiating Soft Shutdown, terminating in 2.0 seconds" in old.log) is (soft_seconds is None)
     assert "Restoring 1 unacknowledged message(s)" in old.log
     assert client.llen(QUEUE_KEY) == 1  # 멈추기 전에 kombu가 큐로 되돌렸다
     assert client.hlen(UNACKED_KEY) == 0
     never_within(1, lambda: "끝" in journal.whats(late) + journal.whats(early), "끊긴 작업의 끝")
+
+
+def test_kombus_defaults_put_a_sigkilled_message_back_an_hour_after_it_was_taken_scanning_every_100_seconds():
+    # 이 앱은 둘 다 줄였다. kombu의 기본값은 visibility_timeout 3600초다.
+    # 되돌릴 메시지는 10초 간격으로 확인하되 10번째마다 실제로 찾는다.
+    assert RedisChannel.visibility_timeout == 3600
+    assert RedisChannel.unacked_restore_interval * RedisChannel.unacked_restore_throttle == 100
