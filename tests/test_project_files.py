@@ -144,6 +144,7 @@ def test_compose_practice13_worker_is_the_one_the_lesson_readme_quotes(compose):
     assert environment["REMAP_SIGTERM"] == "SIGQUIT"
     assert float(environment["PRACTICE13_SOFT_SHUTDOWN_SECONDS"]) < 30  # soft shutdown은 유예 시간보다 짧다
     assert worker["mem_limit"] == "512m" and worker["cpus"] == 1.0
+    assert worker["memswap_limit"] == worker["mem_limit"]  # 스왑 없이 mem_limit 에서 OOM 킬
     assert "exec /venv/bin/celery -A practice13.tasks worker" in worker["command"]
     assert "--concurrency=auto" in worker["command"]
     assert worker["healthcheck"]["test"][-3:] == ["-m", "practice13.probe", "live"]
