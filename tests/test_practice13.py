@@ -234,7 +234,7 @@ def _children(pid: int) -> list[int]:
 
 @contextlib.contextmanager
 def _as_pid_1(script: str):
-    """sh -c script 를 새 PID 네임스페이스의 PID 1로 실행한다. 컨테이너 안의 PID 1과 같다.
+    """`sh -c script` 를 새 PID 네임스페이스의 PID 1로 실행한다. 컨테이너 안의 PID 1과 같다.
 
     (unshare 프로세스, 네임스페이스 밖에서 본 sh의 PID, 출력을 모으는 목록)을 준다. 나올 때 그 PID 1을
     SIGKILL로 죽인다. PID 1이 죽으면 커널이 네임스페이스의 다른 프로세스도 모두 죽인다.
@@ -263,7 +263,7 @@ def _as_pid_1(script: str):
 
 
 def test_the_compose_command_with_exec_makes_the_worker_pid_1_and_it_gets_the_sigterm():
-    # docker는 SIGTERM을 컨테이너의 PID 1에 보낸다. exec 가 있으면 sh가 celery로 바뀌어 워커가 PID 1이 된다.
+    # docker는 SIGTERM을 컨테이너의 PID 1에 보낸다. `exec` 가 있으면 sh가 celery로 바뀌어 워커가 PID 1이 된다.
     with _as_pid_1(_compose_worker_command()) as (proc, pid_1, lines):
         assert "celery" in processes.command_line(pid_1)
         os.kill(pid_1, signal.SIGTERM)
@@ -272,7 +272,7 @@ def test_the_compose_command_with_exec_makes_the_worker_pid_1_and_it_gets_the_si
 
 
 def test_the_compose_command_without_exec_leaves_sh_as_pid_1_which_ignores_sigterm():
-    # exec 가 없으면 PID 1은 sh다. 네임스페이스 밖에서 온 신호는 PID 1이 처리기를 둔 것만 전달된다
+    # `exec` 가 없으면 PID 1은 sh다. 네임스페이스 밖에서 온 신호는 PID 1이 처리기를 둔 것만 전달된다
     # (pid_namespaces(7)). sh는 SIGTERM 처리기가 없으므로 신호는 버려지고, 워커에도 가지 않는다.
     script = "true && " + _compose_worker_command().removeprefix("exec ")
     with _as_pid_1(script) as (proc, pid_1, lines):
