@@ -91,6 +91,8 @@ def test_a_task_growing_past_a_cgroup_memory_limit_is_oom_killed_in_the_middle()
         # 메인 프로세스는 살아 있고 새 풀 프로세스를 띄웠다. 다음 작업은 그대로 실행된다.
         assert use_memory.delay(run, SMALL_MB).get(timeout=WAIT_SECONDS) in worker.pids()
         assert int((group / "memory.failcnt").read_text()) > 0  # cgroup이 한도에 닿았다
+    # README: 테스트하는 기계에는 스왑이 없다. 그래서 한도를 넘는 순간 스왑 대신 OOM 킬이 온다.
+    assert Path("/proc/swaps").read_text().splitlines()[1:] == []
     assert re.search(r"Process 'ForkPoolWorker-\d+' pid:\d+ exited with 'signal 9 \(SIGKILL\)'", worker.log)
 
 
