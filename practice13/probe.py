@@ -7,7 +7,8 @@
   브로커가 멈춰도 스레드는 계속 갱신한다.
 - ready: 작업 큐의 컨슈머가 만들어진 뒤(메시지를 받기 시작하기 직전에) 만들고, 멈출 때 지우는 파일이다. Celery는
   브로커 연결이 끊기면 컨슈머의 단계들을 멈췄다가(stop) 다시 연결한 뒤 다시 시작한다(start). 그래서 브로커가
-  없는 동안에는 이 파일이 없다.
+  없는 동안에는 이 파일이 없다. ready probe는 live probe도 통과해야 통과한다. SIGKILL로 죽은 워커는 파일을 지우지
+  못하지만, 남은 live 파일이 더 갱신되지 않으므로 두 probe 모두 곧 실패한다.
 
 배포 도구가 실행하는 명령 (종료 코드 0이면 통과, 1이면 실패):
     python -m practice13.probe live
@@ -94,6 +95,9 @@ def check(what, node=DEFAULT_NODE):
         if age > LIVE_MAX_AGE_SECONDS:
             return False, f"살아 있지 않습니다. 파일을 {LIVE_MAX_AGE_SECONDS}초 넘게 갱신하지 않았습니다: {path}"
         return True, f"살아 있습니다. 파일을 {LIVE_MAX_AGE_SECONDS}초 안에 갱신했습니다: {path}"
+    alive, message = check("live", node)
+    if not alive:  # 멈추거나 SIGKILL로 죽은 워커가 남긴 ready 파일은 믿지 않는다
+        return False, f"준비되지 않았습니다. {message}"
     path = ready_file(node)
     if path.exists():
         return True, f"준비되었습니다. 컨슈머가 큐를 소비하고 있습니다: {path}"

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from celery.bin.control import inspect
 
@@ -71,14 +72,23 @@ def test_a_frozen_worker_fails_the_liveness_probe_and_passes_it_again_when_it_re
             frozen = _probe("live", tmp_path, node)
             assert frozen.returncode == 1
             assert frozen.stdout.startswith(f"살아 있지 않습니다. 파일을 {LIVE_MAX_AGE_SECONDS}초 넘게"), frozen.stdout
+            # ready 파일은 그대로 있지만, ready probe는 live probe도 통과해야 통과한다.
+            assert (tmp_path / node / "ready").exists()
+            ready = _probe("ready", tmp_path, node)
+            assert ready.returncode == 1, ready.stdout
+            assert ready.stdout.startswith("준비되지 않았습니다. 살아 있지 않습니다."), ready.stdout
         finally:
             os.kill(worker.proc.pid, signal.SIGCONT)
         wait_until(lambda: _passes("live", tmp_path, node), "다시 통과하는 live probe", WAIT_SECONDS)
+        assert _passes("ready", tmp_path, node)
+        # SIGKILL로 죽은 워커는 두 파일을 지우지 못한다. 남은 live 파일은 더 갱신되지 않는다(멈춘 워커와 같다).
+        os.killpg(worker.proc.pid, signal.SIGKILL)
+        worker.proc.wait(WAIT_SECONDS)
+        assert (tmp_path / node / "live").exists() and (tmp_path / node / "ready").exists()
+        touched = (tmp_path / node / "live").stat().st_mtime
+        never_within(LIVE_TOUCH_SECONDS * 1.5, lambda: (tmp_path / node / "live").stat().st_mtime != touched, "갱신")
     finally:
         worker.stop()
-    # 멈춘 워커는 두 파일을 지운다.
-    assert _probe("live", tmp_path, node).stdout.startswith("살아 있지 않습니다. 파일이 없습니다:")
-    assert _probe("ready", tmp_path, node).returncode == 1
 
 
 def test_a_stuck_main_thread_still_passes_the_liveness_probe(tmp_path):
@@ -124,6 +134,8 @@ def test_by_hand_the_default_probes_and_inspect_ping_pass_and_each_node_keeps_it
         assert _probe("ready", node=other.node).returncode == 0
         other.stop()
         # 멈춘 워커는 자기 파일만 지운다. 같은 기계의 다른 워커의 probe는 그대로 통과한다.
+        assert not (Path("/tmp/practice13-probe") / other.node / "live").exists()
+        assert not (Path("/tmp/practice13-probe") / other.node / "ready").exists()
         assert _probe("live", node=other.node).returncode == 1
         assert _probe("ready", node=other.node).returncode == 1
         assert _probe("live").returncode == 0 and _probe("ready").returncode == 0
