@@ -1,13 +1,14 @@
 """practice14: 멈춘 워커를 RabbitMQ가 알아채는 시간(broker_heartbeat 마다), 그리고 쿼럼 큐의 리더 노드를 멈출 때
 작업이 어떻게 되는지(보낸 수, 실행된 수, 잃은 수, 중복, 멈춘 시간).
 
-    python -m benchmarks.failover [--heartbeats 1 2 4] [--rounds 3] [-n 500] [--json PATH]
+    python -m benchmarks.failover [--heartbeats 1 2 4] [--rounds 3] [-n 500] [--keep-leader] [--json PATH]
 
 - frozen worker: 같은 큐를 소비하는 practice14 워커 둘에서 작업(acks_late)을 받은 쪽을 프로세스 그룹째 SIGSTOP 한다.
   그 작업이 다른 워커에서 다시 시작하기까지의 초를 잰다. 그다음 SIGCONT로 깨우고 다음 회차로 간다.
-- leader stop: `.ci/services cluster` 의 노드 셋(없으면 띄우고 그 시간도 찍는다)에서, 쿼럼 큐의 리더 노드에 먼저
+- leader stop: `.ci/services cluster` 의 노드 세 개(없으면 띄우고 그 시간도 찍는다)에서, 쿼럼 큐의 리더 노드에 먼저
   연결한 워커에게 작업 n 개를 보내고, 몇 개가 실행된 뒤 리더 노드를 멈춘다. 보내는 쪽도 리더 노드에 연결해 있다가
   남은 절반을 보낸다. pause는 이어진 두 실행 사이의 가장 긴 틈이다(워커가 다른 노드로 옮겨 가는 시간).
+  --keep-leader 면 노드를 멈추지 않고 같은 흐름만 돈다(stop_node_s 는 null). 테스트가 코드 경로를 싸게 확인할 때 쓴다.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def frozen_worker(heartbeat: float, rounds: int) -> dict:
     }
 
 
-def leader_stop(n: int) -> dict:
+def leader_stop(n: int, stop: bool = True) -> dict:
     from practice14.cluster_tasks import QUORUM_QUEUE, app, journal, record
 
     with app.connection_for_write(cluster.urls()[0]) as conn:
@@ -80,13 +81,14 @@ def leader_stop(n: int) -> dict:
             for number in range(n // 2):
                 record.apply_async((run, number), connection=sender)
             wait_until(lambda: len(journal.read(run)) >= min(10, n // 4), "처음 몇 작업의 실행", DEADLINE_SECONDS)
-            stop_seconds = cluster.stop_node(old)
+            stop_seconds = cluster.stop_node(old) if stop else None
             for number in range(n // 2, n):
                 record.apply_async((run, number), connection=sender)
             wait_until(lambda: len({e["number"] for e in journal.read(run)}) >= n, f"작업 {n}개", DEADLINE_SECONDS)
         entries = journal.read(run)
     finally:
-        cluster.start_node(old)
+        if stop:
+            cluster.start_node(old)
     numbers = Counter(entry["number"] for entry in entries)
     times = sorted(entry.at for entry in entries)
     return {
@@ -95,7 +97,7 @@ def leader_stop(n: int) -> dict:
         "lost": n - len(numbers),
         "duplicates": sum(numbers.values()) - len(numbers),
         "pause_s": round(max(b - a for a, b in itertools.pairwise(times)), 2),
-        "stop_node_s": round(stop_seconds, 2),
+        "stop_node_s": round(stop_seconds, 2) if stop else None,
     }
 
 
@@ -104,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heartbeats", type=float, nargs="+", default=[1, 2, 4], help="broker_heartbeat 값들(초)")
     parser.add_argument("--rounds", type=int, default=3, help="heartbeat 값마다 멈춰 보는 횟수 (기본 3)")
     parser.add_argument("-n", type=int, default=500, help="리더 노드를 멈추는 동안 보내는 작업 수 (기본 500)")
+    parser.add_argument("--keep-leader", action="store_true", help="리더 노드를 멈추지 않는다 (코드 경로만 확인)")
     parser.add_argument("--json", metavar="PATH", help="결과를 JSON 으로도 쓴다")
     args = parser.parse_args(argv)
     if services_down():
@@ -111,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         frozen = [frozen_worker(heartbeat, args.rounds) for heartbeat in args.heartbeats]
         cluster_start_s = round(cluster.start(), 1) if not cluster.is_running() else None
-        leader = leader_stop(args.n)
+        leader = leader_stop(args.n, stop=not args.keep_leader)
     except (NotInTime, cluster.ClusterError) as exc:
         print(f"failover: {exc}", file=sys.stderr)
         return 1
@@ -123,11 +126,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['p50_per_heartbeat']:>13.2f}"
         )
     started = f"started in {cluster_start_s} s" if cluster_start_s is not None else "already running"
-    print(f"\nquorum queue leader node stopped while tasks flow (three-node cluster, {started})")
+    stopped = "kept running (--keep-leader)" if args.keep_leader else "stopped while tasks flow"
+    print(f"\nquorum queue leader node {stopped} (three-node cluster, {started})")
     print(f"{'n':>6}  {'ran':>6}  {'lost':>5}  {'duplicates':>10}  {'pause s':>7}  {'stop-node s':>11}")
     print(
         f"{leader['n']:>6}  {leader['ran']:>6}  {leader['lost']:>5}  {leader['duplicates']:>10}  "
-        f"{leader['pause_s']:>7.2f}  {leader['stop_node_s']:>11.2f}"
+        f"{leader['pause_s']:>7.2f}  {leader['stop_node_s'] or 0:>11.2f}"
     )
     if args.json:
         rows = {"frozen_worker": frozen, "leader_stop": leader, "cluster_start_s": cluster_start_s}

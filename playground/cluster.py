@@ -1,4 +1,4 @@
-"""practice14의 테스트와 벤치마크가 쓰는 RabbitMQ 클러스터(노드 셋): 띄우기, 노드 멈추기와 띄우기, 큐의 리더 찾기.
+"""practice14의 테스트와 벤치마크가 쓰는 RabbitMQ 클러스터(노드 세 개): 띄우기, 노드 멈추기와 띄우기, 큐의 리더 찾기.
 
 노드는 `.ci/services cluster …` 가 띄운다(Docker 없이, 이 기계의 127.0.0.1 에만). 주소 목록은
 global_config.RABBITMQ_CLUSTER_URLS 이고(`.ci/services env` 가 내보낸다), 노드 N의 관리 API는 그 노드의 AMQP 포트에

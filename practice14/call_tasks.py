@@ -56,7 +56,7 @@ def counts(run):
 
 
 def calls():
-    step(f"1. 멈춘 워커는 heartbeat로만 드러납니다 (broker_heartbeat={HEARTBEAT_SECONDS}초)")
+    step(f"1. 멈춘 워커는 heartbeat가 끊겨 드러납니다 (broker_heartbeat={HEARTBEAT_SECONDS}초)")
     with running(*two_workers()) as workers:
         run, frozen, frozen_at = freeze_the_busy_one(workers)
         try:

@@ -2,8 +2,10 @@
 
 작업이 실행되는 동안 쿼럼 큐의 리더 노드를 멈춰 보라(README의 "직접 해 보기"):
     터미널 1:  docker compose --profile cluster up -d
-    터미널 2:  celery -A practice14.cluster_tasks worker --queues=practice14.quorum --loglevel=info
-    터미널 3:  python -m practice14.cluster_calls 1000
+               celery -A practice14.cluster_tasks worker --queues=practice14.quorum --loglevel=info
+    터미널 2:  python -m practice14.cluster_calls 200
+    터미널 3:  docker compose exec rabbitmq-1 rabbitmqctl -q list_queues name type leader members
+               docker compose stop rabbitmq-2   (리더가 rabbitmq-2라면)
 """
 
 import sys

@@ -1,7 +1,7 @@
 """practice14 — 여러 대로: RabbitMQ 클러스터, 멈춘 워커, 끊긴 연결
 
 무엇을 배우나: 워커가 죽지 않고 멈추기만 하면(오래 걸리는 GC, VM 이전, docker compose pause) RabbitMQ는
-heartbeat로만 알아챈다. heartbeat가 끊기면 RabbitMQ는 그 워커의 연결을 닫고, ack 되지 않은 acks_late 작업을 다른
+heartbeat가 끊긴 것을 보고 알아챈다. 그러면 RabbitMQ는 그 워커의 연결을 닫고, ack 되지 않은 acks_late 작업을 다른
 워커에 재전달한다. 멈췄던 워커는 깨어나면 같은 작업을 마저 끝내지만 ack 하지 못한다(Couldn't ack). 그래서 작업은
 두 번 실행된다. worker_cancel_long_running_tasks_on_connection_loss=True 면 깨어난 워커가 작업을 끝내지 않고 취소한다.
 노드 세 개로 된 RabbitMQ 클러스터에서 쿼럼 큐의 리더 노드를 멈추는 실험은 README의 "직접 해 보기"에 있다.
@@ -30,7 +30,7 @@ CANCEL_ON_LOSS = os.environ.get("PRACTICE14_CANCEL_ON_LOSS") == "1"
 app = Celery("practice14", broker=RABBITMQ_URL, backend=REDIS_URL)
 app.conf.update(
     task_default_queue="practice14",
-    # 워커의 컨슈머 연결에만 걸린다. 작업을 보내는 쪽은 heartbeat 없이 연결한다.
+    # 워커의 컨슈머 연결과 이벤트 연결에 걸린다. 작업을 보내는 쪽은 heartbeat 없이 연결한다.
     broker_heartbeat=HEARTBEAT_SECONDS,
     # 풀 프로세스는 하나이고, 미리 받아 두는 메시지도 하나다. 그래서 멈춘 워커가 쥔 작업은 보낸 작업 하나뿐이다.
     worker_concurrency=1,

@@ -7,10 +7,12 @@
 
 from __future__ import annotations
 
+import inspect
 import urllib.parse
 
 import pytest
-from amqp.transport import DEFAULT_SOCKET_SETTINGS
+from kombu import Connection
+from kombu.transport import redis as kombu_redis
 
 import global_config
 from course import never_within, wait_until
@@ -56,7 +58,7 @@ SKIPPED_REDUCTION = (
 )
 
 
-def test_a_partitioned_rabbitmq_worker_is_dropped_by_heartbeats_and_consumes_again_after_it_heals(netns):
+def test_a_partitioned_rabbitmq_worker_is_dropped_and_consumes_again_after_it_heals(netns):
     purge(LESSON)
     broker, results = _relays(netns, global_config.RABBITMQ_URL)
     env = {
@@ -70,18 +72,23 @@ def test_a_partitioned_rabbitmq_worker_is_dropped_by_heartbeats_and_consumes_aga
             work.delay(before, 0.1)
             assert journal.wait_for(before, 2)[0].pid in worker.pids()  # 릴레이를 거쳐 소비한다
             netns.partition()
-            # RabbitMQ는 heartbeat로만 알아챈다: 한 간격 동안은 연결을 닫지 않고, 그 뒤에 닫는다.
+            # RabbitMQ 쪽: heartbeat 간격 한 번 동안은 연결을 닫지 않고, 그 뒤에 닫는다.
             never_within(HEARTBEAT_SECONDS, lambda: broker.closed_by_server, "heartbeat 간격 안에 RabbitMQ가 닫은 연결")
             wait_until(lambda: broker.closed_by_server, "RabbitMQ가 닫은 워커의 연결", DETECTION_BOUND_SECONDS)
-            # 워커 쪽: py-amqp는 소켓에 TCP_USER_TIMEOUT=1000ms를 건다. 보낸 heartbeat 프레임이 1초 넘게 ack 되지
-            # 않으면 커널이 연결을 끊는다.
-            assert DEFAULT_SOCKET_SETTINGS["TCP_USER_TIMEOUT"] == 1000
-            lost = r"consumer: Connection to broker lost\. Trying to re-establish the connection\.\.\. \(\w+\("
-            worker.wait_for_log(lost, WAIT_SECONDS)
-            # 끊겨 있는 동안 2초마다 다시 연결해 본다.
-            worker.wait_for_log(
-                r"Cannot connect to amqp://\S+: \[Errno \d+\] .*\nTrying again in 2\.00 seconds", WAIT_SECONDS
+            # 워커 쪽: 워커의 veth가 내려가 네임스페이스 안의 경로가 사라졌다. 다음 heartbeat 프레임을 보내는
+            # send가 곧바로 실패한다.
+            lost = (
+                r"consumer: Connection to broker lost\. Trying to re-establish the connection\.\.\. "
+                r"\(OSError\(101, 'Network is unreachable'\)\)"
             )
+            worker.wait_for_log(lost, WAIT_SECONDS)
+            # 끊겨 있는 동안 처음에는 2초 뒤에, 그다음에는 2초씩 늘려 가며(최대 30초) 다시 연결해 본다.
+            for pause in ("2.00", "4.00"):
+                worker.wait_for_log(
+                    rf"Cannot connect to amqp://\S+: \[Errno 101\] .*\nTrying again in {pause} seconds", WAIT_SECONDS
+                )
+            defaults = inspect.signature(Connection._ensure_connection).parameters
+            assert [defaults[k].default for k in ("interval_start", "interval_step", "interval_max")] == [2, 2, 30]
             netns.heal()
             wait_until(lambda: worker.log.count("Connected to amqp://") >= 2, "다시 연결한 워커", WAIT_SECONDS)
             after = journal.new_run()
@@ -105,7 +112,10 @@ def test_a_partitioned_redis_broker_worker_notices_nothing_and_consumes_again_af
             redis_tasks.note.delay(before, "before")
             journal.wait_for(before, 1)
             netns.partition()
-            # Redis 브로커에는 heartbeat가 없다. 워커도 Redis도 끊긴 것을 알아채지 못하고, 연결은 열린 채로 있다.
+            # Redis 브로커에는 AMQP heartbeat가 없다. kombu는 Redis 연결을 25초(health_check_interval)마다 살핀다.
+            # 그래서 6초 동안 끊긴 것은 워커도 Redis도 알아채지 못하고, 연결은 열린 채로 있다.
+            assert kombu_redis.Channel.health_check_interval == kombu_redis.DEFAULT_HEALTH_CHECK_INTERVAL == 25
+            assert "health_check_interval" not in redis_tasks.app.conf.broker_transport_options
             never_within(PARTITION_SECONDS, lambda: "Connection to broker lost" in worker.log, "끊긴 것을 알아챈 워커")
             netns.heal()
             after = journal.new_run()
