@@ -33,7 +33,8 @@ from tests import WAIT_SECONDS
 
 LESSON = "practice14"
 # 이 모듈의 테스트는 같은 큐(practice14)를 소비하는 워커를 띄운다. 섞이지 않게 한 테스트 프로세스에 모은다.
-pytestmark = pytest.mark.xdist_group(LESSON)
+# tests/test_practice14_partition.py 와 합쳐 1분 가까운 묶음이라 맨 먼저 시작한다(early).
+pytestmark = [pytest.mark.xdist_group(LESSON), pytest.mark.early]
 # 멈춘 워커를 알아채는 데 걸리는 시간의 상한: heartbeat 간격의 몇 배에 부하를 더한다(재는 것은 벤치마크가 한다).
 DETECTION_BOUND_SECONDS = WAIT_SECONDS + 3 * HEARTBEAT_SECONDS
 

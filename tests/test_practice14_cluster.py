@@ -35,8 +35,9 @@ def readme_command(prefix: str) -> str:
 
 
 LESSON = "practice14"
-# 이 모듈의 테스트는 같은 클러스터의 노드를 멈췄다 띄운다. 한 테스트 프로세스에서 차례로 실행한다.
-pytestmark = pytest.mark.xdist_group("practice14_cluster")
+# 이 모듈의 테스트는 같은 클러스터의 노드를 멈췄다 띄운다. 한 테스트 프로세스에서 차례로 실행한다. 1분이 넘는 묶음이라
+# 맨 먼저 시작한다(early).
+pytestmark = [pytest.mark.xdist_group("practice14_cluster"), pytest.mark.early]
 SENT_BEFORE = 200  # 리더 노드를 멈추기 전에 보내는 작업 수 (python -m practice14.cluster_calls 200)
 SENT_AFTER = 20  # 멈춘 뒤에 보내는 작업 수 (보내는 쪽도 다른 노드로 넘어간다)
 CALLS_TIMEOUT_SECONDS = 90

@@ -25,7 +25,7 @@ from tests.partition import NamespacedWorker, Relay, Unavailable, namespace
 
 LESSON = "practice14"
 # 이 모듈의 워커도 practice14 큐를 소비한다. tests/test_practice14.py 와 같은 테스트 프로세스에서 차례로 실행한다.
-pytestmark = pytest.mark.xdist_group(LESSON)
+pytestmark = [pytest.mark.xdist_group(LESSON), pytest.mark.early]
 DETECTION_BOUND_SECONDS = WAIT_SECONDS + 3 * HEARTBEAT_SECONDS
 PARTITION_SECONDS = 6  # Redis 브로커와의 네트워크를 끊어 두는 시간(README의 6초)
 
