@@ -13,7 +13,7 @@ from sqlalchemy.pool import NullPool
 from playground import isolation
 from playground.services import sqlalchemy_url
 
-SLOT = "gw9"  # 기본 6 프로세스(gw0…gw5)가 쓰지 않는 자리
+SLOT = "gw9"  # 기본 8 프로세스(gw0…gw7)가 쓰지 않는 자리
 
 
 def test_each_process_gets_its_own_vhost_database_and_redis_number():
