@@ -196,10 +196,15 @@ def _database(url: str) -> int:
 
 
 def _unused_redis_url() -> str:
-    """어느 테스트 프로세스도 쓰지 않는 Redis 데이터베이스 (1 → 14, 2 → 13 …: 프로세스가 7개까지면 겹치지 않는다)."""
+    """어느 테스트 프로세스도 쓰지 않는 Redis 데이터베이스: 마지막 번호(15).
+
+    테스트 프로세스 N개는 1…N번을 쓴다(playground/isolation.py). 이 테스트는 한 번만 실행되므로 다른 프로세스와
+    겹칠 일도 없다.
+    """
     processes = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    other = REDIS_DATABASES - 1 - _database(REDIS_URL)
+    other = REDIS_DATABASES - 1
     assert other > processes, f"{processes} test processes use Redis databases up to {processes}: none left unused"
+    assert other != _database(REDIS_URL)
     return urllib.parse.urlunsplit(urllib.parse.urlsplit(REDIS_URL)._replace(path=f"/{other}"))
 
 
