@@ -57,7 +57,7 @@ def counts(run):
     return dict(Counter(journal.whats(run)))
 
 
-def send_and_wait_started(*calls):
+def send_and_wait_started(*calls, timeout=WAIT_SECONDS):
     """(작업, 초) 쌍을 모두 보내고, 모두 시작할 때까지 기다린다. 작업마다 만든 run을 돌려준다."""
     runs = []
     for task, seconds in calls:
@@ -65,7 +65,7 @@ def send_and_wait_started(*calls):
         task.delay(run, seconds)
         runs.append(run)
     for run in runs:
-        journal.wait_for(run, 1, what="시작")
+        journal.wait_for(run, 1, what="시작", timeout=timeout)
     return runs
 
 

@@ -28,6 +28,7 @@ from playground import PROJECT_ROOT, processes
 from playground.broker import queue_counts
 from playground.workers import Worker
 from practice13 import tasks
+from practice13.call_tasks import send_and_wait_started
 from practice13.tasks import SHORT_WORK_SECONDS, SOFT_SHUTDOWN_SECONDS, WORK_SECONDS, journal, work, work_acks_late
 from tests import WAIT_SECONDS
 
@@ -52,14 +53,7 @@ def _started_worker(env=None) -> Worker:
 
 
 def _send(*calls) -> list[str]:
-    runs = []
-    for task, seconds in calls:
-        run = Journal.new_run()
-        task.delay(run, seconds)
-        runs.append(run)
-    for run in runs:
-        journal.wait_for(run, 1, what="시작", timeout=WAIT_SECONDS)
-    return runs
+    return send_and_wait_started(*calls, timeout=WAIT_SECONDS)
 
 
 def _queued_task_names() -> list[str]:
