@@ -14,7 +14,7 @@ POSTGRES_URL = os.environ.get(
     "POSTGRES_URL",
     "db+postgresql+psycopg2://postgres:postgres@localhost:5432/celery_jobs",
 )
-# practice14의 RabbitMQ 클러스터(docker compose --profile cluster up -d)에 있는 노드 셋의 주소를 ; 로 이었다.
+# practice14의 RabbitMQ 클러스터(docker compose --profile cluster up -d)에 있는 노드 세 개의 주소를 ; 로 이었다.
 # Celery(kombu)는 앞의 주소부터 연결하고, 연결이 끊기면 다음 주소로 넘어간다.
 RABBITMQ_CLUSTER_URLS = os.environ.get(
     "RABBITMQ_CLUSTER_URLS",

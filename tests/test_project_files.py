@@ -156,7 +156,7 @@ def test_compose_practice13_worker_is_the_one_the_lesson_readme_quotes(compose):
 
 
 def test_compose_cluster_profile_is_three_clustered_rabbitmq_nodes_on_the_cluster_urls(compose):
-    # practice14: docker compose --profile cluster up -d 는 RabbitMQ 노드 셋을 띄운다. 노드들은
+    # practice14: docker compose --profile cluster up -d 는 RabbitMQ 노드 세 개를 띄운다. 노드들은
     # practice14/rabbitmq-cluster.conf 의 목록(classic config peer discovery)으로 한 클러스터가 된다.
     nodes = {name: s for name, s in compose["services"].items() if s.get("profiles") == ["cluster"]}
     assert sorted(nodes) == ["rabbitmq-1", "rabbitmq-2", "rabbitmq-3"]
@@ -170,7 +170,7 @@ def test_compose_cluster_profile_is_three_clustered_rabbitmq_nodes_on_the_cluste
         assert target.startswith("/etc/rabbitmq/conf.d/") and mode == "ro"
         conf_files.add(source)
     cookies = {node["environment"]["RABBITMQ_ERLANG_COOKIE"] for node in nodes.values()}
-    assert len(cookies) == 1  # 노드 셋이 같은 Erlang 쿠키를 쓴다
+    assert len(cookies) == 1  # 세 노드가 같은 Erlang 쿠키를 쓴다
     (conf_file,) = conf_files
     settings = dict(
         line.split(" = ")
