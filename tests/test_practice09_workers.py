@@ -27,6 +27,19 @@ def _release_pending_results():
     release_pending_results(app)
 
 
+def _chord_parts_counted(group_id: str) -> int:
+    """Redis 백엔드가 chord 집계 키(.j)에 적어 둔 header 결과의 수."""
+    backend = app.backend
+    key = backend.get_key_for_group(group_id, ".j")
+    return backend.client.zcard(key) if backend._chord_zset else backend.client.llen(key)
+
+
+def _running(worker, task_id: str) -> bool:
+    """worker의 풀 프로세스가 task_id 를 실행하고 있는가(inspect active)."""
+    active = app.control.inspect(destination=[worker.node], timeout=1).active() or {}
+    return any(task["id"] == task_id for task in active.get(worker.node, []))
+
+
 @pytest.mark.parametrize("part", [slow_add, slow_add_late], ids=["ack_at_start", "acks_late"])
 def test_a_chord_whose_header_task_dies_with_the_whole_worker(part, empty_queue):
     (first,) = lesson_workers(LESSON)
@@ -34,8 +47,10 @@ def test_a_chord_whose_header_task_dies_with_the_whole_worker(part, empty_queue)
         result = chord([add.s(1, 1), part.s(2, 2)])(merge.s())
         first.wait_for_log(rf"{part.name}\[\S+\] received", WAIT_SECONDS)
         header = result.parent.results
-        # add는 끝났고 part는 실행 중일 때 죽인다
-        wait_until(lambda: header[0].state == "SUCCESS", "header의 add가 SUCCESS", WAIT_SECONDS)
+        # add는 끝났고 part는 실행 중일 때 죽인다. 부하가 크면 "received" 와 실행 시작 사이, add의 결과 기록과 chord
+        # 집계(Redis 백엔드의 on_chord_part_return) 사이가 벌어진다. 그래서 두 가지를 다 보고 죽인다.
+        wait_until(lambda: _chord_parts_counted(result.parent.id) == 1, "chord 집계에 add가 들어감", WAIT_SECONDS)
+        wait_until(lambda: _running(first, header[1].id), "header의 느린 작업이 실행 중", WAIT_SECONDS)
         first.kill()
     assert [child.state for child in header] == ["SUCCESS", "PENDING"]  # 실패를 적을 프로세스가 없었다
     # 시작 시 ack면 메시지는 브로커에도 없다. acks_late 면 연결이 끊기며 큐로 돌아온다.
