@@ -79,6 +79,15 @@ def _vhost_connections():
     return [c for c in management("GET", "connections") if c.get("vhost") == vhost()]
 
 
+def _consumer_ports():
+    """lesson 큐의 컨슈머 두 개가 쓰는 연결의 포트들. 관리 API가 새 컨슈머의 채널 정보를 아직 모으지 못했으면
+    (channel_details가 비어 있다) None."""
+    consumers = management("GET", f"consumers/{urllib.parse.quote(vhost(), safe='')}")
+    details = [c.get("channel_details") or {} for c in consumers if c["queue"]["name"] == LESSON]
+    ports = {detail.get("peer_port") for detail in details if isinstance(detail, dict)}
+    return ports if len(details) == 2 and len(ports) == 2 and None not in ports else None
+
+
 def _assert_only_the_workers_two_connections_carry_the_heartbeat(workers):
     """워커마다 두 연결(컨슈머 연결과 이벤트 연결)에만 heartbeat가 걸리고, 보내는 쪽(delay())에는 없다."""
     run = journal.new_run()
@@ -96,8 +105,7 @@ def _assert_only_the_workers_two_connections_carry_the_heartbeat(workers):
     assert found[caller_port] == 0
     # 이 테스트 프로세스(보내는 쪽)의 연결에는 heartbeat가 없다.
     assert {found[port] for port in found if port in own_ports} == {0}
-    consumers = management("GET", f"consumers/{urllib.parse.quote(vhost(), safe='')}")
-    consumer_ports = {c["channel_details"]["peer_port"] for c in consumers if c["queue"]["name"] == LESSON}
+    consumer_ports = wait_until(_consumer_ports, f"관리 API의 컨슈머 목록에 워커 둘의 {LESSON} 컨슈머", WAIT_SECONDS)
     for worker in workers:
         ports = _local_ports(worker.proc.pid)
         # 워커에서는 두 연결에 heartbeat가 걸린다: 메시지를 받는 컨슈머 연결과 이벤트를 보내는 연결(Events 단계).
