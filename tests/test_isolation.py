@@ -13,7 +13,7 @@ from sqlalchemy.pool import NullPool
 from playground import isolation
 from playground.services import sqlalchemy_url
 
-SLOT = "gw9"  # 기본 8 프로세스(gw0…gw7)가 쓰지 않는 자리
+SLOT = "gw13"  # 테스트 프로세스(기본 gw0…)가 쓰지 않는 자리: Redis 14번. 15번은 practice12의 테스트가 쓴다
 
 
 def test_each_process_gets_its_own_vhost_database_and_redis_number():
