@@ -23,10 +23,10 @@ from course import Journal
 from global_config import RABBITMQ_URL, REDIS_URL
 from practice13.probe import Liveness, Readiness
 
-WORK_SECONDS = 6  # 배포 도중에 실행되는 긴 작업. 유예 시간보다 길다
+WORK_SECONDS = 8  # 배포 도중에 실행되는 긴 작업. 유예 시간보다 길다
 SHORT_WORK_SECONDS = 1  # soft shutdown 시간 안에 끝나는 짧은 작업
 EFFECT_AT_SECONDS = 1  # 작업이 시작하고 이만큼 지나 효과를 남긴다
-GRACE_SECONDS = 4  # 배포 도구가 SIGTERM을 보내고 SIGKILL을 보내기까지 기다리는 시간(유예 시간)
+GRACE_SECONDS = 6  # 배포 도구가 SIGTERM을 보내고 SIGKILL을 보내기까지 기다리는 시간(유예 시간)
 SOFT_SHUTDOWN_SECONDS = 2  # worker_soft_shutdown_timeout. 유예 시간보다 짧아야 한다
 SETTLE_SECONDS = 1  # 더 실행되는 작업이 없는지 지켜보는 시간
 MAX_MEMORY_PER_CHILD_KIB = 150_000  # --max-memory-per-child 의 예. 풀 프로세스의 최대 메모리가 이보다 크면 교체한다
