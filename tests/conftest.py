@@ -93,21 +93,29 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # 모듈 범위의 워커를 쓰는 모듈은 `pytestmark = pytest.mark.xdist_group(LESSON)` 으로 스스로 한 프로세스에 모인다
     # (아래 worker 같은 모듈 범위 fixture가 그 표시를 요구한다).
-    # early 테스트는 맨 앞으로 보낸다. 한 프로세스에서 차례로 실행되는 긴 묶음들이다. 실행기 한 번으로 모든 실습을
-    # 실행하는 test_scenarios, RabbitMQ 클러스터의 노드를 멈췄다 띄우는 practice14의 묶음이 그렇다. 가장 오래 걸리는
-    # 묶음이 먼저 시작해야, 다른 프로세스들이 나머지를 나누어 실행하는 동안 함께 끝난다. 늦게 나눠 준 긴 묶음은 다른
+    # early 테스트는 맨 앞으로 보낸다. 오래 걸리는 것들이다: 한 프로세스에서 차례로 실행되는 긴 묶음(실행기 한 번으로
+    # 모든 실습을 실행하는 test_scenarios, RabbitMQ 클러스터의 노드를 멈췄다 띄우는 practice14 등)이 먼저, 그다음에
+    # 혼자 15초쯤 넘게 걸리는 테스트. 오래 걸리는 것이 먼저 시작해야, 다른 프로세스들이 짧은 테스트를 나누어 실행하는
+    # 동안 함께 끝난다. xdist는 프로세스마다 테스트를 두세 개씩 미리 나눠 주므로, 늦게 나눠 준 긴 테스트는 다른
     # 프로세스가 모두 끝난 뒤에도 혼자 남는다.
     # alone 테스트는 맨 뒤로 보내고, 모듈의 묶음에서도 떼어 "alone" 묶음에 넣는다. 모듈의 묶음 안에 남으면 그 묶음을
     # 맡은 프로세스가 일찍부터 배타 잠금을 기다리며 놀게 된다(다른 프로세스가 모두 끝날 때까지). 떼어 낸 테스트는
     # 모듈 범위의 워커를 자기 프로세스에서 한 번 더 띄운다. 다른 테스트가 거의 끝났을 때 혼자 실행되므로, 남은
     # 테스트가 끝나기를 기다리는 시간까지 들도록 제한 시간을 넉넉히 준다.
-    items.sort(
-        key=lambda item: (item.get_closest_marker("early") is None, item.get_closest_marker("alone") is not None)
-    )
+    items.sort(key=_turn)
     for item in items:
         if item.get_closest_marker("alone") is not None:
             item.add_marker(pytest.mark.timeout(ALONE_TIMEOUT_SECONDS))
             item.add_marker(pytest.mark.xdist_group("alone"))
+
+
+def _turn(item: pytest.Item) -> int:
+    """나눠 줄 차례: 긴 묶음, 긴 테스트, 나머지, alone 테스트 순서. 같은 차례 안에서는 모은 순서를 지킨다."""
+    if item.get_closest_marker("alone") is not None:
+        return 3
+    if item.get_closest_marker("early") is None:
+        return 2
+    return 0 if item.get_closest_marker("xdist_group") is not None else 1
 
 
 def _module_lesson(request: pytest.FixtureRequest) -> str:

@@ -6,6 +6,8 @@ import json
 import re
 from datetime import datetime
 
+import pytest
+
 from benchmarks import summarize, worker_startup
 from playground.lessons import worker_on_empty_queue
 
@@ -15,6 +17,7 @@ def test_summarize_reports_n_p50_p95_max():
     assert summarize([0.5]) == {"n": 1, "p50": 0.5, "p95": 0.5, "max": 0.5}
 
 
+@pytest.mark.early
 def test_worker_startup_benchmark_runs_and_writes_json(tmp_path, capsys):
     path = tmp_path / "startup.json"
     assert worker_startup.main(["-n", "1", "--json", str(path)]) == 0
@@ -61,6 +64,7 @@ def test_course_speed_counts_deliberate_waits_for_every_lesson():
     assert waits["practice04"] == 5  # auto_retrying 의 간격 1 + 2 + 2초 (README)
 
 
+@pytest.mark.early
 def test_course_speed_benchmark_runs_and_writes_json(tmp_path, capsys, monkeypatch):
     from benchmarks import course_speed
 
@@ -90,6 +94,7 @@ def test_failure_messages_benchmark_runs_and_writes_json(tmp_path, capsys):
     assert "first line of advice" in capsys.readouterr().out
 
 
+@pytest.mark.early
 def test_crash_safety_benchmark_runs_and_writes_json(tmp_path, capsys):
     # 워커째 kill -9 한 번: 안전한 설정(acks_late + reject_on_worker_lost, 멱등한 효과)은 잃지도, 두 번 남기지도 않는다.
     from benchmarks import crash_safety
@@ -136,6 +141,7 @@ def test_pools_benchmark_runs_and_writes_json(tmp_path, capsys):
     assert "cpu s" in capsys.readouterr().out
 
 
+@pytest.mark.early
 def test_deploy_benchmark_runs_and_writes_json(tmp_path, capsys):
     # 배포 두 번(warm, soft): 완료 후 ack 작업은 어느 쪽에서도 잃지 않고, 시작 시 ack 작업은 끊긴 것을 잃는다.
     from benchmarks import deploy

@@ -176,6 +176,7 @@ class RecordingConsole(Console):
         return [t for t, name, text in self.arrivals if name == lesson and re.search(pattern, text)][-1]
 
 
+@pytest.mark.early
 def test_one_at_a_time_the_next_lessons_worker_starts_early_and_the_last_ones_stops_in_the_background():
     console = RecordingConsole()
     outcomes = run_lessons(["practice00", "practice03"], console, jobs=1)

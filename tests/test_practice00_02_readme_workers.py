@@ -45,6 +45,7 @@ def test_the_readme_worker_command_as_written_gives_the_readme_output(lesson):
     assert banner_pool(worker) == (os.cpu_count(), "prefork")
 
 
+@pytest.mark.early
 def test_the_readme_solo_command_ignores_the_hard_limit_and_call_tasks_says_so():
     command = command_starting(readme("practice01/README.md"), SOLO_COMMAND)
     assert command == SOLO_COMMAND

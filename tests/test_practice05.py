@@ -26,7 +26,7 @@ from tests import WAIT_SECONDS
 MANAGEMENT_STATS_SECONDS = 15
 LESSON = "practice05"
 # 이 모듈의 테스트들은 NEEDS의 두 워커(conftest.py 의 lesson_processes)를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
-pytestmark = pytest.mark.xdist_group(LESSON)
+pytestmark = [pytest.mark.xdist_group(LESSON), pytest.mark.early]  # 1분쯤 걸리는 묶음
 # 앱이 정하지 않았을 때의 worker_prefetch_multiplier (README: 기본 4).
 DEFAULT_PREFETCH_MULTIPLIER = Celery("defaults", set_as_current=False).conf.worker_prefetch_multiplier
 # 오래 걸리는 작업 하나의 길이. 두 번째 워커가 뜨는 동안 첫 워커가 아직 바쁘도록 느린 보고서보다 길게 둔다.

@@ -31,7 +31,7 @@ from tests import WAIT_SECONDS
 
 LESSON = "practice08"
 # 이 모듈의 테스트들은 워커 하나(conftest.py 의 worker)를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
-pytestmark = pytest.mark.xdist_group(LESSON)
+pytestmark = [pytest.mark.xdist_group(LESSON), pytest.mark.early]  # 1분쯤 걸리는 묶음
 # 다시 배달된다면 이 안에 온다(관찰: 약 0.1초). 이만큼 기다려도 실행 기록이 늘지 않으면 다시 오지 않은 것이다.
 REDELIVERY_WINDOW_SECONDS = 1.5
 

@@ -283,6 +283,7 @@ def _stats_until(worker: Worker, autoscaler: dict, processes: int) -> dict:
     return wait_until(settled, f"autoscaler {autoscaler}, 풀 프로세스 {processes}개", WAIT_SECONDS)
 
 
+@pytest.mark.early
 def test_readme_autoscale_commands_and_what_inspect_stats_says():
     # README의 두 명령 그대로: --autoscale=4,1로 띄운 워커, 그리고 `celery … inspect stats`.
     worker_args = _worker_args(

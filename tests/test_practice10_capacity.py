@@ -47,6 +47,7 @@ def _queue(name: str) -> dict:
     return broker.management("GET", f"queues/{broker.quoted(broker.vhost())}/{broker.quoted(name)}")
 
 
+@pytest.mark.early
 def test_tasks_waiting_for_a_rate_limit_hold_prefetch_slots_and_block_the_queue():
     assert Celery("defaults", set_as_current=False).conf.worker_prefetch_multiplier == 4
     purge(LESSON)

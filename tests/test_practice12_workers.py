@@ -73,6 +73,7 @@ def test_x_consumer_timeout_on_a_classic_queue_is_refused_and_the_worker_exits()
         worker.stop()
 
 
+@pytest.mark.early
 def test_a_quorum_queue_consumer_timeout_redelivers_a_long_task_until_it_is_revoked():
     worker = Worker(LESSON, module="consumer_timeout", concurrency=None)  # 앱의 worker_concurrency=2
     with running(worker):
@@ -129,6 +130,8 @@ def spare_broker():
             _spare("stop")
 
 
+@pytest.mark.early
+@pytest.mark.xdist_group("spare_broker")  # 예비 노드를 멈췄다 띄우는 테스트는 한 프로세스에서 차례로
 def test_the_worker_keeps_consuming_after_the_broker_restarts(spare_broker):
     app = tasks.app
     run = journal.new_run()

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from celery.bin.control import inspect
 
 from course import Journal, never_within, wait_until
@@ -143,6 +144,8 @@ def test_by_hand_the_default_probes_and_inspect_ping_pass_and_each_node_keeps_it
         assert _probe("live").returncode == 0 and _probe("ready").returncode == 0
 
 
+@pytest.mark.early
+@pytest.mark.xdist_group("spare_broker")  # 예비 노드를 멈췄다 띄우는 테스트는 한 프로세스에서 차례로
 def test_a_broker_outage_fails_readiness_and_inspect_ping_but_not_liveness(tmp_path, spare_broker):  # noqa: F811
     env = {"PRACTICE13_PROBE_DIR": str(tmp_path), "RABBITMQ_URL": spare_broker}
     worker = Worker(LESSON, env=env)

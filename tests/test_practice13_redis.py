@@ -48,6 +48,7 @@ def _send_both() -> tuple[str, str]:
     return early, late
 
 
+@pytest.mark.early
 def test_on_redis_a_sigkilled_acks_late_task_comes_back_only_after_the_visibility_timeout(client):
     old = _worker()
     try:

@@ -1,4 +1,4 @@
-"""xdist_group 표시가 정말로 한 모듈의 테스트를 한 테스트 프로세스에 모으는가.
+"""xdist_group 표시가 정말로 한 모듈의 테스트를 한 테스트 프로세스에 모으는가. 테스트를 나눠 주는 순서.
 
 모듈 범위의 워커를 쓰는 모듈은 이 표시에 기댄다. 모이지 않으면 아무것도 실패하지 않은 채 프로세스마다 같은 워커를
 또 띄운다(pytest 9.2와 xdist 3.8이 그렇다, pyproject.toml). 그래서 두 테스트로 확인한다. 첫 테스트가 자기 프로세스를
@@ -29,3 +29,12 @@ def test_the_first_test_of_a_group_notes_its_process(note):
 def test_the_second_test_of_the_group_runs_after_it_in_the_same_process(note):
     assert note.exists(), "the group's second test ran before its first: the tests were not kept together"
     assert note.read_text() == str(os.getpid()), "the group's tests ran in different test processes"
+
+
+def test_long_groups_go_out_first_then_long_tests_then_the_rest_then_alone_tests(request: pytest.FixtureRequest):
+    # 나눠 주는 순서(tests/conftest.py 의 _turn): 모은 테스트 전체가 그 차례대로 늘어서 있다.
+    from tests.conftest import _turn
+
+    turns = [_turn(item) for item in request.session.items]
+    assert turns == sorted(turns)
+    assert _turn(request.node) == 2  # early도 alone도 아닌 보통 테스트
