@@ -12,6 +12,7 @@ import sys
 import pytest
 import sqlalchemy
 
+from course import wait_until
 from playground import PROJECT_ROOT
 from playground.broker import queue_counts
 from playground.lessons import worker_on_empty_queue
@@ -40,13 +41,15 @@ def test_get_without_a_timeout_keeps_waiting_when_no_worker_runs(empty_queue):
     code = "from practice00.tasks import add\nadd.delay(1, 2).get()\nprint('returned')\n"
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
     try:
+        # 보낸 작업은 큐에서 워커를 기다린다. 보낸 뒤부터 '영원히'를 잰다(부하가 크면 프로세스가 뜨는 데만 몇 초 든다).
+        wait_until(lambda: queue_counts(empty_queue) == (1, 0), "보낸 작업 하나가 큐에", WAIT_SECONDS)
         with pytest.raises(subprocess.TimeoutExpired):
             proc.wait(timeout=FOREVER_STAND_IN_SECONDS)
     finally:
         proc.kill()
         out, _ = proc.communicate()
     assert "returned" not in out
-    assert queue_counts(empty_queue) == (1, 0)  # 보낸 작업은 큐에서 워커를 기다린다
+    assert queue_counts(empty_queue) == (1, 0)
 
 
 def test_a_refused_pickle_message_is_dropped_not_put_back(results_db):
