@@ -20,8 +20,9 @@ from tests.readme import readme_workers
 
 # 테스트는 대부분의 시간을 기다리며 보낸다(작업, 워커 기동과 종료). 그래서 2코어 기계에서도 코어 수보다 많은
 # 프로세스가 이득이다. `uv run pytest -n N` 으로 바꾸고, `-p no:xdist` 면 한 프로세스에서 차례로 돈다.
-# 실습 15개, 테스트 616개에서 잰 전체 시간은 프로세스 6개면 269초, 8개면 241초였다(CPU는 두 코어의 절반쯤 쓴다).
-DEFAULT_TEST_PROCESSES = 8
+# 실습 15개, 테스트 617개에서 잰 전체 시간은 프로세스 8개면 225초, 10개면 215초였다. 그동안 기계 전체(서비스 포함)의
+# CPU는 두 코어의 78%, 84%가 바빴다. 긴 테스트를 먼저 나눠 준 뒤의 수치다(pytest_collection_modifyitems).
+DEFAULT_TEST_PROCESSES = 10
 # alone 테스트의 제한 시간: 다른 프로세스에서 돌고 있는 테스트가 끝나기를 기다리는 시간까지 든다.
 ALONE_TIMEOUT_SECONDS = 300
 
