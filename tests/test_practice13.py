@@ -177,7 +177,11 @@ def test_ctrl_c_once_is_warm_and_twice_is_cold_and_the_cut_acks_late_task_comes_
         assert worker.proc.poll() is None
         os.killpg(worker.proc.pid, signal.SIGINT)
         worker.wait_for_log(r"worker: Hitting Ctrl\+C again will terminate all running tasks!", WAIT_SECONDS)
-        worker.proc.wait(WAIT_SECONDS)
+        try:
+            worker.proc.wait(WAIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            # 전체 실행에서 한 번, 두 번째 Ctrl-C 뒤 20초가 지나도 워커가 끝나지 않았다. 그때의 워커 로그를 남긴다.
+            pytest.fail(f"the worker did not stop within {WAIT_SECONDS} s of the second Ctrl-C:\n{worker.log_tail(40)}")
     finally:
         worker.stop()
     assert f"Initiating Soft Shutdown, terminating in {float(SOFT_SHUTDOWN_SECONDS)} seconds" in worker.log
