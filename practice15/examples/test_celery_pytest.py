@@ -1,0 +1,44 @@
+"""celery.contrib.pytest 의 celery_worker: 테스트 프로세스 안의 스레드에서 실행되는 워커.
+
+브로커와 결과 백엔드는 실제 서비스다(global_config). 워커는 solo 풀로 테스트 프로세스 안에서 실행되므로, 풀
+프로세스를 죽여서 거는 시간 제한은 걸리지 않는다.
+실행:  python -m pytest practice15/examples/test_celery_pytest.py
+"""
+
+import pytest
+
+from practice15 import tasks
+from practice15.tasks import add, pair, slow
+
+# Celery 5의 pytest 플러그인은 저절로 켜지지 않는다. 이 모듈에서만 켠다.
+pytest_plugins = ("celery.contrib.pytest",)
+
+WAIT_SECONDS = 10
+
+
+@pytest.fixture
+def celery_app():
+    # 플러그인의 celery_app 은 celery_config 로 새로 만든 앱이라 @app.task 로 만든 우리 작업이 없다.
+    # 그래서 우리 앱을 넘긴다. 주소와 설정은 tasks.py 에 있는 그대로다.
+    # 하나만 바꾼다. broker_heartbeat 가 켜져 있으면(기본값 120초) 스레드 워커의 이벤트 루프가 한 번에 10초까지
+    # 기다린다. 그러면 멈추는 데 10초가 걸리고, 플러그인이 기다리는 10초(shutdown_timeout)를 넘겨 RuntimeError가 난다.
+    tasks.app.conf.broker_heartbeat = 0
+    try:
+        yield tasks.app
+    finally:
+        tasks.app.conf.broker_heartbeat = 120  # Celery의 기본값으로 되돌린다
+
+
+@pytest.fixture(scope="session")
+def celery_includes():
+    # 스레드 워커는 시작할 때 celery.ping 작업으로 확인한다. 그 작업을 앱에 등록하는 모듈이다.
+    return ("celery.contrib.testing.tasks",)
+
+
+def test_round_trip_through_the_broker(celery_worker):
+    assert add.delay(2, 3).get(timeout=WAIT_SECONDS) == 5
+    assert pair.delay(1, 2).get(timeout=WAIT_SECONDS) == [1, 2]  # 실제 경로라서 JSON을 거친다
+
+
+def test_time_limit_is_not_enforced(celery_worker):
+    assert slow.delay().get(timeout=WAIT_SECONDS) == "끝"  # 실제 워커라면 TimeLimitExceeded
