@@ -1,4 +1,4 @@
-"""practice15 — 작업 테스트하기: eager 가 숨기는 것
+"""practice15 — 작업 테스트하기: eager가 숨기는 것
 
 무엇을 배우나: eager 모드(task.apply(), 또는 task_always_eager=True 인 앱의 delay())는 작업을 호출한 프로세스
 안에서 곧바로 실행한다. 브로커도 워커도 결과 백엔드도 거치지 않는다. 그래서 실제 경로에서만 일어나는 일이 eager

@@ -1,4 +1,4 @@
-"""eager 가 숨기는 것: 같은 작업을 eager로 한 번, 실제 워커(conftest.py 의 real_worker)로 한 번 부른다.
+"""eager가 숨기는 것: 같은 작업을 eager로 한 번, 실제 워커(conftest.py 의 real_worker)로 한 번 부른다.
 
 eager 테스트는 모두 통과한다. 실제 경로의 테스트는 eager와 다른 결과를 기대값으로 적는다.
 실행:  python -m pytest practice15/examples
