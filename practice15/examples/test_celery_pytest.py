@@ -20,8 +20,8 @@ WAIT_SECONDS = 10
 def celery_app():
     # 플러그인의 celery_app 은 celery_config 로 새로 만든 앱이라 @app.task 로 만든 우리 작업이 없다.
     # 그래서 우리 앱을 넘긴다. 주소와 설정은 tasks.py 에 있는 그대로다.
-    # 하나만 바꾼다. broker_heartbeat 가 켜져 있으면(기본값 120초) 스레드 워커의 이벤트 루프가 한 번에 10초까지
-    # 기다린다. 그러면 멈추는 데 10초가 걸리고, 플러그인이 기다리는 10초(shutdown_timeout)를 넘겨 RuntimeError가 난다.
+    # 하나만 바꾼다. broker_heartbeat 가 켜져 있으면(기본값 120초) 이 스레드 워커는 멈추는 데 10초쯤 걸린다.
+    # 플러그인은 10초(shutdown_timeout)까지만 기다리고 RuntimeError를 내므로, 테스트 동안에는 heartbeat를 끈다.
     tasks.app.conf.broker_heartbeat = 0
     try:
         yield tasks.app

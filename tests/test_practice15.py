@@ -1,0 +1,99 @@
+"""practice15 README: 학습자가 복사해 쓸 예제 테스트(practice15/examples)를 README의 명령 그대로 실행한다.
+
+eager와 실제 경로의 차이, 세 층의 테스트는 예제 테스트 하나하나가 확인한다. 여기서는 그 예제가 모두 모여 통과하는지,
+그리고 예제 밖에서 README와 예제의 주석이 말하는 것(플러그인이 저절로 켜지지 않는다, heartbeat가 켜진 스레드 워커는
+멈추는 데 10초쯤 걸린다)을 확인한다.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import subprocess
+import sys
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from celery.contrib.testing.worker import start_worker
+
+from playground import PROJECT_ROOT
+from playground.readme import commands
+from tests.readme import readme
+
+LESSON = "practice15"
+EXAMPLES = PROJECT_ROOT / "practice15" / "examples"
+EXAMPLES_COMMAND = "uv run pytest practice15/examples"
+EXAMPLES_TIMEOUT_SECONDS = 120
+PLUGIN_TIMEOUT_SECONDS = 60
+HEARTBEAT_STOP_SECONDS = 9  # heartbeat가 켜진 스레드 워커가 멈추는 데 드는 시간의 아래 한계(재어 보면 10초쯤)
+
+
+def _pytest(*args: str, cwd: Path = PROJECT_ROOT, timeout: float = EXAMPLES_TIMEOUT_SECONDS):
+    """이 가상 환경의 pytest (`uv run pytest` 가 실행하는 것과 같다)."""
+    pytest_bin = Path(sys.executable).with_name("pytest")
+    return subprocess.run(
+        [str(pytest_bin), "-p", "no:cacheprovider", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _example_tests() -> set[str]:
+    """예제 모듈에 적힌 test_ 함수 이름들."""
+    names = set()
+    for path in EXAMPLES.glob("test_*.py"):
+        tree = ast.parse(path.read_text())
+        functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+        names |= {function.name for function in functions if function.name.startswith("test_")}
+    return names
+
+
+def test_the_readme_command_runs_every_example_test_and_all_pass(tmp_path):
+    for path in ("practice15/README.md", "practice15/README.en.md"):
+        assert EXAMPLES_COMMAND in commands(readme(path)), path
+    junit = tmp_path / "examples.xml"
+    done = _pytest(EXAMPLES_COMMAND.split(" ", 3)[3], f"--junitxml={junit}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    cases = ET.parse(junit).getroot().iter("testcase")
+    outcomes = {case.get("name"): [child.tag for child in case] for case in cases}
+    assert {name.split("[")[0] for name in outcomes} == _example_tests()  # 적힌 테스트가 모두 모였다
+    assert all(not children or children == ["system-out"] for children in outcomes.values()), outcomes  # 모두 통과
+
+
+def test_celery_s_pytest_plugin_is_not_loaded_by_itself(tmp_path):
+    # Celery 5의 배포에는 pytest 플러그인 진입점이 없다(pytest11). 모듈이 pytest_plugins 로 켜야 fixture가 생긴다.
+    test = tmp_path / "test_plugin.py"
+    test.write_text("def test_needs_the_plugin(celery_app):\n    pass\n")
+    done = _pytest(str(test), "--rootdir", str(tmp_path), cwd=tmp_path, timeout=PLUGIN_TIMEOUT_SECONDS)
+    assert done.returncode == 1 and "fixture 'celery_app' not found" in done.stdout, done.stdout
+    test.write_text('pytest_plugins = ("celery.contrib.pytest",)\n\n' + test.read_text())
+    done = _pytest(str(test), "--rootdir", str(tmp_path), cwd=tmp_path, timeout=PLUGIN_TIMEOUT_SECONDS)
+    assert done.returncode == 0, done.stdout
+
+
+def test_with_the_default_heartbeat_the_thread_worker_takes_about_ten_seconds_to_stop():
+    # 예제(test_celery_pytest.py)가 broker_heartbeat 를 0으로 끄는 까닭. 플러그인은 shutdown_timeout(10초)까지만
+    # 기다리고 RuntimeError를 낸다. 여기서는 그보다 길게 기다리며 멈추는 데 걸린 시간을 잰다(다른 프로세스에서).
+    assert inspect.signature(start_worker).parameters["shutdown_timeout"].default == 10.0
+    code = textwrap.dedent(
+        """
+        import time
+        import celery.contrib.testing.tasks  # celery.ping (스레드 워커가 시작할 때 확인하는 작업)
+        from celery.contrib.testing.worker import start_worker
+        from practice15 import tasks
+        for heartbeat in (120, 0):
+            tasks.app.conf.broker_heartbeat = heartbeat
+            worker = start_worker(tasks.app, shutdown_timeout=30)
+            worker.__enter__()
+            assert tasks.add.delay(1, 2).get(timeout=10) == 3
+            started = time.monotonic()
+            worker.__exit__(None, None, None)
+            print(heartbeat, time.monotonic() - started)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=EXAMPLES_TIMEOUT_SECONDS
+    )
+    assert done.returncode == 0, done.stderr
+    stops = dict(line.split() for line in done.stdout.splitlines())
+    assert float(stops["120"]) >= HEARTBEAT_STOP_SECONDS
+    assert float(stops["0"]) < HEARTBEAT_STOP_SECONDS
