@@ -90,7 +90,7 @@ def results():
     show("type(add.apply((2, 3)))", type(eager).__name__, "EagerResult", note=f"state={eager.state}")
     show("결과 백엔드에서 읽은 그 id의 state", app.AsyncResult(eager.id).state, "PENDING", note="저장되지 않았습니다")
     real = add.delay(2, 3)
-    show("type(add.delay(2, 3))", type(real).__name__, "AsyncResult", note=f"보낸 직후 state={real.state}")
+    show("type(add.delay(2, 3))", type(real).__name__, "AsyncResult", note="get() 으로 기다립니다")
     real.get(timeout=WAIT_SECONDS)
     show("결과 백엔드에서 읽은 그 id의 state", app.AsyncResult(real.id).state, "SUCCESS")
     failed = fail.apply()

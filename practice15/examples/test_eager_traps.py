@@ -133,6 +133,29 @@ def test_retry_real(real_worker):
     assert time.monotonic() - sent >= MAX_RETRIES * RETRY_SECONDS
 
 
+# 라우팅: eager는 큐를 보지 않는다. 아무 워커도 소비하지 않는 큐로 보낸 작업도 곧바로 실행된다.
+
+NOBODYS_QUEUE = "practice15.nobody"  # 이 큐를 소비하는 워커는 없다
+
+
+def test_queue_without_a_worker_always_eager(always_eager):
+    assert add.apply_async((1, 2), queue=NOBODYS_QUEUE).get() == 3
+
+
+def test_queue_without_a_worker_real(real_worker):
+    result = add.apply_async((1, 2), queue=NOBODYS_QUEUE)
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        try:
+            deadline = time.monotonic() + WAIT_SECONDS
+            while channel.queue_declare(NOBODYS_QUEUE, passive=True).message_count < 1:  # 메시지가 큐에 닿을 때까지
+                assert time.monotonic() < deadline, f"the message did not reach {NOBODYS_QUEUE}"
+                time.sleep(0.05)
+            assert result.state == "PENDING"  # 큐에서 워커를 기다린다
+        finally:
+            channel.queue_delete(NOBODYS_QUEUE)
+
+
 # 결과 객체: EagerResult는 이미 끝나 있고, 결과 백엔드에 남지 않는다.
 
 
@@ -146,8 +169,7 @@ def test_result_object_eager():
 def test_result_object_real(real_worker):
     result = add.delay(2, 3)
     assert isinstance(result, AsyncResult) and not isinstance(result, EagerResult)
-    assert result.state == "PENDING"  # 보낸 직후에는 아직 아무도 실행하지 않았다
-    assert result.get(timeout=WAIT_SECONDS) == 5
+    assert result.get(timeout=WAIT_SECONDS) == 5  # 워커가 실행하고 결과 백엔드에 저장할 때까지 기다린다
     assert AsyncResult(result.id, app=app).state == "SUCCESS"
 
 
