@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ast
 import inspect
+import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -29,12 +31,13 @@ PLUGIN_TIMEOUT_SECONDS = 60
 HEARTBEAT_STOP_SECONDS = 9  # heartbeat가 켜진 스레드 워커가 멈추는 데 드는 시간의 아래 한계(재어 보면 10초쯤)
 
 
-def _pytest(*args: str, cwd: Path = PROJECT_ROOT, timeout: float = EXAMPLES_TIMEOUT_SECONDS):
-    """이 가상 환경의 pytest (`uv run pytest` 가 실행하는 것과 같다)."""
+def _pytest(*args: str, cwd: Path = PROJECT_ROOT, timeout: float = EXAMPLES_TIMEOUT_SECONDS, env=None):
+    """이 가상 환경의 pytest (`uv run pytest` 가 실행하는 것과 같다). env는 바꿀 환경 변수."""
     pytest_bin = Path(sys.executable).with_name("pytest")
     return subprocess.run(
-        [str(pytest_bin), "-p", "no:cacheprovider", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
-    )
+        [str(pytest_bin), "-p", "no:cacheprovider", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+    )  # fmt: skip
 
 
 def _example_tests() -> set[str]:
@@ -57,6 +60,19 @@ def test_the_readme_command_runs_every_example_test_and_all_pass(tmp_path):
     outcomes = {case.get("name"): [child.tag for child in case] for case in cases}
     assert {name.split("[")[0] for name in outcomes} == _example_tests()  # 적힌 테스트가 모두 모였다
     assert all(not children or children == ["system-out"] for children in outcomes.values()), outcomes  # 모두 통과
+    # README가 말하는 마지막 줄의 수: "테스트 31개가 모두 통과하고, 마지막 줄에 `31 passed` 가 나옵니다."
+    said = {int(n) for path in ("practice15/README.md", "practice15/README.en.md")
+            for n in re.findall(r"`(\d+) passed`", readme(path))}  # fmt: skip
+    assert said == {len(outcomes)}
+    assert re.search(rf"^=* {len(outcomes)} passed", done.stdout, re.MULTILINE), done.stdout
+
+
+def test_the_plain_function_tests_pass_without_a_broker_or_a_result_backend():
+    # README: "이 파일의 테스트는 브로커와 결과 백엔드가 없어도 통과합니다." 아무도 듣지 않는 포트를 준다.
+    nobody = {"RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:1//", "REDIS_URL": "redis://127.0.0.1:1/0"}
+    done = _pytest("-q", str(EXAMPLES / "test_plain_function.py"), timeout=PLUGIN_TIMEOUT_SECONDS, env=nobody)
+    assert done.returncode == 0, done.stdout
+    assert re.search(r"^\d+ passed", done.stdout, re.MULTILINE), done.stdout
 
 
 def test_celery_s_pytest_plugin_is_not_loaded_by_itself(tmp_path):
@@ -65,8 +81,29 @@ def test_celery_s_pytest_plugin_is_not_loaded_by_itself(tmp_path):
     test.write_text("def test_needs_the_plugin(celery_app):\n    pass\n")
     done = _pytest(str(test), "--rootdir", str(tmp_path), cwd=tmp_path, timeout=PLUGIN_TIMEOUT_SECONDS)
     assert done.returncode == 1 and "fixture 'celery_app' not found" in done.stdout, done.stdout
-    test.write_text('pytest_plugins = ("celery.contrib.pytest",)\n\n' + test.read_text())
-    done = _pytest(str(test), "--rootdir", str(tmp_path), cwd=tmp_path, timeout=PLUGIN_TIMEOUT_SECONDS)
+    # 켜면 fixture가 생긴다. 플러그인의 celery_app 은 celery_config 로 새로 만든 앱이다. 기본 설정은 메모리 안의
+    # 브로커와 결과 백엔드, heartbeat 0이다. @app.task 로 만든 작업은 새 앱에도 등록되지만, delay() 는 작업의 앱으로
+    # 보낸다.
+    test.write_text(
+        textwrap.dedent(
+            """
+            pytest_plugins = ("celery.contrib.pytest",)
+
+            from practice15 import tasks
+
+
+            def test_needs_the_plugin(celery_app, celery_worker_pool):
+                assert celery_app is not tasks.app and tasks.add.app is tasks.app
+                conf = celery_app.conf
+                assert (conf.broker_url, conf.result_backend) == ("memory://", "cache+memory://")
+                assert conf.broker_heartbeat == 0
+                assert "practice15.tasks.add" in celery_app.tasks
+                assert celery_worker_pool == "solo"
+            """
+        )
+    )
+    here = {"PYTHONPATH": str(PROJECT_ROOT)}
+    done = _pytest(str(test), "--rootdir", str(tmp_path), cwd=tmp_path, timeout=PLUGIN_TIMEOUT_SECONDS, env=here)
     assert done.returncode == 0, done.stdout
 
 

@@ -45,6 +45,11 @@ WORKER_LOG_SAYS = {
         r"Errback 'practice09\.tasks\.on_error_raises' raised an exception",
         r"Process 'ForkPoolWorker-\d+' pid:\d+ exited with 'signal 9 \(SIGKILL\)'",
     ],
+    "practice15": [
+        # 실제 워커에서는 시간 제한을 넘긴 풀 프로세스를 SIGKILL로 죽인다(eager에서는 끝까지 실행된다)
+        r"Hard time limit \(1s\) exceeded for practice15\.tasks\.slow\[",
+        r"Process 'ForkPoolWorker-\d+' pid:\d+ exited with 'signal 9 \(SIGKILL\)'",
+    ],
     "practice10": [
         r"Tasks flagged as revoked: ",
         r"Discarding revoked task: practice10\.tasks\.work\[",

@@ -10,7 +10,7 @@ import pytest
 from practice15 import tasks
 from practice15.tasks import add, pair, slow
 
-# Celery 5의 pytest 플러그인은 저절로 켜지지 않는다. 이 모듈에서만 켠다.
+# Celery 5의 pytest 플러그인은 저절로 켜지지 않는다. 이 모듈에서 켠다.
 pytest_plugins = ("celery.contrib.pytest",)
 
 WAIT_SECONDS = 10
@@ -18,8 +18,9 @@ WAIT_SECONDS = 10
 
 @pytest.fixture
 def celery_app():
-    # 플러그인의 celery_app 은 celery_config 로 새로 만든 앱이라 @app.task 로 만든 우리 작업이 없다.
-    # 그래서 우리 앱을 넘긴다. 주소와 설정은 tasks.py 에 있는 그대로다.
+    # 플러그인의 celery_app 은 celery_config 로 새로 만든 앱이다. 기본 설정은 메모리 안의 브로커와 결과 백엔드다
+    # (memory://). 우리 작업의 delay() 는 우리 앱(RabbitMQ, Redis)으로 보내므로 우리 앱을 넘긴다.
+    # 주소와 설정은 tasks.py 에 있는 그대로다.
     # 하나만 바꾼다. broker_heartbeat 가 켜져 있으면(기본값 120초) 이 스레드 워커는 멈추는 데 10초쯤 걸린다.
     # 플러그인은 10초(shutdown_timeout)까지만 기다리고 RuntimeError를 내므로, 테스트 동안에는 heartbeat를 끈다.
     tasks.app.conf.broker_heartbeat = 0
