@@ -17,6 +17,7 @@ import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from celery.contrib.testing.worker import start_worker
 
 from playground import PROJECT_ROOT
@@ -50,6 +51,7 @@ def _example_tests() -> set[str]:
     return names
 
 
+@pytest.mark.early  # 예제 테스트 31개를 실제 워커와 함께 실행한다(15초쯤)
 def test_the_readme_command_runs_every_example_test_and_all_pass(tmp_path):
     for path in ("practice15/README.md", "practice15/README.en.md"):
         assert EXAMPLES_COMMAND in commands(readme(path)), path
@@ -107,6 +109,7 @@ def test_celery_s_pytest_plugin_is_not_loaded_by_itself(tmp_path):
     assert done.returncode == 0, done.stdout
 
 
+@pytest.mark.early  # 멈추는 데 10초가 드는 워커를 재는 테스트
 def test_with_the_default_heartbeat_the_thread_worker_takes_about_ten_seconds_to_stop():
     # 예제(test_celery_pytest.py)가 broker_heartbeat 를 0으로 끄는 까닭. 플러그인은 shutdown_timeout(10초)까지만
     # 기다리고 RuntimeError를 낸다. 여기서는 그보다 길게 기다리며 멈추는 데 걸린 시간을 잰다(다른 프로세스에서).
