@@ -32,7 +32,8 @@ step, show = scenario.step, scenario.show
 
 @contextmanager
 def always_eager(propagates=False):
-    """블록 안에서만 app의 delay() 와 apply_async() 를 eager로 실행한다. 테스트 설정에서 흔히 켜는 값이다."""
+    """블록 안에서만 task_always_eager 를 켠다. 테스트 설정에서 흔히 켜는 값으로, 켜면 app의 delay() 와
+    apply_async() 가 eager로 실행된다."""
     app.conf.update(task_always_eager=True, task_eager_propagates=propagates)
     try:
         yield
@@ -41,7 +42,7 @@ def always_eager(propagates=False):
 
 
 def timed(call):
-    """call() 의 값과 걸린 초를 돌려준다."""
+    """call() 이 돌려준 값과 걸린 시간(초)을 돌려준다."""
     started = time.monotonic()
     value = call()
     return value, time.monotonic() - started
@@ -56,7 +57,12 @@ def values():
     show("unique.apply((['a', 'a'],)).get()", unique.apply((["a", "a"],)).get(), {"a"})
     with scenario.raises(EncodeError) as refused:
         unique.delay(["a", "a"]).get(timeout=WAIT_SECONDS)
-    show("unique.delay(['a', 'a']).get()", type(refused.exc).__name__, "EncodeError", note="워커가 set을 저장하지 못함")
+    show(
+        "unique.delay(['a', 'a']).get()",
+        type(refused.exc).__name__,
+        "EncodeError",
+        note="워커가 set을 저장하지 못했습니다",
+    )
     with scenario.raises(EncodeError) as refused:
         unique.delay({"a"})
     show("unique.delay({'a'})", type(refused.exc).__name__, "EncodeError", note="보내는 순간 실패합니다")
@@ -64,7 +70,12 @@ def values():
 
 def timing():
     (value, seconds) = timed(lambda: slow.apply().get())
-    show("slow.apply().get()", value, "끝", note=f"time_limit={TIME_LIMIT_SECONDS}초를 넘겨 {seconds:.0f}초 실행")
+    show(
+        "slow.apply().get()",
+        value,
+        "끝",
+        note=f"시간 제한 {TIME_LIMIT_SECONDS}초를 넘겨 {seconds:.0f}초 동안 실행되었습니다",
+    )
     with scenario.raises(TimeLimitExceeded) as killed:
         slow.delay().get(timeout=WAIT_SECONDS)
     show("slow.delay().get()", type(killed.exc).__name__, "TimeLimitExceeded")
@@ -79,7 +90,9 @@ def timing():
     show(f"add.apply_async((2, 3), countdown={COUNTDOWN_SECONDS}).state", result.state, "PENDING")
     result.get(timeout=WAIT_SECONDS + COUNTDOWN_SECONDS)
     (value, seconds) = timed(lambda: flaky.apply().get())
-    show("flaky.apply().get()", value, MAX_RETRIES, note=f"재시도 {MAX_RETRIES}번이 이 호출 안에서 곧바로 실행됨")
+    show(
+        "flaky.apply().get()", value, MAX_RETRIES, note=f"재시도 {MAX_RETRIES}번이 이 호출 안에서 곧바로 실행되었습니다"
+    )
     (value, seconds) = timed(lambda: flaky.delay().get(timeout=WAIT_SECONDS + MAX_RETRIES * RETRY_SECONDS))
     show("flaky.delay().get()", value, MAX_RETRIES)
     show(f"재시도 간격 {RETRY_SECONDS}초를 {MAX_RETRIES}번 기다렸습니다", seconds >= MAX_RETRIES * RETRY_SECONDS, True)
@@ -94,7 +107,7 @@ def results():
     real.get(timeout=WAIT_SECONDS)
     show("결과 백엔드에서 읽은 그 id의 state", app.AsyncResult(real.id).state, "SUCCESS")
     failed = fail.apply()
-    show("fail.apply().state", failed.state, "FAILURE", note="task_eager_propagates=False: 호출은 예외 없이 끝남")
+    show("fail.apply().state", failed.state, "FAILURE", note="task_eager_propagates=False: 호출은 예외 없이 끝났습니다")
     with always_eager(propagates=True), scenario.raises(ValueError) as raised:
         fail.delay()
     show("task_eager_propagates=True 인 eager 앱의 fail.delay()", type(raised.exc).__name__, "ValueError")
@@ -103,7 +116,7 @@ def results():
 def calls():
     step("1. 돌려준 값: eager는 JSON을 거치지 않습니다")
     values()
-    step("2. 시간 제한, countdown, 재시도: eager는 걸지 않고 기다리지 않습니다")
+    step("2. 시간 제한, countdown, 재시도: eager는 시간 제한을 걸지 않고 기다리지도 않습니다")
     timing()
     step("3. 결과 객체와 예외: EagerResult는 결과 백엔드에 남지 않습니다")
     results()

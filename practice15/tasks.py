@@ -1,11 +1,12 @@
 """practice15 — 작업 테스트하기: eager가 숨기는 것
 
-무엇을 배우나: eager 모드(task.apply(), 또는 task_always_eager=True 인 앱의 delay())는 작업을 호출한 프로세스
-안에서 곧바로 실행한다. 브로커도 워커도 결과 백엔드도 거치지 않는다. 그래서 실제 경로에서만 일어나는 일이 eager
-테스트에는 보이지 않는다. 돌려준 값은 JSON으로 바뀌지 않고, countdown과 재시도 간격은 기다리지 않고, 시간 제한은
-걸리지 않고, 결과는 결과 백엔드에 남지 않는다. 이 실습은 같은 작업을 eager로 한 번, 실제 워커로 한 번 불러 나란히
-보인다. 팀이 쓰는 세 층의 테스트(Celery 없이 함수로, celery.contrib.pytest 의 스레드 워커로, 실제 워커
-프로세스로)는 practice15/examples/ 에 있고, 그대로 복사해 쓸 수 있다.
+무엇을 배우나: eager 모드는 작업을 호출한 프로세스 안에서 곧바로 실행한다. task.apply() 가 그렇고,
+task_always_eager=True 인 앱의 delay() 도 그렇다. 브로커도 워커도 결과 백엔드도 거치지 않는다. 이 셋을 거치는 쪽을
+실제 경로라고 부른다. 그래서 실제 경로에서만 일어나는 일이 eager 테스트에는 보이지 않는다. eager에서는 돌려준 값이
+JSON으로 바뀌지 않는다. countdown과 재시도 간격을 기다리지 않고, 시간 제한도 걸지 않는다. 결과는 결과 백엔드에 남지
+않는다. 이 실습은 같은 작업을 eager로 한 번, 실제 워커로 한 번 불러 나란히 보인다. 예제 테스트는 세 가지다(Celery
+없이 함수로, celery.contrib.pytest 의 스레드 워커로, 실제 워커 프로세스로). practice15/examples/ 에 있고, 그대로
+복사해 쓸 수 있다.
 
 실행 방법 (프로젝트 폴더에서, 터미널 두 개):
     터미널 1:  celery -A practice15.tasks worker --loglevel=info
@@ -18,9 +19,9 @@ from celery import Celery
 
 from global_config import RABBITMQ_URL, REDIS_URL
 
-COUNTDOWN_SECONDS = 2  # countdown 작업이 기다리는 시간
+COUNTDOWN_SECONDS = 2  # apply_async(countdown=...) 로 보낸 작업이 실행되기 전에 기다리는 시간
 TIME_LIMIT_SECONDS = 1  # slow 작업의 시간 제한(time_limit). 넘으면 워커가 풀 프로세스를 죽인다
-SLOW_SECONDS = 2  # slow 작업이 일하는 시간. 시간 제한보다 길다
+SLOW_SECONDS = 2  # slow 작업이 실행되는 시간. 시간 제한보다 길다
 RETRY_SECONDS = 1  # flaky 작업이 재시도하기 전에 기다리는 시간
 MAX_RETRIES = 2  # flaky 작업이 실패하는 횟수. 그만큼 재시도한 뒤에 성공한다
 

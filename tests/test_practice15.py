@@ -1,8 +1,9 @@
 """practice15 README: 학습자가 복사해 쓸 예제 테스트(practice15/examples)를 README의 명령 그대로 실행한다.
 
-eager와 실제 경로의 차이, 세 층의 테스트는 예제 테스트 하나하나가 확인한다. 여기서는 그 예제가 모두 모여 통과하는지,
-그리고 예제 밖에서 README와 예제의 주석이 말하는 것(플러그인이 저절로 켜지지 않는다, heartbeat가 켜진 스레드 워커는
-멈추는 데 10초쯤 걸린다)을 확인한다.
+eager와 실제 경로의 차이는 세 가지 예제 테스트 하나하나가 확인한다. 여기서는 그 예제가 모두 모여 통과하는지,
+README에 옮긴 코드가 예제 파일에 그대로 있는지, 그리고 예제 밖에서 README와 예제의 주석이 말하는 것(플러그인이 저절로
+켜지지 않는다, 스레드 워커에는 celery.ping 이 있어야 한다, heartbeat가 켜진 스레드 워커는 멈추는 데 10초 남짓 걸리고
+플러그인은 RuntimeError를 낸다)을 확인한다.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 
 from playground import PROJECT_ROOT
-from playground.readme import commands
+from playground.readme import code_blocks, commands
 from tests.readme import readme
 
 LESSON = "practice15"
@@ -29,7 +30,8 @@ EXAMPLES = PROJECT_ROOT / "practice15" / "examples"
 EXAMPLES_COMMAND = "uv run pytest practice15/examples"
 EXAMPLES_TIMEOUT_SECONDS = 120
 PLUGIN_TIMEOUT_SECONDS = 60
-HEARTBEAT_STOP_SECONDS = 9  # heartbeat가 켜진 스레드 워커가 멈추는 데 드는 시간의 아래 한계(재어 보면 10초쯤)
+PLUGIN_SHUTDOWN_SECONDS = 10.0  # 플러그인의 스레드 워커가 멈추기를 기다리는 시간(start_worker 의 shutdown_timeout)
+HEARTBEAT_GRACE_SECONDS = 10  # RuntimeError 뒤에 그 스레드가 끝나기를 더 기다리는 상한
 
 
 def _pytest(*args: str, cwd: Path = PROJECT_ROOT, timeout: float = EXAMPLES_TIMEOUT_SECONDS, env=None):
@@ -51,7 +53,7 @@ def _example_tests() -> set[str]:
     return names
 
 
-@pytest.mark.early  # 예제 테스트 31개를 실제 워커와 함께 실행한다(15초쯤)
+@pytest.mark.early  # 예제 테스트 32개를 실제 워커와 함께 실행한다(15초쯤)
 def test_the_readme_command_runs_every_example_test_and_all_pass(tmp_path):
     for path in ("practice15/README.md", "practice15/README.en.md"):
         assert EXAMPLES_COMMAND in commands(readme(path)), path
@@ -62,7 +64,7 @@ def test_the_readme_command_runs_every_example_test_and_all_pass(tmp_path):
     outcomes = {case.get("name"): [child.tag for child in case] for case in cases}
     assert {name.split("[")[0] for name in outcomes} == _example_tests()  # 적힌 테스트가 모두 모였다
     assert all(not children or children == ["system-out"] for children in outcomes.values()), outcomes  # 모두 통과
-    # README가 말하는 마지막 줄의 수: "테스트 31개가 모두 통과하고, 마지막 줄에 `31 passed` 가 나옵니다."
+    # README가 말하는 마지막 줄의 수: "테스트 32개가 모두 통과하고, 마지막 줄에 `32 passed` 가 나옵니다."
     said = {int(n) for path in ("practice15/README.md", "practice15/README.en.md")
             for n in re.findall(r"`(\d+) passed`", readme(path))}  # fmt: skip
     assert said == {len(outcomes)}
@@ -70,11 +72,22 @@ def test_the_readme_command_runs_every_example_test_and_all_pass(tmp_path):
 
 
 def test_the_plain_function_tests_pass_without_a_broker_or_a_result_backend():
-    # README: "이 파일의 테스트는 브로커와 결과 백엔드가 없어도 통과합니다." 아무도 듣지 않는 포트를 준다.
+    # README: "`test_plain_function.py` 의 테스트는 브로커와 결과 백엔드가 없어도 통과합니다." 아무도 듣지 않는
+    # 포트를 준다.
     nobody = {"RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:1//", "REDIS_URL": "redis://127.0.0.1:1/0"}
     done = _pytest("-q", str(EXAMPLES / "test_plain_function.py"), timeout=PLUGIN_TIMEOUT_SECONDS, env=nobody)
     assert done.returncode == 0, done.stdout
     assert re.search(r"^\d+ passed", done.stdout, re.MULTILINE), done.stdout
+
+
+@pytest.mark.parametrize("path", ["practice15/README.md", "practice15/README.en.md"])
+def test_every_python_excerpt_in_the_readme_is_in_an_example_file(path):
+    # README가 옮긴 코드는 예제 파일의 한 부분 그대로다. 예제를 고치고 README를 잊으면 여기서 실패한다.
+    files = {f.name: f.read_text() for f in EXAMPLES.glob("*.py")}
+    blocks = code_blocks(readme(path), "python")
+    assert blocks
+    for block in blocks:
+        assert any(block in text for text in files.values()), block
 
 
 def test_celery_s_pytest_plugin_is_not_loaded_by_itself(tmp_path):
@@ -109,31 +122,72 @@ def test_celery_s_pytest_plugin_is_not_loaded_by_itself(tmp_path):
     assert done.returncode == 0, done.stdout
 
 
-@pytest.mark.early  # 멈추는 데 10초가 드는 워커를 재는 테스트
-def test_with_the_default_heartbeat_the_thread_worker_takes_about_ten_seconds_to_stop():
-    # 예제(test_celery_pytest.py)가 broker_heartbeat 를 0으로 끄는 까닭. 플러그인은 shutdown_timeout(10초)까지만
-    # 기다리고 RuntimeError를 낸다. 여기서는 그보다 길게 기다리며 멈추는 데 걸린 시간을 잰다(다른 프로세스에서).
-    assert inspect.signature(start_worker).parameters["shutdown_timeout"].default == 10.0
+def test_without_celery_includes_the_thread_worker_does_not_start(tmp_path):
+    # README: "이 워커는 시작할 때 celery.ping 작업으로 자기가 준비되었는지 확인합니다. 그래서 예제는 그 작업을
+    # 등록하는 모듈을 celery_includes 로 넘깁니다." 넘기지 않으면 워커가 시작하기 전에 멈춘다.
+    test = tmp_path / "test_no_includes.py"
+    test.write_text(
+        textwrap.dedent(
+            """
+            import pytest
+
+            from practice15 import tasks
+
+            pytest_plugins = ("celery.contrib.pytest",)
+
+
+            @pytest.fixture
+            def celery_app():
+                tasks.app.conf.broker_heartbeat = 0
+                yield tasks.app
+
+
+            def test_needs_a_worker(celery_worker):
+                pass
+            """
+        )
+    )
+    here = {"PYTHONPATH": str(PROJECT_ROOT)}
+    done = _pytest(str(test), "--rootdir", str(tmp_path), cwd=tmp_path, timeout=PLUGIN_TIMEOUT_SECONDS, env=here)
+    assert done.returncode == 1 and "assert 'celery.ping' in app.tasks" in done.stdout, done.stdout
+
+
+@pytest.mark.early  # 멈추는 데 10초 남짓 드는 워커를 재는 테스트
+def test_with_the_default_heartbeat_the_thread_worker_outlasts_the_plugin_s_shutdown_timeout():
+    # 예제(test_celery_pytest.py)가 broker_heartbeat 를 0으로 끄는 까닭. README: "Celery의 기본값(120초)대로 켜 두면
+    # 이 스레드 워커는 멈추는 데 10초 남짓 걸립니다. 플러그인은 10초까지만 기다리고 RuntimeError를 냅니다."
+    # 플러그인의 celery_worker 처럼 start_worker 를 기본 shutdown_timeout 으로 쓰고(다른 프로세스에서), RuntimeError가
+    # 났는지 적은 뒤 그 스레드가 끝나기를 기다려 멈추는 데 걸린 시간을 잰다.
+    assert inspect.signature(start_worker).parameters["shutdown_timeout"].default == PLUGIN_SHUTDOWN_SECONDS
     code = textwrap.dedent(
-        """
+        f"""
+        import threading
         import time
         import celery.contrib.testing.tasks  # celery.ping (스레드 워커가 시작할 때 확인하는 작업)
         from celery.contrib.testing.worker import start_worker
         from practice15 import tasks
-        for heartbeat in (120, 0):
+        for heartbeat in (0, 120):
             tasks.app.conf.broker_heartbeat = heartbeat
-            worker = start_worker(tasks.app, shutdown_timeout=30)
-            worker.__enter__()
+            worker = start_worker(tasks.app)
+            controller = worker.__enter__()
+            thread = next(t for t in threading.enumerate() if getattr(t, "_target", None) == controller.start)
             assert tasks.add.delay(1, 2).get(timeout=10) == 3
             started = time.monotonic()
-            worker.__exit__(None, None, None)
-            print(heartbeat, time.monotonic() - started)
+            try:
+                worker.__exit__(None, None, None)
+                raised = "-"
+            except RuntimeError as error:
+                raised = type(error).__name__
+            thread.join({HEARTBEAT_GRACE_SECONDS})
+            print(heartbeat, raised, thread.is_alive(), time.monotonic() - started)
         """
     )
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=EXAMPLES_TIMEOUT_SECONDS
     )
     assert done.returncode == 0, done.stderr
-    stops = dict(line.split() for line in done.stdout.splitlines())
-    assert float(stops["120"]) >= HEARTBEAT_STOP_SECONDS
-    assert float(stops["0"]) < HEARTBEAT_STOP_SECONDS
+    stops = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()}
+    assert stops["0"][:2] == ["-", "False"] and float(stops["0"][2]) < PLUGIN_SHUTDOWN_SECONDS, stops
+    # 플러그인이 10초를 기다리고 RuntimeError를 낸 뒤에 스레드가 끝났다: 10초 남짓
+    assert stops["120"][:2] == ["RuntimeError", "False"], stops
+    assert float(stops["120"][2]) >= PLUGIN_SHUTDOWN_SECONDS, stops

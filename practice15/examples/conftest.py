@@ -1,9 +1,11 @@
-"""실제 워커 프로세스 하나를 띄우는 fixture. 복사해서 자기 앱 이름만 바꿔 쓰면 된다.
+"""실제 워커 프로세스를 띄우는 fixture와 eager 모드를 켜는 fixture. 복사해서 practice15.tasks 를 자기 앱의 모듈로
+바꿔 쓰면 된다.
 
-워커는 `celery -A practice15.tasks worker` 하위 프로세스다(prefork 풀). 준비되었는지는 ping으로 확인하고,
-끝나면 띄운 프로세스의 PID에만 신호를 보내 멈춘다. 브로커와 결과 백엔드의 주소는 global_config 가 환경 변수에서
-읽는다. 테스트 프로세스마다 다른 주소(RabbitMQ 가상 호스트, Redis 데이터베이스 번호)를 주면 나란히 실행되는
-테스트끼리 메시지가 섞이지 않는다. 워커도 같은 환경 변수를 물려받는다.
+워커는 `celery -A practice15.tasks worker` 를 실행하는 하위 프로세스다(prefork 풀). 준비되었는지는 ping으로
+확인한다. 끝나면 띄운 프로세스의 PID에 SIGTERM을 보내고, STOP_SECONDS 안에 끝나지 않으면 그 프로세스 그룹에 SIGKILL을
+보낸다. 브로커와 결과 백엔드의 주소는 global_config 가 환경 변수에서 읽는다. 테스트 프로세스마다 다른
+주소(RabbitMQ 가상 호스트, Redis 데이터베이스 번호)를 주면 나란히 실행되는 테스트끼리 메시지가 섞이지 않는다.
+워커도 같은 환경 변수를 물려받는다.
 """
 
 import os
@@ -23,12 +25,12 @@ STOP_SECONDS = 10  # SIGTERM 뒤에 워커가 스스로 끝나기를 기다리�
 
 @pytest.fixture(scope="module")
 def real_worker():
-    """이 모듈의 테스트가 함께 쓰는 실제 워커. 큐를 비우고 띄우고, 모듈이 끝나면 멈춘다."""
+    """이 모듈의 테스트가 함께 쓰는 실제 워커. 큐를 비운 뒤 워커를 띄우고, 모듈이 끝나면 멈춘다."""
     app.control.purge()  # 지난 실행이 남긴 메시지를 지운다
     node = f"examples-{os.getpid()}@{socket.gethostname()}"
     command = [sys.executable, "-m", "celery", "-A", "practice15.tasks", "worker"]
     command += ["--pool=prefork", "--concurrency=2", f"--hostname={node}", "--loglevel=warning"]
-    # 자기 세션에서 띄우면 터미널의 Ctrl-C가 워커에 따로 가지 않는다. 멈추는 것은 이 fixture가 한다.
+    # 새 세션으로 띄우면 터미널의 Ctrl-C가 워커에 따로 가지 않는다. 멈추는 것은 이 fixture가 한다.
     proc = subprocess.Popen(command, start_new_session=True)
     try:
         deadline = time.monotonic() + READY_SECONDS

@@ -5,6 +5,8 @@
 실행:  python -m pytest practice15/examples/test_celery_pytest.py
 """
 
+import os
+
 import pytest
 
 from practice15 import tasks
@@ -18,10 +20,11 @@ WAIT_SECONDS = 10
 
 @pytest.fixture
 def celery_app():
-    # 플러그인의 celery_app 은 celery_config 로 새로 만든 앱이다. 기본 설정은 메모리 안의 브로커와 결과 백엔드다
-    # (memory://). 우리 작업의 delay() 는 우리 앱(RabbitMQ, Redis)으로 보내므로 우리 앱을 넘긴다.
+    # 플러그인의 celery_app 은 celery_config 로 새로 만든 앱이다. 기본 설정은 메모리 안의 브로커와 결과
+    # 백엔드다(memory://, cache+memory://). 이 실습의 작업은 delay() 로 자기 앱(RabbitMQ, Redis)에 보내므로, 그
+    # 앱(tasks.app)을 넘긴다.
     # 주소와 설정은 tasks.py 에 있는 그대로다.
-    # 하나만 바꾼다. broker_heartbeat 가 켜져 있으면(기본값 120초) 이 스레드 워커는 멈추는 데 10초쯤 걸린다.
+    # 하나만 바꾼다. broker_heartbeat 가 켜져 있으면(기본값 120초) 이 스레드 워커는 멈추는 데 10초 남짓 걸린다.
     # 플러그인은 10초(shutdown_timeout)까지만 기다리고 RuntimeError를 내므로, 테스트 동안에는 heartbeat를 끈다.
     tasks.app.conf.broker_heartbeat = 0
     try:
@@ -43,3 +46,7 @@ def test_round_trip_through_the_broker(celery_worker):
 
 def test_time_limit_is_not_enforced(celery_worker):
     assert slow.delay().get(timeout=WAIT_SECONDS) == "끝"  # 실제 워커라면 TimeLimitExceeded
+
+
+def test_the_worker_runs_inside_this_process(celery_worker):
+    assert celery_worker.pool.info["processes"] == [os.getpid()]  # solo 풀은 풀 프로세스를 띄우지 않는다

@@ -1,6 +1,7 @@
 """eager가 숨기는 것: 같은 작업을 eager로 한 번, 실제 워커(conftest.py 의 real_worker)로 한 번 부른다.
 
-eager 테스트는 모두 통과한다. 실제 경로의 테스트는 eager와 다른 결과를 기대값으로 적는다.
+eager 테스트는 eager가 돌려주는 값을, 실제 경로의 테스트는 실제로 돌아오는 값을 기대값으로 적는다. 두 쪽 모두
+통과한다.
 실행:  python -m pytest practice15/examples
 """
 
@@ -63,14 +64,14 @@ def test_int_keys_real(real_worker):
 
 
 def test_datetime_decimal_uuid_survive_json(real_worker):
-    # 함정이 아닌 것: kombu의 JSON은 이 타입들을 표시를 붙여 보내고 되살린다.
+    # 그대로 돌아오는 값: kombu의 JSON은 이 타입들에 타입 이름을 붙여 보내고, 받을 때 되살린다.
     when, amount = datetime.datetime(2026, 1, 2, 3, 4, 5), decimal.Decimal("1.50")
     assert pair.delay(when, amount).get(timeout=WAIT_SECONDS) == [when, amount]
     day, key = datetime.date(2026, 1, 2), uuid.UUID(int=15)
     assert pair.delay(day, key).get(timeout=WAIT_SECONDS) == [day, key]
 
 
-# 인자: task.apply() 는 JSON을 거치지 않는다. delay() 는 eager 앱에서도 인자를 JSON으로 바꿔 본다.
+# 인자: task.apply() 는 JSON을 거치지 않는다. delay() 는 eager 앱에서도 인자를 JSON으로 바꿨다가 되살린다.
 
 
 def test_set_argument_apply():
@@ -79,7 +80,7 @@ def test_set_argument_apply():
 
 def test_set_argument_real():
     with pytest.raises(EncodeError, match="Object of type set is not JSON serializable"):
-        unique.delay({"a"})  # 보내는 순간 실패한다. 워커는 필요 없다
+        unique.delay({"a"})  # 보내는 순간 실패한다. 워커가 없어도 그렇다
 
 
 def test_set_argument_always_eager(always_eager):
@@ -133,7 +134,7 @@ def test_retry_real(real_worker):
     assert time.monotonic() - sent >= MAX_RETRIES * RETRY_SECONDS
 
 
-# 라우팅: eager는 큐를 보지 않는다. 아무 워커도 소비하지 않는 큐로 보낸 작업도 곧바로 실행된다.
+# 라우팅: eager는 큐를 거치지 않는다. 아무 워커도 소비하지 않는 큐로 보낸 작업도 곧바로 실행된다.
 
 NOBODYS_QUEUE = "practice15.nobody"  # 이 큐를 소비하는 워커는 없다
 
@@ -173,7 +174,7 @@ def test_result_object_real(real_worker):
     assert AsyncResult(result.id, app=app).state == "SUCCESS"
 
 
-# task_eager_propagates: 꺼져 있으면(기본값) 호출은 조용하고, 켜면 호출한 곳에서 예외가 난다.
+# task_eager_propagates: 꺼져 있으면(기본값) 호출은 예외 없이 돌아오고, 켜면 호출한 곳에서 예외가 난다.
 
 
 def test_failure_eager_propagates_off():

@@ -19,13 +19,15 @@ def test_run_returns_python_values():
 
 def test_bound_task_run_gets_self():
     # bind=True 인 작업도 run(...) 으로 부른다. self는 작업 자신이고, 요청은 비어 있다.
-    # 워커 밖에서 부른 retry() 는 재시도하지 않고 넘긴 예외를 그대로 낸다.
+    # 작업을 함수로 부를 때(run() 이나 flaky()) retry() 는 재시도하지 않고 넘긴 예외를 그대로 낸다.
     with pytest.raises(ConnectionError, match="잠깐 안 됨"):
         flaky.run()
+    with pytest.raises(ConnectionError, match="잠깐 안 됨"):
+        flaky()
 
 
 def test_bound_task_with_a_pushed_request():
-    # 요청을 직접 넣으면 self.request 가 그 값을 본다. 몇 번째 재시도인지 정해서 부를 수 있다.
+    # 요청을 직접 넣으면 self.request 가 그 값이 된다. 몇 번째 재시도인지 정해서 부를 수 있다.
     flaky.push_request(retries=MAX_RETRIES)
     try:
         assert flaky.run() == MAX_RETRIES
