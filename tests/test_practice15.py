@@ -23,7 +23,8 @@ from celery.contrib.testing.worker import start_worker
 
 from playground import PROJECT_ROOT
 from playground.readme import code_blocks, commands
-from tests.readme import readme
+from playground.workers import running
+from tests.readme import readme, readme_workers
 
 LESSON = "practice15"
 EXAMPLES = PROJECT_ROOT / "practice15" / "examples"
@@ -191,3 +192,12 @@ def test_with_the_default_heartbeat_the_thread_worker_outlasts_the_plugin_s_shut
     # 플러그인이 10초를 기다리고 RuntimeError를 낸 뒤에 스레드가 끝났다: 10초 남짓
     assert stops["120"][:2] == ["RuntimeError", "False"], stops
     assert float(stops["120"][2]) >= PLUGIN_SHUTDOWN_SECONDS, stops
+
+
+def test_a_lesson_worker_left_running_takes_the_thread_workers_ping():
+    # README의 직접 해 보기: 터미널 1의 워커(README의 명령)가 돌고 있으면 그 워커가 celery.ping 을 가져간다.
+    with running(*readme_workers(LESSON)) as (lesson_worker,):
+        done = _pytest("-q", str(EXAMPLES / "test_celery_pytest.py"))
+        lesson_worker.wait_for_log(r"Received unregistered task of type 'celery\.ping'", PLUGIN_TIMEOUT_SECONDS)
+    assert done.returncode == 1, done.stdout
+    assert "NotRegistered: 'celery.ping'" in done.stdout, done.stdout
