@@ -253,3 +253,19 @@ def test_a_changed_value_in_a_sample_block_is_caught(language):
         digit = list(re.finditer(r"\d", sample))[-1]  # 예시의 마지막 숫자 하나
         changed = sample[: digit.start()] + str((int(digit.group()) + 1) % 10) + sample[digit.end() :]
         assert sample_mismatches(changed, output) != [], lesson
+
+
+def test_the_front_page_names_every_lesson_with_a_try_it_by_hand_section():
+    # 첫 페이지: "practice07, …의 README에는 직접 해 볼 실험을 모은 `직접 해 보기` 절도 있습니다."
+    with_section = {
+        lesson
+        for lesson in available_lessons()
+        if any(h.title.startswith("직접 해 보기") for h in headings(readme(f"{lesson}/README.md")))
+    }
+    for path, pattern in (
+        ("README.md", r"^(practice\d\d(?:, practice\d\d)*)의 README에는 직접 해 볼 실험"),
+        ("README.en.md", r"^The READMEs of ((?:practice\d\d(?:,| and) )+practice\d\d) also have a `Try it by hand`"),
+    ):
+        named = re.search(pattern, readme(path), re.MULTILINE)
+        assert named, path
+        assert set(re.findall(r"practice\d\d", named.group(1))) == with_section, path
