@@ -80,12 +80,14 @@ def timing():
         slow.delay().get(timeout=WAIT_SECONDS)
     show("slow.delay().get()", type(killed.exc).__name__, "TimeLimitExceeded")
     with always_eager():
-        show(
-            f"eager 앱의 add.apply_async((2, 3), countdown={COUNTDOWN_SECONDS}).state",
-            add.apply_async((2, 3), countdown=COUNTDOWN_SECONDS).state,
-            "SUCCESS",
-            note="곧바로 실행되었습니다",
-        )
+        (state, seconds) = timed(lambda: add.apply_async((2, 3), countdown=COUNTDOWN_SECONDS).state)
+    show(
+        f"eager 앱의 add.apply_async((2, 3), countdown={COUNTDOWN_SECONDS}).state",
+        state,
+        "SUCCESS",
+        note="곧바로 실행되었습니다",
+    )
+    scenario.expect("eager 앱이 countdown을 기다리지 않았다", seconds < COUNTDOWN_SECONDS, True)
     result = add.apply_async((2, 3), countdown=COUNTDOWN_SECONDS)
     show(f"add.apply_async((2, 3), countdown={COUNTDOWN_SECONDS}).state", result.state, "PENDING")
     result.get(timeout=WAIT_SECONDS + COUNTDOWN_SECONDS)
@@ -93,6 +95,7 @@ def timing():
     show(
         "flaky.apply().get()", value, MAX_RETRIES, note=f"재시도 {MAX_RETRIES}번이 이 호출 안에서 곧바로 실행되었습니다"
     )
+    scenario.expect("eager 재시도가 간격을 기다리지 않았다", seconds < RETRY_SECONDS, True)
     (value, seconds) = timed(lambda: flaky.delay().get(timeout=WAIT_SECONDS + MAX_RETRIES * RETRY_SECONDS))
     show("flaky.delay().get()", value, MAX_RETRIES)
     show(f"재시도 간격 {RETRY_SECONDS}초를 {MAX_RETRIES}번 기다렸습니다", seconds >= MAX_RETRIES * RETRY_SECONDS, True)

@@ -26,11 +26,12 @@ def celery_app():
     # 주소와 설정은 tasks.py 에 있는 그대로다.
     # 하나만 바꾼다. broker_heartbeat 가 켜져 있으면(기본값 120초) 이 스레드 워커는 멈추는 데 10초 남짓 걸린다.
     # 플러그인은 10초(shutdown_timeout)까지만 기다리고 RuntimeError를 내므로, 테스트 동안에는 heartbeat를 끈다.
+    before = tasks.app.conf.broker_heartbeat
     tasks.app.conf.broker_heartbeat = 0
     try:
         yield tasks.app
     finally:
-        tasks.app.conf.broker_heartbeat = 120  # Celery의 기본값으로 되돌린다
+        tasks.app.conf.broker_heartbeat = before  # 테스트 전의 값으로 되돌린다
 
 
 @pytest.fixture(scope="session")

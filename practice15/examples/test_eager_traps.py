@@ -97,8 +97,10 @@ def test_tuple_argument_always_eager(always_eager):
 
 
 def test_countdown_always_eager(always_eager):
+    sent = time.monotonic()
     result = add.apply_async((2, 3), countdown=COUNTDOWN_SECONDS)
     assert (result.state, result.get()) == ("SUCCESS", 5)  # 돌아왔을 때 이미 끝나 있다
+    assert time.monotonic() - sent < COUNTDOWN_SECONDS  # countdown을 기다리지 않았다
 
 
 def test_countdown_real(real_worker):
@@ -119,8 +121,10 @@ def test_time_limit_real(real_worker):
 
 
 def test_retry_eager():
+    started = time.monotonic()
     result = flaky.apply()
     assert (result.state, result.get()) == ("SUCCESS", MAX_RETRIES)  # 재시도가 모두 이 호출 안에서 실행되었다
+    assert time.monotonic() - started < RETRY_SECONDS  # 재시도 간격을 한 번도 기다리지 않았다
 
 
 def test_retry_eager_propagates():
