@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -138,13 +139,19 @@ def test_stopping_beat_and_starting_it_again_sends_each_entry_once_then_on_its_i
 def test_beat_cron_starting_deadline_skips_a_missed_crontab_run():
     # 기본값(None)이면 놓친 crontab 실행이 시작할 때 돈다. 기한을 주면 그보다 오래된 놓친 실행은 건너뛴다.
     assert app.conf.beat_cron_starting_deadline is None
+    # 지금 시각을 고정한다: 새벽 4시 실행에서 8시간 지난 낮 12시. 시계를 따르면 4시와 5시 사이에는 오늘 4시의 놓친
+    # 실행이 한 시간 기한 안이라 돌아서, 그 시간에 실행하면 이 테스트가 실패한다.
+    noon = datetime(2026, 6, 15, 12, 0, tzinfo=ZoneInfo("Asia/Seoul"))
     probe = Celery("deadline", set_as_current=False)
     probe.conf.timezone = "Asia/Seoul"
-    nightly = crontab(hour=4, minute=0, app=probe)
-    three_days_ago = nightly.now() - timedelta(days=3)
+    nightly = crontab(hour=4, minute=0, app=probe, nowfun=lambda: noon)
+    three_days_ago = noon - timedelta(days=3)
     assert nightly.is_due(three_days_ago).is_due is True
     probe.conf.beat_cron_starting_deadline = 3600
     assert nightly.is_due(three_days_ago).is_due is False
+    # 가장 최근의 놓친 실행이 기한 안이면(4시 3분) 돈다.
+    just_after = crontab(hour=4, minute=0, app=probe, nowfun=lambda: noon.replace(hour=4, minute=3))
+    assert just_after.is_due(three_days_ago).is_due is True
 
 
 def test_beat_adds_backend_cleanup_daily_at_four_for_the_database_backend(tmp_path):
