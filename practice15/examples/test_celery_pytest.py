@@ -24,8 +24,9 @@ def celery_app():
     # 백엔드다(memory://, cache+memory://). 이 실습의 작업은 delay() 로 자기 앱(RabbitMQ, Redis)에 보내므로, 그
     # 앱(tasks.app)을 넘긴다.
     # 주소와 설정은 tasks.py 에 있는 그대로다.
-    # 하나만 바꾼다. broker_heartbeat 가 켜져 있으면(기본값 120초) 이 스레드 워커는 멈추는 데 10초 남짓 걸린다.
-    # 플러그인은 10초(shutdown_timeout)까지만 기다리고 RuntimeError를 내므로, 테스트 동안에는 heartbeat를 끈다.
+    # 하나만 바꾼다. broker_heartbeat 가 켜져 있으면(기본값 120초) 이 스레드 워커는 멈추는 데 10초쯤 걸린다.
+    # 플러그인은 10초(shutdown_timeout)까지만 기다리고 그때도 멈추지 않았으면 RuntimeError를 내므로, 테스트
+    # 동안에는 heartbeat를 끈다.
     before = tasks.app.conf.broker_heartbeat
     tasks.app.conf.broker_heartbeat = 0
     try:
