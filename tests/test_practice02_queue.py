@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from celery import chain
 
+from course import never_within, wait_until
 from playground.broker import queue_counts
 from practice02.tasks import add, divide, multiply, subtract
+from tests import WAIT_SECONDS
 
 LESSON = "practice02"
+SETTLE_SECONDS = 1  # chain이 더 보내지 않는지 지켜보는 시간
 
 
 def test_building_signatures_and_chains_sends_nothing_until_delay_or_apply_async(empty_queue):
@@ -22,6 +25,9 @@ def test_building_signatures_and_chains_sends_nothing_until_delay_or_apply_async
     assert queue_counts(empty_queue) == (0, 0)  # 시그니처와 chain을 만들었을 뿐, 큐에는 아무것도 없다
     signature.delay()
     immutable.apply_async()
-    assert queue_counts(empty_queue) == (2, 0)  # .delay() 와 .apply_async() 가 보낸다
+    # .delay() 와 .apply_async() 가 보낸다. 보낸 메시지가 큐에 닿기까지는 잠깐 걸린다(다른 연결로 세므로).
+    wait_until(lambda: queue_counts(empty_queue) == (2, 0), "보낸 메시지 두 개가 큐에", WAIT_SECONDS)
     workflow.apply_async()
-    assert queue_counts(empty_queue) == (3, 0)  # chain은 첫 단계만 보낸다. 다음 단계는 앞 단계가 끝난 뒤에 간다
+    # chain은 첫 단계만 보낸다. 다음 단계는 앞 단계가 끝난 뒤에 간다.
+    wait_until(lambda: queue_counts(empty_queue) == (3, 0), "chain의 첫 단계가 큐에", WAIT_SECONDS)
+    never_within(SETTLE_SECONDS, lambda: queue_counts(empty_queue)[0] > 3, "chain의 다음 단계 메시지")
