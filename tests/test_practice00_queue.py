@@ -28,12 +28,13 @@ def test_delay_with_an_execution_option_raises_before_any_message_is_sent(empty_
         add.delay(2, 3, countdown=COUNTDOWN_SECONDS)
     assert queue_counts(empty_queue) == (0, 0)  # 큐에 아무것도 가지 않았다
     add.delay(2, 3)  # 옵션이 없으면 메시지가 간다: 위의 (0, 0) 이 세는 방법의 탓이 아니다
-    assert queue_counts(empty_queue) == (1, 0)
+    wait_until(lambda: queue_counts(empty_queue) == (1, 0), "보낸 메시지 하나가 큐에", WAIT_SECONDS)
 
 
 def test_a_task_waiting_in_the_queue_is_pending(empty_queue):
     waiting = add.delay(1, 2)
-    assert queue_counts(empty_queue) == (1, 0)  # 아무도 가져가지 않은 채 큐에 있다
+    # 아무도 가져가지 않은 채 큐에 있다(보낸 메시지가 큐에 닿기까지 잠깐 걸린다: 다른 연결로 센다)
+    wait_until(lambda: queue_counts(empty_queue) == (1, 0), "보낸 메시지 하나가 큐에", WAIT_SECONDS)
     assert (waiting.state, waiting.ready()) == ("PENDING", False)
 
 
