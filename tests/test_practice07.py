@@ -46,7 +46,10 @@ def test_two_beats_sharing_one_schedule_file_still_send_everything_twice(tmp_pat
     # 일정 파일(-s)은 두 번째 beat를 막지 않는다(Python 3.13의 shelve는 파일을 잠그지 않는다).
     purge(LESSON)
     shared = str(tmp_path / "celerybeat-schedule")
-    with running(Worker(LESSON), Beat(LESSON, schedule=shared), Beat(LESSON, schedule=shared)) as (worker, *_):
+    with running(Worker(LESSON), Beat(LESSON, schedule=shared), Beat(LESSON, schedule=shared)) as (worker, *beats):
+        # 새 항목의 첫 tick은 시작하고 한 간격 뒤다. 둘 다 보내기 시작한 뒤부터 센다
+        for beat in beats:
+            beat.wait_for_log("Sending due task tick-every-second", WAIT_SECONDS)
         assert per_second("tick") >= 2
         assert per_second("tick_once") <= 1  # 잠금: 한 간격에 한 번 (경계에 걸린 하나는 반올림으로 지운다)
         # 직접 해 보기: 워커 로그의 `Task practice07.tasks.tick[…] received` 가 초마다 두 번씩
