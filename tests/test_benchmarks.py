@@ -147,9 +147,10 @@ def test_deploy_benchmark_runs_and_writes_json(tmp_path, capsys):
     from benchmarks import deploy
 
     path = tmp_path / "deploy.json"
-    # 작업(3.8초)이 유예 시간(2.8초)보다 길다. soft shutdown(0.3초)은 멈추는 데 드는 1.6초쯤을 더해도 유예 시간 안이다.
+    # 작업(4.6초)이 유예 시간(2.8초)보다 길다. 풀이 찬 것을 알아채기까지 늦어져도 1.8초까지는 SIGKILL 때 작업이
+    # 아직 실행 중이다. soft shutdown(0.3초)은 멈추는 데 드는 1.6초쯤을 더해도 유예 시간 안이다.
     soft_seconds, grace_seconds = 0.3, 2.8
-    args = ["-n", "2", "--concurrency", "2", "--seconds", "3.8", "--grace", str(grace_seconds),
+    args = ["-n", "2", "--concurrency", "2", "--seconds", "4.6", "--grace", str(grace_seconds),
             "--soft", str(soft_seconds), "--json", str(path)]  # fmt: skip
     assert deploy.main(args) == 0
     rows = json.loads(path.read_text())
