@@ -184,7 +184,7 @@ def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
 def test_the_driver_waits_until_the_event_stream_has_moved_the_page_to_its_last_step(browser, site):
     browser.open(f"{site.url}/")
     assert browser.evaluate("document.getElementById('status').textContent") == "waiting"
-    browser.wait_for("document.getElementById('status').textContent === 'done'", "the page's last step")
+    browser.wait_for("document.getElementById('status').textContent === 'done'", "the page's last step", WAIT_SECONDS)
     # 페이지는 흐름이 보낸 단계를 하나씩 모두 보았다. 끝 상태만 한 번에 받은 것이 아니다.
     assert browser.evaluate("window.seen") == list(range(1, STEPS + 1))
     assert browser.evaluate("document.getElementById('progress').value") == STEPS
@@ -194,7 +194,7 @@ def test_the_driver_waits_until_the_event_stream_has_moved_the_page_to_its_last_
 
 def test_a_screenshot_is_a_png_of_the_viewport_that_shows_the_finished_bar(browser, site):
     browser.open(f"{site.url}/")
-    browser.wait_for("document.getElementById('status').textContent === 'done'", "the page's last step")
+    browser.wait_for("document.getElementById('status').textContent === 'done'", "the page's last step", WAIT_SECONDS)
     path = browser.screenshot(ARTIFACTS / "test_browser" / "progress-done.png")
     width, height, pixels = png_pixels(path.read_bytes())
     assert (width, height) == (browser.width, browser.height)
