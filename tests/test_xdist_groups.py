@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +39,16 @@ def test_long_groups_go_out_first_then_long_tests_then_the_rest_then_alone_tests
     turns = [_turn(item) for item in request.session.items]
     assert turns == sorted(turns)
     assert _turn(request.node) == 2  # early도 alone도 아닌 보통 테스트
+
+
+def test_every_test_module_has_its_rewritten_assertions_cached_before_the_test_processes_collect():
+    # 조정 프로세스가 테스트 프로세스를 띄우기 전에 만들어 둔다(conftest.py 의 _rewrite_test_modules_once).
+    from _pytest.assertion.rewrite import PYC_TAIL, get_cache_dir
+
+    tests = Path(__file__).parent
+    missing = [
+        source.name
+        for source in sorted(tests.glob("test_*.py"))
+        if not (get_cache_dir(source) / (source.name[:-3] + PYC_TAIL)).is_file()
+    ]
+    assert missing == []
