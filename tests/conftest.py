@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import fcntl
 import threading
 import uuid
@@ -75,8 +76,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # 테스트 프로세스마다 자기 가상 호스트, 데이터베이스, Redis 번호를 쓴다(playground/isolation.py).
     processes = getattr(config.option, "numprocesses", None) or 0
     slots = [f"gw{n}" for n in range(processes)] or ["main"]
-    rewriting = threading.Thread(target=_rewrite_test_modules_once, args=(config,), daemon=True)
-    rewriting.start()  # 자리를 만드는 동안(네트워크를 기다리는 일) 함께 한다
+    compiling = threading.Thread(target=_compile_once, args=(config,), daemon=True)
+    compiling.start()  # 자리를 만드는 동안(네트워크를 기다리는 일) 함께 한다
     try:
         isolation.prepare(slots)
     except ManagementError as exc:
@@ -91,19 +92,26 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             returncode=EXIT_SERVICES_DOWN,
         )
     finally:
-        rewriting.join()
+        compiling.join()
     if not processes:
         isolation.use("main")
 
 
-def _rewrite_test_modules_once(config: pytest.Config) -> None:
-    """테스트 모듈의 assert를 pytest가 다시 쓴 코드(.pyc)를 조정 프로세스에서 한 번 만들어 tests/__pycache__ 에 둔다.
+def _compile_once(config: pytest.Config) -> None:
+    """저장소의 파이썬 파일을 조정 프로세스에서 한 번 컴파일해 __pycache__ 에 둔다. 테스트 모듈은 assert를 다시 쓴다.
 
-    pytest는 테스트 모듈을 import 할 때 assert를 다시 쓰고(실패했을 때 값을 보여 주려고), 그 결과를 .pyc로 남겨
-    다음 import에 쓴다. PYTHONDONTWRITEBYTECODE 가 켜진 기계나 새로 클론한 저장소에서는 남긴 것이 없다. 그러면 테스트
-    프로세스 열 개가 저마다 모든 모듈을 다시 쓴다. 모으기(collection)에 드는 CPU의 절반이 넘는 일이다(프로세스마다
-    3.4초 대신 1.6초). 여기서 만든 .pyc는 pytest가 스스로 만든 것과 같은 파일이고, 원본이 바뀌면 pytest가 다시 쓴다.
+    `PYTHONDONTWRITEBYTECODE` 가 켜진 기계에서는 파이썬이 .pyc를 남기지 않는다(있는 것은 읽는다). 그러면 테스트 프로세스
+    열 개와 그들이 띄우는 프로세스 수백 개(워커, call_tasks, 실행기)가 import 할 때마다 소스를 다시 컴파일한다.
+    pytest도 같다. 테스트 모듈을 import 할 때 assert를 다시 쓰고(실패했을 때 값을 보여 주려고) 그 결과를 .pyc로
+    남기는데, 남기지 못하면 테스트 프로세스마다 모든 모듈을 다시 쓴다. 모으기(collection)에 드는 CPU의 절반이 넘는
+    일이다(프로세스마다 3.4초 대신 1.6초). 여기서 만든 .pyc는 파이썬과 pytest가 스스로 만드는 것과 같은 파일이고,
+    원본이 바뀌면 다시 만든다.
     """
+    # 맨 위의 모듈들(course.py, global_config.py)과 패키지들(실습, playground, tests, benchmarks). 설치된 패키지는 uv가
+    # 설치할 때 컴파일했다(pyproject.toml 의 compile-bytecode).
+    compileall.compile_dir(PROJECT_ROOT, maxlevels=0, quiet=1)
+    for package in sorted(path.parent for path in PROJECT_ROOT.glob("*/__init__.py")):
+        compileall.compile_dir(package, quiet=1)
     from _pytest.assertion import rewrite  # pytest의 내부 API다. pyproject.toml 이 pytest의 버전을 묶어 둔다
 
     state = config.stash.get(rewrite.assertstate_key, None)
