@@ -162,9 +162,10 @@ def test_broker_transport_options_turn_confirms_on_for_every_publish_of_an_app()
         with pytest.raises(NotFound, match=MISSING_EXCHANGE):
             confirming.send_task(ship_express.name, args=(1,))
     finally:
-        # 연결 풀은 kombu가 프로세스 안에서 함께 쓴다(같은 주소와 전송 옵션이면 같은 풀, practice16의 앱도 그렇다).
-        # 연결은 닫되(채널 오류를 받은 연결을 남기지 않게) 풀은 닫지 않는다. 닫힌 풀에서는 누구도 연결을 꺼내지 못한다.
-        confirming.pool.force_close_all(close_pool=False)
+        # 연결 풀은 닫지 않는다. kombu는 주소와 전송 옵션이 같은 앱들에 한 프로세스 안에서 같은 풀을 준다
+        # (practice16의 앱도 confirm_publish=True 다). 닫힌 풀에서는 어느 앱도 연결을 꺼내지 못한다. 거절을 받은
+        # 뒤에도 그 풀의 연결로 다시 보낼 수 있다.
+        confirming.close()
 
 
 def _full_queue() -> Queue:
