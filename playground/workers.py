@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -264,6 +265,13 @@ class Beat(Worker):
         if self._own_dir:
             shutil.rmtree(self._own_dir, ignore_errors=True)
         return code
+
+
+def free_port() -> int:
+    """127.0.0.1에서 지금 비어 있는 포트 하나(운영체제가 고른다). 테스트가 따로 띄우는 웹 서버에 쓴다."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 WEB_STOP_SECONDS = 5  # SIGTERM을 받은 uvicorn이 열린 연결(SSE 스트림 등)을 닫고 끝나기를 기다리는 시간

@@ -135,14 +135,15 @@ def calls():
     events()
     step("3. Idempotency-Key: 같은 키로 두 번 보내도 작업은 하나입니다")
     idempotency()
-    step("4. DELETE /reports/{id}: 실행 중인 보고서를 취소합니다(revoke, terminate=True)")
-    cancel()
-    step("5. 모르는 id와 실패한 보고서")
+    step("4. 모르는 id와 실패한 보고서")
     unknown_and_failed()
-    step("6. async def 작업과 asyncio.run()")
+    step("5. async def 작업과 asyncio.run()")
     async_tasks()
-    step("7. fork 전에 만든 데이터베이스 연결")
+    step("6. fork 전에 만든 데이터베이스 연결")
     fork_db()
+    # 6단계에는 쉬고 있는 풀 프로세스 둘이 있어야 한다. 그래서 풀 프로세스를 끊는 취소(terminate=True)는 맨 뒤에 둔다.
+    step("7. DELETE /reports/{id}: 실행 중인 보고서를 취소합니다(revoke, terminate=True)")
+    cancel()
 
 
 if __name__ == "__main__":

@@ -55,10 +55,11 @@ def backend_pids(self, hold=HOLD_SECONDS):
     return pids
 
 
-@app.task
-def close_shared(hold=HOLD_SECONDS):
+@app.task(bind=True)
+def close_shared(self, hold=HOLD_SECONDS):
     # 고치지 않은 엔진의 연결을 닫는다. 닫힌 세션은 그 소켓을 함께 쓰던 다른 풀 프로세스에서도 닫힌 것이다.
     shared_engine.dispose()
+    self.update_state(state="PROGRESS")
     time.sleep(hold)
     return os.getpid()
 

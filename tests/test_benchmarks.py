@@ -179,3 +179,15 @@ def test_deploy_benchmark_runs_and_writes_json(tmp_path, capsys):
     assert rows[2]["stopped_by"] == "itself"  # soft shutdown은 유예 시간 안에 스스로 멈췄다
     assert soft_seconds <= rows[2]["stop_seconds"] < grace_seconds
     assert f"SIGKILL after a {grace_seconds:g} s grace period" in capsys.readouterr().out
+
+
+def test_web_latency_benchmark_runs_and_writes_json(tmp_path, capsys):
+    # practice16: async def 엔드포인트 안의 delay() 가 /health 를 막는지 재는 벤치마크. 빠르기는 여기서 재지 않는다.
+    from benchmarks import web_latency
+
+    path = tmp_path / "web.json"
+    assert web_latency.main(["-n", "2", "--concurrency", "1", "--json", str(path)]) == 0
+    rows = json.loads(path.read_text())
+    assert set(rows) == {*web_latency.VARIANTS, "asyncio.run() per call"}
+    assert rows["blocking"]["n"] == rows["fixed"]["n"] == 2
+    assert "GET /health while 1 threads keep POSTing" in capsys.readouterr().out

@@ -40,7 +40,8 @@ from tests import QUICK_START_ARGS
 from tests.readme import parse
 
 # README의 명령이 부르는 프로그램. 새 프로그램이 README에 들어오면 여기에 넣고 확인 방법도 정한다.
-KNOWN_PROGRAMS = {"docker", "uv", "python", "celery", "curl", "export", "rabbitmqctl", "ps"}
+# uvicorn은 practice16의 웹 서버다. tests/test_practice16.py 가 README의 명령 그대로 띄워 본다.
+KNOWN_PROGRAMS = {"docker", "uv", "python", "celery", "curl", "export", "rabbitmqctl", "ps", "uvicorn"}
 
 
 def github_slug(heading: str) -> str:

@@ -50,6 +50,11 @@ WORKER_LOG_SAYS = {
         # 끝나지 않은 프로세스만 SIGKILL을 받고 "exited with 'signal 9 (SIGKILL)'" 줄을 남긴다(practice01).
         r"Hard time limit \(1s\) exceeded for practice15\.tasks\.slow\[",
     ],
+    "practice16": [
+        # async def 작업: 워커는 코루틴 함수를 부르기만 하고 await하지 않는다. 돌아온 코루틴은 JSON으로 저장되지 못한다.
+        r"RuntimeWarning: coroutine 'fetch_async' was never awaited",
+        r"Terminating [0-9a-f-]{36} \(15\)",  # DELETE /reports/{id} 의 revoke(terminate=True)
+    ],
     "practice10": [
         r"Tasks flagged as revoked: ",
         r"Discarding revoked task: practice10\.tasks\.work\[",
