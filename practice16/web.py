@@ -189,8 +189,9 @@ async def report_events(report_id: KnownReport):
 
 @app.delete("/reports/{report_id}", status_code=202)
 def cancel_report(report_id: KnownReport):
-    # revoke는 모든 워커에 "이 id는 실행하지 말라"고 알린다. 아직 큐에 있는 작업은 워커가 받는 순간 버린다.
-    # terminate=True 면 이미 실행 중인 작업의 풀 프로세스에도 SIGTERM을 보내 끊는다.
+    # revoke는 모든 워커에 "이 id는 실행하지 말라"고 알린다. 워커가 받아 두고(prefetch) 아직 실행하지 않은 작업은
+    # 곧바로 REVOKED로 적히고, 차례가 오면 버려진다. terminate=True 면 실행 중인 작업의 풀 프로세스에도 SIGTERM을
+    # 보내 끊는다. 결과는 REVOKED(TaskRevokedError: terminated)다.
     celery_app.control.revoke(report_id, terminate=True)
     return {"id": report_id, "revoked": True}
 
