@@ -8,23 +8,35 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
+import os
 import re
 import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 import redis
+from celery import Celery
+from kombu import Connection
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 import global_config
 from course import Journal, needs_of, never_within, wait_until
+from playground import PROJECT_ROOT
 from playground.lessons import CLOSED_PORT_URLS
+from playground.readme import section
 from playground.slow_proxy import DELAY_SECONDS, SlowProxy
 from playground.workers import WebServer, Worker, free_port, running
+from practice16 import web as web_app
 from practice16.tasks import (
     BROKER_CONNECT_TIMEOUT_SECONDS,
     PUBLISH_MAX_RETRIES,
@@ -33,9 +45,9 @@ from practice16.tasks import (
     fetch_with_asyncio_run,
     journal,
 )
-from practice16.web import RETRY_AFTER_SECONDS
+from practice16.web import REMEMBER_SECONDS, RETRY_AFTER_SECONDS
 from tests import WAIT_SECONDS
-from tests.readme import lesson_readmes, parse, readme, run_commands
+from tests.readme import ReadmeWorker, block_commands, code_blocks, lesson_readmes, parse, readme, run_commands
 
 LESSON = "practice16"
 # 이 모듈의 테스트들은 워커와 웹 서버(lesson_processes)를 함께 쓴다. 그래서 한 테스트 프로세스에 모은다.
@@ -142,6 +154,40 @@ def test_the_same_idempotency_key_returns_the_same_id_and_the_report_runs_once(c
     # 다른 키(또는 키 없음)는 새 보고서다.
     other = client.post("/reports", json={"pages": 1}, headers={"Idempotency-Key": str(uuid.uuid4())})
     assert other.json()["id"] != task_id
+
+
+def _worker_logs(lesson_processes, *more):
+    return "".join(process.log for process in (*lesson_processes, *more) if not isinstance(process, WebServer))
+
+
+def test_requests_that_arrive_together_with_one_key_send_one_report(client, web, lesson_processes):
+    key, together = str(uuid.uuid4()), 8
+
+    async def post_all():
+        async with httpx.AsyncClient(base_url=web.url, timeout=WAIT_SECONDS) as many:
+            return await asyncio.gather(
+                *(many.post("/reports", json={"pages": 1}, headers={"Idempotency-Key": key}) for _ in range(together))
+            )
+
+    answers = asyncio.run(post_all())
+    assert [a.status_code for a in answers] == [202] * together
+    (report_id,) = {a.json()["id"] for a in answers}
+    _until_state(client, report_id, "SUCCESS")
+    received = f"make_report[{report_id}] received"
+    never_within(SETTLE_SECONDS, lambda: _worker_logs(lesson_processes).count(received) > 1, "두 번 받음")
+    assert _worker_logs(lesson_processes).count(received) == 1
+
+
+def test_a_key_whose_send_failed_is_forgotten_so_that_the_retry_sends(client):
+    key = str(uuid.uuid4())
+    down = {"RABBITMQ_URL": CLOSED_PORT_URLS["RABBITMQ_URL"]}
+    with running(WebServer(LESSON, WEB, port=free_port(), env=down)) as (web,), httpx.Client(base_url=web.url) as other:
+        failed = other.post("/reports", json={"pages": 1}, headers={"Idempotency-Key": key})
+    assert failed.status_code == 503
+    assert not web_app.store.exists(web_app.idempotency_key(key))
+    retried = client.post("/reports", json={"pages": 1}, headers={"Idempotency-Key": key})
+    assert retried.status_code == 202
+    _until_state(client, retried.json()["id"], "SUCCESS")
 
 
 # --- DELETE: revoke(terminate=True) -----------------------------------------------------------------------------
@@ -266,6 +312,7 @@ def test_a_broker_that_never_answers_gives_503_after_the_connect_timeout():
             answer, seconds = _timed(lambda: other.post("/reports", json={"pages": 1}))
     _assert_503(answer, seconds, "브로커")
     assert seconds >= BROKER_CONNECT_TIMEOUT_SECONDS * 0.9, seconds  # broker_connection_timeout 만큼 기다렸다
+    assert "Traceback" not in web.log, web.log
 
 
 def test_with_redis_down_every_report_endpoint_answers_503_and_health_still_200():
@@ -275,6 +322,7 @@ def test_with_redis_down_every_report_endpoint_answers_503_and_health_still_200(
         _assert_503(*_timed(lambda: other.post("/reports", json={"pages": 1})), "Redis")
         for call in (other.get, other.delete):
             _assert_503(*_timed(lambda call=call: call(f"/reports/{report_id}")), "Redis")
+        _assert_503(*_timed(lambda: other.get(f"/reports/{report_id}/events")), "Redis")
         assert other.get("/health").status_code == 200
     assert "Traceback" not in web.log, web.log
 
@@ -409,7 +457,180 @@ def test_pool_processes_share_the_parents_postgres_session_unless_the_engine_is_
     assert broken["error"] == "OperationalError: server closed the connection unexpectedly", broken
 
 
+# --- 상태: STARTED와 PROGRESS, 기억하는 시간 ------------------------------------------------------------------------
+
+
+def test_the_result_backend_records_started_then_progress_per_page_then_success(client):
+    # Redis 결과 백엔드는 상태를 적을 때마다 celery-task-meta-<id> 채널에도 보낸다. 보내기 전에 구독해 두면 적힌
+    # 상태를 하나도 놓치지 않는다. task_track_started=True 라서 워커가 시작하면서 STARTED를 적는다.
+    subscriber = redis.Redis.from_url(global_config.REDIS_URL)
+    channel = subscriber.pubsub()
+    channel.psubscribe("celery-task-meta-*")
+    try:
+        wait_until(lambda: (m := channel.get_message(timeout=0.1)) and m["type"] == "psubscribe", "구독이 시작되기")
+        report_id = _post(client, pages=3)
+        recorded = []
+
+        def success():
+            message = channel.get_message(timeout=0.1)
+            if message and message["channel"].decode() == f"celery-task-meta-{report_id}":
+                recorded.append(json.loads(message["data"]))
+            return recorded and recorded[-1]["status"] == "SUCCESS"
+
+        wait_until(success, "보고서의 상태가 모두 적히기")
+    finally:
+        channel.close()
+        subscriber.close()
+    assert [meta["status"] for meta in recorded] == ["STARTED", "PROGRESS", "PROGRESS", "PROGRESS", "SUCCESS"]
+    assert [meta["result"] for meta in recorded[1:4]] == [{"done": n, "total": 3} for n in (1, 2, 3)]
+
+
+def test_the_web_app_remembers_ids_and_keys_for_a_day_as_long_as_redis_keeps_the_results(client):
+    key = str(uuid.uuid4())
+    answer = client.post("/reports", json={"pages": 1}, headers={"Idempotency-Key": key})
+    report_id = answer.json()["id"]
+    _until_state(client, report_id, "SUCCESS")
+    assert REMEMBER_SECONDS == 24 * 3600
+    assert app.conf.result_expires == datetime.timedelta(days=1)  # Celery의 기본값
+    for stored in (web_app.report_key(report_id), web_app.idempotency_key(key), f"celery-task-meta-{report_id}"):
+        assert REMEMBER_SECONDS - 60 < web_app.store.ttl(stored) <= REMEMBER_SECONDS, stored
+
+
+# --- confirm_publish 와 연결 설정 ----------------------------------------------------------------------------------
+
+PROBE_QUEUE = "practice16-probe"  # 아무 워커도 소비하지 않는 큐. 보내는 시간만 잰다
+DEFAULT_CONNECT_TIMEOUT_SECONDS = 4  # Celery의 broker_connection_timeout 기본값
+DEFAULT_RETRY_SLEEP_SECONDS = 0 + 0.2 + 0.4  # 기본 재시도 정책으로 세 번 다시 보내기 전에 자는 시간의 합
+
+
+def _sender(broker_url, **settings):
+    sender = Celery("practice16-probe", broker=broker_url, set_as_current=False)
+    sender.conf.update(task_default_queue=PROBE_QUEUE, **settings)
+    return sender
+
+
+def test_with_confirm_publish_delay_returns_only_after_the_broker_answers():
+    # 프록시는 브로커의 답만 DELAY_SECONDS 늦게 전한다. confirms를 켠 보내기는 브로커의 ack를 기다리므로 그만큼
+    # 걸리고, 끈 보내기는 답을 기다리지 않는다.
+    assert app.conf.broker_transport_options == {"confirm_publish": True}
+    seconds = {}
+    try:
+        with SlowProxy.for_url(global_config.RABBITMQ_URL) as proxy:
+            url = proxy.url_for(global_config.RABBITMQ_URL)
+            for confirm in (True, False):
+                sender = _sender(url, broker_transport_options={"confirm_publish": confirm})
+                sender.send_task("practice16.nothing")  # 연결과 큐 선언은 첫 보내기에서 끝낸다
+                _, seconds[confirm] = _timed(lambda sender=sender: sender.send_task("practice16.nothing"))
+                sender.close()
+    finally:
+        with Connection(global_config.RABBITMQ_URL) as connection:
+            connection.default_channel.queue_delete(PROBE_QUEUE)
+    assert seconds[True] >= DELAY_SECONDS * 0.9, seconds
+    assert seconds[False] < DELAY_SECONDS / 2, seconds
+
+
+def _failed_send_seconds(broker_url, **settings):
+    sender = _sender(broker_url, **settings)
+    started = time.monotonic()
+    with pytest.raises(BrokerUnavailable):
+        sender.send_task("practice16.nothing")
+    sender.close()
+    return time.monotonic() - started
+
+
+def test_the_lesson_settings_fail_a_send_sooner_than_celerys_defaults():
+    defaults = Celery("practice16-defaults", set_as_current=False).conf
+    assert defaults.broker_connection_timeout == DEFAULT_CONNECT_TIMEOUT_SECONDS
+    assert defaults.task_publish_retry_policy == {
+        "max_retries": 3, "interval_start": 0, "interval_max": 1, "interval_step": 0.2}  # fmt: skip
+    lesson = {key: app.conf[key] for key in ("broker_connection_timeout", "task_publish_retry_policy")}
+    assert lesson["broker_connection_timeout"] == BROKER_CONNECT_TIMEOUT_SECONDS == 1
+    # 경우마다 주소(가상 호스트)를 다르게 준다. kombu는 같은 주소의 연결을 프로세스 안의 앱들이 함께 쓰게 하므로, 같은
+    # 주소면 먼저 연 앱의 broker_connection_timeout 이 다음 앱에도 쓰인다. 웹 서버처럼 앱이 하나면 그럴 일이 없다.
+    refused = "amqp://guest:guest@127.0.0.1:1/{}"  # 아무도 듣지 않는 포트: 연결을 거절한다
+    with socket.socket() as silent:  # 연결은 받아 두지만 아무것도 답하지 않는 브로커
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        quiet = f"amqp://guest:guest@127.0.0.1:{silent.getsockname()[1]}/{{}}"
+        seconds = {
+            "default silent": _failed_send_seconds(quiet.format("default")),
+            "lesson silent": _failed_send_seconds(quiet.format("lesson"), **lesson),
+            "default refused": _failed_send_seconds(refused.format("default")),
+            "lesson refused": _failed_send_seconds(refused.format("lesson"), **lesson),
+        }
+    # 응답하지 않는 브로커: broker_connection_timeout 만큼 기다리고 한 번에 실패한다.
+    assert DEFAULT_CONNECT_TIMEOUT_SECONDS * 0.9 <= seconds["default silent"] < DEFAULT_CONNECT_TIMEOUT_SECONDS + 2
+    assert BROKER_CONNECT_TIMEOUT_SECONDS * 0.9 <= seconds["lesson silent"] < BROKER_CONNECT_TIMEOUT_SECONDS + 1
+    # 거절하는 브로커: 기본 정책은 0, 0.2, 0.4초를 자며 세 번 다시 보낸다. 이 앱은 곧바로 한 번만 다시 보낸다.
+    assert DEFAULT_RETRY_SLEEP_SECONDS * 0.9 <= seconds["default refused"] < DEFAULT_RETRY_SLEEP_SECONDS + 1
+    assert seconds["lesson refused"] < DEFAULT_RETRY_SLEEP_SECONDS / 2, seconds
+
+
+# --- SSE: 헤더와 timeout 이벤트 ----------------------------------------------------------------------------------
+
+
+def test_fastapi_marks_the_event_stream_as_not_to_be_cached_or_buffered(client):
+    report_id = _post(client, pages=1)
+    with client.stream("GET", f"/reports/{report_id}/events") as stream:
+        assert stream.headers["cache-control"] == "no-cache"
+        assert stream.headers["x-accel-buffering"] == "no"  # nginx 같은 프록시가 이벤트를 모아 두지 않게 한다
+
+
+def test_a_stream_left_open_past_its_limit_ends_with_a_timeout_event(monkeypatch):
+    # 아무 워커도 실행하지 않는(보내지 않은) 보고서: 상태는 언제까지나 PENDING이다. 제한을 짧게 줄이고, 엔드포인트의
+    # 제너레이터를 이 프로세스 안에서 끝까지 읽는다. 결과 백엔드와 Redis는 실제 서버다.
+    short_seconds = 0.6
+    monkeypatch.setattr(web_app, "EVENTS_MAX_SECONDS", short_seconds)
+    report_id = str(uuid.uuid4())
+
+    async def read_all():
+        return [(event.event, event.data) async for event in web_app.report_events(report_id)]
+
+    assert asyncio.run(read_all()) == [
+        ("progress", {"id": report_id, "state": "PENDING"}),
+        ("timeout", {"id": report_id, "after_seconds": short_seconds}),
+    ]
+
+
+# --- 스레드 풀의 크기 --------------------------------------------------------------------------------------------
+
+
+def test_anyio_gives_the_thread_pool_forty_threads_by_default():
+    async def tokens():
+        return anyio.to_thread.current_default_thread_limiter().total_tokens
+
+    assert asyncio.run(tokens()) == THREADPOOL_TOKENS == 40
+
+
+# --- Django: config_from_object 의 namespace -------------------------------------------------------------------
+
+
+def test_config_from_object_with_a_namespace_reads_the_prefixed_names():
+    # Django의 settings 대신 같은 모양의 객체를 준다. CELERY_ 로 시작하는 이름만 Celery 설정이 된다.
+    class Settings:
+        CELERY_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"
+        CELERY_TASK_TRACK_STARTED = True
+        BROKER_URL = "amqp://other:other@127.0.0.1:5672//"
+
+    django_like = Celery("proj", set_as_current=False)
+    django_like.config_from_object(Settings, namespace="CELERY")
+    assert django_like.conf.broker_url == Settings.CELERY_BROKER_URL
+    assert django_like.conf.task_track_started is True
+
+
 # --- README의 명령, 주소 ------------------------------------------------------------------------------------------
+
+
+class ReadmeWebServer(WebServer):
+    """README의 `uvicorn …` 명령 하나를 글자 그대로 띄운다. 준비를 기다리고 멈추는 법은 WebServer 그대로다."""
+
+    def __init__(self, command: str) -> None:
+        super().__init__(LESSON, WEB, port=WEB.port)
+        self.command = parse(command)
+
+    @property
+    def argv(self):
+        return list(self.command.argv)
 
 
 def test_the_readme_uvicorn_command_serves_the_app_at_the_address_call_tasks_uses_by_default(monkeypatch):
@@ -418,13 +639,7 @@ def test_the_readme_uvicorn_command_serves_the_app_at_the_address_call_tasks_use
     monkeypatch.delenv("PRACTICE16_URL")
     default = WEB.url(LESSON)
     assert default == "http://127.0.0.1:8016"
-
-    class ReadmeWebServer(WebServer):
-        @property
-        def argv(self):
-            return parse(command).argv
-
-    with running(ReadmeWebServer(LESSON, WEB, port=8016)):
+    with running(ReadmeWebServer(command)):
         assert httpx.get(f"{default}/health").json() == {"ok": True}
 
 
@@ -435,3 +650,115 @@ def test_each_test_process_gets_its_own_web_port(web):
     assert len(ports) == 3
     assert web.url != "http://127.0.0.1:8016"
     assert web.url == WEB.url(LESSON)  # call_tasks 가 읽는 주소(PRACTICE16_URL)에서 듣는다
+
+
+@pytest.mark.parametrize("path", lesson_readmes(LESSON))
+def test_every_code_excerpt_in_the_readme_is_in_a_lesson_file(path):
+    # README가 옮긴 코드는 실습 파일의 한 부분 그대로다. 파일을 고치고 README를 잊으면 여기서 실패한다.
+    # app.conf.update(...) 조각은 tests/test_readme.py 가 실습 앱의 설정과 비교한다. Django 프로젝트의 파일(# proj/…)은
+    # 이 강좌에 없다.
+    folder = PROJECT_ROOT / LESSON
+    files = {"python": [f.read_text() for f in folder.glob("*.py")], "javascript": [(folder / "page.html").read_text()]}
+    checked = 0
+    for language, texts in files.items():
+        for block in code_blocks(readme(path), language):
+            if "app.conf.update(" in block or block.startswith("# proj/"):
+                continue
+            assert any(block in text for text in texts), block
+            checked += 1
+    assert checked >= 8
+
+
+# --- README의 직접 해 보기 --------------------------------------------------------------------------------------
+
+
+def _by_hand_blocks() -> list[list[str]]:
+    """README(한국어판) '직접 해 보기' 절의 bash 블록마다 명령들. 영어판의 명령이 같은지는 test_readme.py 가 본다."""
+    return [block_commands(block) for block in code_blocks(section(readme(lesson_readmes(LESSON)[0]), "직접 해 보기"))]
+
+
+def _shell(command: str, exported: dict[str, str]) -> str:
+    """README의 명령 한 줄을 bash로 적힌 그대로 실행하고 표준 출력을 돌려준다.
+
+    앞서 `export NAME=…` 로 정한 변수들을 환경에 넣어 준다. 셸 하나에서 차례로 실행한 것과 같다. `python` 은 이
+    테스트의 파이썬이다(학습자의 가상 환경).
+    """
+    assigned = re.match(r"export (\w+)=", command)
+    script = f'{command}\nprintf %s "${assigned[1]}"' if assigned else command
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    done = subprocess.run(
+        ["bash", "-c", script], env={**os.environ, "PATH": path, **exported}, cwd=PROJECT_ROOT,
+        capture_output=True, text=True, timeout=WAIT_SECONDS,
+    )  # fmt: skip
+    assert done.returncode == 0, (command, done.stdout, done.stderr)
+    if assigned:
+        assert re.fullmatch(r"[0-9a-f-]{36}", done.stdout), (command, done.stdout, done.stderr)
+        exported[assigned[1]] = done.stdout
+    return done.stdout
+
+
+def _events_in(output: str) -> list[tuple[str, dict]]:
+    return [(name, json.loads(data)) for name, data in re.findall(r"^event: (\w+)\r?\ndata: (.*?)\r?$", output, re.M)]
+
+
+def test_the_readme_by_hand_commands_work_as_written(lesson_processes):
+    start, post, follow, stream, twice, cancel = _by_hand_blocks()
+    assert start == run_commands(readme(lesson_readmes(LESSON)[0]))[:2]  # 터미널 1과 2: 실행 절의 명령 그대로
+    worker_command, web_command = start
+    (key,) = set(re.findall(r"Idempotency-Key: ([\w-]+)", " ".join(twice)))
+    web_app.store.delete(web_app.idempotency_key(key))  # 이 테스트 프로세스의 Redis에서 앞선 실행이 남긴 키
+    exported: dict[str, str] = {}
+    with running(ReadmeWorker(LESSON, worker_command), ReadmeWebServer(web_command)) as (worker, _):
+        # 1. POST: 202, Location, 본문의 id
+        (post_command,) = post
+        answer = _shell(post_command, exported)
+        assert answer.startswith("HTTP/1.1 202 Accepted"), answer
+        location = re.search(r"^location: /reports/([0-9a-f-]{36})\r?$", answer, re.M)
+        assert location and answer.rstrip().endswith(f'{{"id":"{location[1]}"}}'), answer
+
+        # 2. 새 보고서의 id를 변수에 넣고, 상태를 SUCCESS가 될 때까지 묻는다
+        export, status = follow
+        _shell(export, exported)
+        seen = []
+
+        def finished():
+            seen.append(_shell(status, exported))
+            return json.loads(seen[-1])["state"] == "SUCCESS" and seen[-1]
+
+        done = wait_until(finished, "README의 보고서가 끝나기")
+        states = [json.loads(answer)["state"] for answer in seen]
+        assert "PROGRESS" in states and set(states) <= {"PENDING", "STARTED", "PROGRESS", "SUCCESS"}, states
+        assert any('"progress":{"done":' in answer and '"total":20}' in answer for answer in seen), seen
+        assert '"result":{"pages":20,' in done, done
+
+        # 3. SSE: progress 이벤트들 다음에 done. 끝난 보고서에 한 번 더 열면 done 하나뿐이다
+        export, events = stream
+        _shell(export, exported)
+        received = _events_in(_shell(events, exported))
+        names = [name for name, _ in received]
+        assert names[-1] == "done" and set(names[:-1]) == {"progress"} and len(names) > 2, names
+        assert received[-1][1]["state"] == "SUCCESS"
+        assert [name for name, _ in _events_in(_shell(events, exported))] == ["done"]
+
+        # 4. 같은 Idempotency-Key 두 번: 같은 id, 메시지 하나
+        assert twice[0] == twice[1]
+        first, again = (json.loads(_shell(command, exported)) for command in twice)
+        assert first == again, (first, again)
+        wait_until(lambda: _status_by_hand(status, first["id"], exported) == "SUCCESS", "같은 키의 보고서가 끝나기")
+        logs = _worker_logs(lesson_processes, worker)
+        assert logs.count(f"make_report[{first['id']}] received") == 1, logs
+
+        # 5. 실행 중인 보고서를 DELETE: REVOKED(terminated), 워커 로그의 Terminating … (15)
+        export, delete, status = cancel
+        _shell(export, exported)
+        wait_until(lambda: json.loads(_shell(status, exported))["state"] == "PROGRESS", "README의 보고서가 시작하기")
+        assert json.loads(_shell(delete, exported)) == {"id": exported["REPORT"], "revoked": True}
+        revoked = wait_until(lambda: (s := json.loads(_shell(status, exported)))["state"] == "REVOKED" and s, "취소")
+        assert revoked["error"] == {"type": "TaskRevokedError", "message": "terminated"}
+        pattern = re.compile(rf"Terminating {exported['REPORT']} \(15\)")
+        wait_until(lambda: pattern.search(_worker_logs(lesson_processes, worker)), "Terminating … (15)")
+
+
+def _status_by_hand(status_command: str, report_id: str, exported: dict[str, str]) -> str:
+    """README의 상태 묻기 명령을 다른 id(REPORT)로 실행한 답의 state."""
+    return json.loads(_shell(status_command, {**exported, "REPORT": report_id}))["state"]
