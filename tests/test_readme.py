@@ -110,7 +110,8 @@ def _anchors(path) -> set[str]:
 
 
 def test_every_link_points_at_a_file_and_heading_that_exist(any_readme):
-    # [글](#제목), [글](다른/파일.md), [글](파일.md#제목): 파일이 있고, 제목이 그 파일에 있다. http 링크는 보지 않는다.
+    # [글](#제목), [글](다른/파일.md), [글](파일.md#제목), ![그림](그림.png): 파일이 있고, 제목이 그 파일에 있다.
+    # http 링크는 보지 않는다.
     here = PROJECT_ROOT / any_readme
     local = [link for link in links(here.read_text()) if not link.startswith("http")]
     assert local
