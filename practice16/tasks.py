@@ -48,6 +48,9 @@ app.conf.update(
     },
     # 워커가 받은 작업을 STARTED로 적는다. 그래야 "실행 중"과 "아직 큐에 있음(PENDING)"이 구별된다.
     task_track_started=True,
+    # 풀 프로세스 둘. fork_db.py 의 작업은 두 풀 프로세스가 같은 연결을 물려받았는지 본다. 기본값(CPU 수)이면 CPU가
+    # 하나인 기계에서는 풀 프로세스도 하나다.
+    worker_concurrency=2,
     # 워커는 fork_db.py 의 작업도 싣는다. 웹 앱은 이 모듈만 import하므로 fork_db.py 의 연결을 만들지 않는다.
     include=["practice16.fork_db"],
 )

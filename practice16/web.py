@@ -38,6 +38,7 @@ from practice16.tasks import app as celery_app
 from practice16.tasks import make_report
 
 RETRY_AFTER_SECONDS = 5  # 503과 함께 보내는 Retry-After. 이만큼 뒤에 다시 해 보라는 뜻이다
+STILL_SENDING_RETRY_SECONDS = 1  # 409(같은 키의 요청이 아직 보내는 중)와 함께 보내는 Retry-After
 REDIS_TIMEOUT_SECONDS = 1  # 웹 앱이 Redis의 답을 기다리는 상한
 REMEMBER_SECONDS = 24 * 3600  # 보낸 작업 id와 Idempotency-Key를 기억하는 시간. Redis 결과의 기본 수명과 같다
 EVENTS_POLL_SECONDS = 0.2  # SSE 스트림이 결과 백엔드를 다시 읽는 간격
@@ -68,6 +69,10 @@ def idempotency_key(key):
     return f"practice16:idempotency:{key}"
 
 
+class StillSending(Exception):
+    """같은 Idempotency-Key의 앞선 요청이 아직 작업을 보내고 있다."""
+
+
 def unavailable(what):
     # 브로커나 Redis가 답하지 않는다. 500과 traceback 대신 503과 Retry-After를 돌려준다.
     return JSONResponse(
@@ -82,6 +87,16 @@ def broker_unavailable(request: Request, exc: BrokerUnavailable):
     return unavailable("브로커")
 
 
+@app.exception_handler(StillSending)
+def still_sending(request: Request, exc: StillSending):
+    # 같은 키의 앞선 요청이 끝나지 않았다. 그 요청이 202를 받을지 503을 받을지 아직 모른다.
+    return JSONResponse(
+        {"detail": "같은 Idempotency-Key의 요청을 아직 처리하고 있습니다. 잠시 뒤에 다시 보내세요."},
+        status_code=409,
+        headers={"Retry-After": str(STILL_SENDING_RETRY_SECONDS)},
+    )
+
+
 @app.exception_handler(redis.exceptions.ConnectionError)
 @app.exception_handler(redis.exceptions.TimeoutError)
 def redis_unavailable(request: Request, exc: Exception):
@@ -94,21 +109,25 @@ def accepted(response, report_id):
 
 
 def send_report(body, key=None):
-    """작업 id를 먼저 정해 기억해 두고 보낸다. 보내지 못하면 기억한 것을 지우고 예외를 그대로 낸다.
+    """작업 id를 정해 작업을 보내고, 보낸 뒤에 그 id를 기억한다. 보내지 못하면 예외를 그대로 낸다.
 
     key(Idempotency-Key)를 주면 SET NX로 그 키에 작업 id를 적는다. 이 키를 처음 본 요청만 적을 수 있다. 같은 키로
-    다시 온 요청은 적혀 있는 id를 받고, 작업은 보내지 않는다.
+    다시 온 요청은 작업을 보내지 않는다. 앞선 요청이 보내기를 마쳤으면 그 id를 받고, 아직 보내는 중이면 StillSending
+    이다(409). 202는 브로커가 받은 작업에만 돌려준다.
     """
     report_id = str(uuid.uuid4())
     if key is not None and not store.set(key, report_id, nx=True, ex=REMEMBER_SECONDS):
-        return store.get(key)
-    store.set(report_key(report_id), 1, ex=REMEMBER_SECONDS)
+        earlier = store.get(key)
+        if earlier is None or not store.exists(report_key(earlier)):
+            raise StillSending()
+        return earlier
     try:
         make_report.apply_async((body.pages, body.run, body.fail_at), task_id=report_id)
     except Exception:
-        # 키도 지운다. 그래야 같은 키로 다시 해 본 요청이 작업을 보낸다.
-        store.delete(report_key(report_id), *([key] if key else []))
+        if key is not None:
+            store.delete(key)  # 키를 지운다. 그래야 같은 키로 다시 해 본 요청이 작업을 보낸다
         raise
+    store.set(report_key(report_id), 1, ex=REMEMBER_SECONDS)
     return report_id
 
 

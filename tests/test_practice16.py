@@ -45,7 +45,7 @@ from practice16.tasks import (
     fetch_with_asyncio_run,
     journal,
 )
-from practice16.web import REMEMBER_SECONDS, RETRY_AFTER_SECONDS
+from practice16.web import REMEMBER_SECONDS, RETRY_AFTER_SECONDS, STILL_SENDING_RETRY_SECONDS
 from tests import WAIT_SECONDS
 from tests.readme import ReadmeWorker, block_commands, code_blocks, lesson_readmes, parse, readme, run_commands
 
@@ -170,12 +170,42 @@ def test_requests_that_arrive_together_with_one_key_send_one_report(client, web,
             )
 
     answers = asyncio.run(post_all())
-    assert [a.status_code for a in answers] == [202] * together
-    (report_id,) = {a.json()["id"] for a in answers}
+    # 키를 처음 적은 요청만 작업을 보낸다. 그 요청이 보내기를 마친 뒤에 온 요청은 같은 id(202)를, 아직 보내는 중에
+    # 온 요청은 409를 받는다.
+    assert {a.status_code for a in answers} <= {202, 409}, [a.status_code for a in answers]
+    assert all(a.headers["Retry-After"] == str(STILL_SENDING_RETRY_SECONDS) for a in answers if a.status_code == 409)
+    (report_id,) = {a.json()["id"] for a in answers if a.status_code == 202}
     _until_state(client, report_id, "SUCCESS")
     received = f"make_report[{report_id}] received"
     never_within(SETTLE_SECONDS, lambda: _worker_logs(lesson_processes).count(received) > 1, "두 번 받음")
     assert _worker_logs(lesson_processes).count(received) == 1
+
+
+def test_a_second_request_with_the_key_of_one_still_sending_gets_409_and_never_a_202_for_an_unsent_report():
+    # 연결은 받지만 답하지 않는 브로커: 첫 요청은 broker_connection_timeout 동안 보내다가 503을 받는다.
+    key = str(uuid.uuid4())
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        env = {"RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{silent.getsockname()[1]}//"}
+        with (
+            running(WebServer(LESSON, WEB, port=free_port(), env=env)) as (web,),
+            httpx.Client(base_url=web.url, timeout=WAIT_SECONDS) as other,
+        ):
+            first = {}
+            sending = threading.Thread(
+                target=lambda: first.update(
+                    answer=other.post("/reports", json={"pages": 1}, headers={"Idempotency-Key": key})
+                )
+            )
+            sending.start()
+            wait_until(lambda: web_app.store.exists(web_app.idempotency_key(key)), "첫 요청이 키를 적기")
+            second = other.post("/reports", json={"pages": 1}, headers={"Idempotency-Key": key})
+            sending.join()
+    assert second.status_code == 409, second.text
+    assert second.headers["Retry-After"] == str(STILL_SENDING_RETRY_SECONDS)
+    assert first["answer"].status_code == 503
+    assert not web_app.store.exists(web_app.idempotency_key(key))  # 보내지 못했으니 키를 지웠다
 
 
 def test_a_key_whose_send_failed_is_forgotten_so_that_the_retry_sends(client):
