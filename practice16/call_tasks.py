@@ -1,4 +1,4 @@
-"""practice16: 웹 앱에 HTTP 요청을 보내 보고서 작업을 만들고, 따라가고, 취소한다.
+"""practice16: 웹 앱에 HTTP 요청을 보내 보고서 작업을 만들고, 상태를 지켜보고, 취소한다.
 
 작업을 직접 부르지 않는다. 브라우저가 하듯 웹 앱(practice16/web.py)에 요청을 보낸다. 먼저 다른 터미널에서 워커와
 웹 서버를 띄운다:
@@ -37,7 +37,7 @@ def state_of(report_id):
 
 
 def follow(location, seen):
-    """Location을 따라가며 상태를 읽는다. 끝난 상태면 그 답을 돌려준다. 읽은 상태는 seen에 모은다."""
+    """Location이 가리키는 주소로 상태를 읽는다. 끝난 상태면 그 응답을 돌려준다. 읽은 상태는 seen에 모은다."""
     status = web.get(location).json()
     seen.append(status["state"])
     return status if status["state"] in ("SUCCESS", "FAILURE", "REVOKED") else None
@@ -45,13 +45,15 @@ def follow(location, seen):
 
 def send_and_follow():
     sent = web.post("/reports", json={"pages": 3})
-    show('POST /reports {"pages": 3}', sent.status_code, 202, note="작업을 보내고 곧바로 답했습니다")
+    show('POST /reports {"pages": 3}', sent.status_code, 202, note="작업을 보내고 곧바로 응답했습니다")
     location = sent.headers["Location"]
-    show("Location 헤더가 가리키는 곳", location == f"/reports/{sent.json()['id']}", True, note=location)
+    show(
+        "Location 헤더가 그 작업의 주소를 가리킵니다", location == f"/reports/{sent.json()['id']}", True, note=location
+    )
     seen = []
-    done = wait_until(lambda: follow(location, seen), f"보고서가 끝나기 ({location})")
-    show(f"GET {location} 의 마지막 state", done["state"], "SUCCESS")
-    show("그동안 읽은 state에 PROGRESS가 있었다", "PROGRESS" in seen, True)
+    done = wait_until(lambda: follow(location, seen), f"끝난 보고서의 상태 ({location})")
+    show("GET /reports/{id} 의 마지막 state", done["state"], "SUCCESS", note=location)
+    show("그동안 읽은 state에 PROGRESS가 있었습니다", "PROGRESS" in seen, True)
     show('result["pages"]', done["result"]["pages"], 3)
 
 
@@ -70,24 +72,28 @@ def events():
             elif line.startswith("data: ") and names[-1] == "progress":
                 progress.append(json.loads(line.removeprefix("data: ")).get("progress", {}).get("done", 0))
     show("마지막 이벤트", names[-1], "done", note="작업이 끝나자 스트림도 끝났습니다")
-    show("progress 이벤트의 done 값이 늘어나기만 했다", progress == sorted(progress) and len(progress) > 1, True)
+    show(
+        "progress 이벤트가 여러 번 왔고 done 값은 줄어들지 않았습니다",
+        progress == sorted(progress) and len(progress) > 1,
+        True,
+    )
 
 
 def idempotency():
     run, key = Journal.new_run(), str(uuid.uuid4())
     first = web.post("/reports", json={"pages": 1, "run": run}, headers={"Idempotency-Key": key})
     again = web.post("/reports", json={"pages": 1, "run": run}, headers={"Idempotency-Key": key})
-    show("같은 Idempotency-Key로 보낸 두 요청의 작업 id가 같다", first.json() == again.json(), True)
+    show("같은 Idempotency-Key로 보낸 두 요청의 작업 id가 같습니다", first.json() == again.json(), True)
     journal.wait_for(run, 1, what="끝")
-    never_within(SETTLE_SECONDS, lambda: len(journal.whats(run)) > 2, "같은 키의 보고서가 한 번 더 실행됨")
-    show("그 보고서의 실행 기록", journal.whats(run), ["시작", "끝"], note="작업은 한 번만 보냈습니다")
+    never_within(SETTLE_SECONDS, lambda: len(journal.whats(run)) > 2, "같은 키로 보낸 보고서의 두 번째 실행")
+    show("그 보고서의 실행 기록", journal.whats(run), ["시작", "끝"], note="작업은 한 번만 실행되었습니다")
 
 
 def cancel():
     report_id = web.post("/reports", json={"pages": 20}).json()["id"]
-    wait_until(lambda: state_of(report_id)["state"] == "PROGRESS", "보고서가 시작하기")
+    wait_until(lambda: state_of(report_id)["state"] == "PROGRESS", "보고서의 PROGRESS 상태")
     show("DELETE /reports/{id}", web.delete(f"/reports/{report_id}").status_code, 202)
-    revoked = wait_until(lambda: (s := state_of(report_id))["state"] == "REVOKED" and s, "보고서가 취소되기")
+    revoked = wait_until(lambda: (s := state_of(report_id))["state"] == "REVOKED" and s, "보고서의 REVOKED 상태")
     show("GET /reports/{id} 의 error", revoked["error"], {"type": "TaskRevokedError", "message": "terminated"})
 
 
@@ -101,9 +107,9 @@ def unknown_and_failed():
     )
     show("GET /reports/{처음 보는 id}", web.get(f"/reports/{unknown}").status_code, 404)
     report_id = web.post("/reports", json={"pages": 3, "fail_at": 2}).json()["id"]
-    failed = wait_until(lambda: (s := state_of(report_id))["state"] == "FAILURE" and s, "보고서가 실패하기")
+    failed = wait_until(lambda: (s := state_of(report_id))["state"] == "FAILURE" and s, "보고서의 FAILURE 상태")
     show("실패한 보고서의 error", failed["error"], {"type": "ValueError", "message": "2쪽을 만들지 못했습니다"})
-    show("답에 traceback이 없다", "Traceback" not in json.dumps(failed), True)
+    show("응답에 traceback이 없습니다", "Traceback" not in json.dumps(failed), True)
 
 
 def async_tasks():
@@ -119,17 +125,17 @@ def async_tasks():
 def fork_db():
     # fork_db.py 를 import하면 이 프로세스도 PostgreSQL에 연결한다. 그래서 작업을 이름으로 보낸다.
     first = app.send_task("practice16.fork_db.backend_pids")
-    wait_until(lambda: first.state in ("PROGRESS", "SUCCESS"), "첫 backend_pids 가 세션을 읽기")
+    wait_until(lambda: first.state in ("PROGRESS", "SUCCESS"), "첫 backend_pids 의 PROGRESS 상태")
     second = app.send_task("practice16.fork_db.backend_pids")
     a, b = first.get(timeout=WAIT_SECONDS), second.get(timeout=WAIT_SECONDS)
-    show("backend_pids 두 번: 실행한 풀 프로세스가 다르다", a["process"] != b["process"], True)
-    show("고치지 않은 엔진: PostgreSQL 세션이 같다", a["shared"] == b["shared"], True)
-    show("dispose(close=False) 한 엔진: 세션이 다르다", a["own"] != b["own"], True)
+    show("backend_pids 두 번: 실행한 풀 프로세스가 다릅니다", a["process"] != b["process"], True)
+    show("고치지 않은 엔진: 두 풀 프로세스의 PostgreSQL 세션이 같습니다", a["shared"] == b["shared"], True)
+    show("dispose(close=False) 한 엔진: 세션이 다릅니다", a["own"] != b["own"], True)
 
 
 def calls():
     wait_until(web_is_up, f"웹 서버의 GET {WEB_URL}/health")
-    step(f"1. POST /reports: 작업을 보내고 202를 받습니다. 한 쪽에 {STEP_SECONDS:g}초가 걸립니다")
+    step(f"1. POST /reports: 작업을 보내고 202를 받습니다. 쪽마다 {STEP_SECONDS:g}초가 걸립니다")
     send_and_follow()
     step("2. SSE: 진행 상황을 이벤트로 받습니다")
     events()
