@@ -93,14 +93,14 @@ def main(argv: list[str] | None = None) -> int:
             for path in VARIANTS.values():  # 브로커 연결을 먼저 맺어 둔다
                 httpx.post(f"{web.url}{path}", json={"pages": 1}, timeout=TIMEOUT_SECONDS).raise_for_status()
             for name, path in VARIANTS.items():
-                rows[name] = summarize(health_during_posts(web.url, path, args.n, args.concurrency))
+                rows[name] = summarize(health_during_posts(web.url, path, args.n, args.concurrency), tail=99)
     purge(LESSON)
     title = (
         f"GET /health while {args.concurrency} threads keep POSTing reports through a broker "
         f"that answers {args.delay:g} s late"
     )
     print_table(title, rows)
-    cost = {"asyncio.run() per call": summarize(asyncio_run_cost())}
+    cost = {"asyncio.run() per call": summarize(asyncio_run_cost(), tail=99)}
     print()
     print_table("the cost of asyncio.run() (a new event loop per task call)", cost)
     write_json(args.json, {**rows, **cost})

@@ -39,6 +39,7 @@ from practice16.tasks import make_report
 
 RETRY_AFTER_SECONDS = 5  # 503과 함께 보내는 Retry-After. 이만큼 뒤에 다시 시도하라는 뜻이다
 STILL_SENDING_RETRY_SECONDS = 1  # 409(같은 키의 요청이 아직 보내는 중)와 함께 보내는 Retry-After
+SENDING, SENT = "sending", "sent"  # 보고서 키의 값: 작업을 보내는 중, 브로커가 받았다고 답했음
 REDIS_TIMEOUT_SECONDS = 1  # 웹 앱이 Redis의 답을 기다리는 상한
 REMEMBER_SECONDS = 24 * 3600  # 보낸 작업 id와 Idempotency-Key를 기억하는 시간. Redis 결과의 기본 수명과 같다
 EVENTS_POLL_SECONDS = 0.2  # SSE 스트림이 결과 백엔드를 다시 읽는 간격
@@ -109,25 +110,27 @@ def accepted(response, report_id):
 
 
 def send_report(body, key=None):
-    """작업 id를 정해 작업을 보내고, 보낸 뒤에 그 id를 기억한다. 보내지 못하면 예외를 그대로 낸다.
+    """작업 id를 정해 기억해 두고 작업을 보낸다. 보내지 못하면 기억한 것을 지우고 예외를 그대로 낸다.
 
-    key(Idempotency-Key)를 주면 SET NX로 그 키에 작업 id를 적는다. 이 키로 처음 온 요청만 적을 수 있다. 같은 키로
-    다시 온 요청에는 작업을 보내지 않는다. 먼저 온 요청이 보내기를 마쳤으면 그 id를 돌려주고, 아직 보내는 중이면
-    StillSending을 낸다(409). 202는 브로커가 받은 작업에만 돌려준다.
+    보고서 키의 값은 보내는 동안 SENDING이고, 브로커가 받았다고 답한 뒤에 SENT다. key(Idempotency-Key)를 주면 SET
+    NX로 그 키에 작업 id를 적는다. 이 키로 처음 온 요청만 적을 수 있다. 같은 키로 다시 온 요청에는 작업을 보내지
+    않는다. 먼저 온 요청이 보내기를 마쳤으면(SENT) 그 id를 돌려주고, 아직 보내는 중이면 StillSending을 낸다(409).
+    그래서 202는 브로커가 받은 작업에만 돌려준다.
     """
     report_id = str(uuid.uuid4())
     if key is not None and not store.set(key, report_id, nx=True, ex=REMEMBER_SECONDS):
         earlier = store.get(key)
-        if earlier is None or not store.exists(report_key(earlier)):
+        if earlier is None or store.get(report_key(earlier)) != SENT:
             raise StillSending()
         return earlier
+    store.set(report_key(report_id), SENDING, ex=REMEMBER_SECONDS)
     try:
         make_report.apply_async((body.pages, body.run, body.fail_at), task_id=report_id)
     except Exception:
-        if key is not None:
-            store.delete(key)  # 키를 지운다. 그래야 같은 키로 다시 시도한 요청이 작업을 보낼 수 있다
+        # 키도 지운다. 그래야 같은 키로 다시 시도한 요청이 작업을 보낼 수 있다.
+        store.delete(report_key(report_id), *([key] if key else []))
         raise
-    store.set(report_key(report_id), 1, ex=REMEMBER_SECONDS)
+    store.set(report_key(report_id), SENT, ex=REMEMBER_SECONDS)
     return report_id
 
 
