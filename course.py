@@ -87,6 +87,31 @@ class BeatSpec:
 
 
 @dataclass(frozen=True)
+class WebSpec:
+    """실습이 띄우라고 하는 웹 서버(`uvicorn`) 하나. 작업을 보내는 웹 앱이다.
+
+    학습자는 기본 포트(port)로 띄운다. 실습의 call_tasks 는 `<실습>_URL` 환경 변수(PRACTICE16_URL 등)가 있으면 그
+    주소로, 없으면 기본 포트로 요청을 보낸다. 테스트는 테스트 프로세스마다 다른 주소를 그 변수에 넣는다.
+    """
+
+    app: str  # uvicorn이 불러올 ASGI 앱: "practice16.web:app"
+    port: int
+
+    def command(self, lesson: str) -> str:
+        """README에 적는 그대로의 명령. 주소는 uvicorn의 기본값(127.0.0.1)이다."""
+        return f"uvicorn {self.app} --port {self.port}"
+
+    def url(self, lesson: str) -> str:
+        """call_tasks 가 요청을 보낼 주소. `<실습>_URL` 환경 변수가 있으면 그 값이다."""
+        return os.environ.get(web_url_variable(lesson), f"http://127.0.0.1:{self.port}")
+
+
+def web_url_variable(lesson: str) -> str:
+    """실습의 웹 서버 주소를 바꾸는 환경 변수의 이름: practice16 → PRACTICE16_URL."""
+    return f"{lesson.upper()}_URL"
+
+
+@dataclass(frozen=True)
 class Needs:
     """실습을 실행하는 데 필요한 것. 띄울 프로세스들과 일부러 기다리는 시간(무엇 → 초)을 적는다.
 
@@ -97,6 +122,7 @@ class Needs:
     workers: tuple[WorkerSpec, ...] = (WorkerSpec(),)
     waits: Mapping[str, float] = field(default_factory=dict)
     beat: BeatSpec | None = None  # 주기 작업을 보내는 celery beat도 띄우는가
+    web: WebSpec | None = None  # 작업을 보내는 웹 서버도 띄우는가
     # call_tasks 가 워커를 직접 띄우고 신호를 보내 멈추는가. 워커를 멈추는 것이 주제인 실습(배포, 멈춘 워커)이
     # 그렇다. 그런 실습은 workers를 비워 둔다(workers=()). 실행기는 워커를 띄우지 않고 call_tasks 만 실행한다.
     starts_workers: bool = False
@@ -106,8 +132,8 @@ class Needs:
         return float(sum(self.waits.values()))
 
     def commands(self, lesson: str) -> list[str]:
-        """띄울 프로세스의 명령들. 워커들이 먼저 오고 beat가 뒤에 온다."""
-        processes = [*self.workers, *([self.beat] if self.beat else [])]
+        """띄울 프로세스의 명령들. 워커들이 먼저 오고 beat와 웹 서버가 뒤에 온다."""
+        processes = [*self.workers, *([self.beat] if self.beat else []), *([self.web] if self.web else [])]
         return [process.command(lesson) for process in processes]
 
 
@@ -327,7 +353,9 @@ class Scenario:
                 print(f"\n{waited}. 이 실습은 워커를 직접 띄웁니다.")
                 print("기계가 느리면 PLAYGROUND_WAIT_SECONDS=30 처럼 기다리는 상한을 늘려 다시 실행하세요.")
                 return 1
-            print(f"\n{waited}. {self.lesson} 워커가 실행 중인가요?")
+            # 웹 서버도 띄우는 실습(practice16)의 call_tasks 는 웹 서버를 거쳐 작업을 보낸다. 둘 다 있어야 한다.
+            running = "워커와 웹 서버가" if needs.web else "워커가"
+            print(f"\n{waited}. {self.lesson} {running} 실행 중인가요?")
             print("다른 터미널에서 띄우세요:")
             for command in needs.commands(self.lesson):
                 print(f"    {command}")

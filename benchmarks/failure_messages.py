@@ -43,7 +43,10 @@ def _down(pick: Callable[[str], Service]) -> Callable[[str], tuple[dict[str, str
 
 # 모드 이름 → (실습 → (환경 변수, 안내의 첫 줄을 찾는 정규식))
 MODES: dict[str, Callable[[str], tuple[dict[str, str], str]]] = {
-    "no-worker": lambda lesson: ({}, r"워커가 실행 중인가요\?$"),  # get() 의 제한 시간이든 wait_until 이든 같은 안내
+    "no-worker": lambda lesson: (
+        {},
+        r"(?:워커|웹 서버)가 실행 중인가요\?$",
+    ),  # get() 의 제한 시간이든 wait_until 이든 같은 안내
     "broker-down": _down(broker_service),
     "backend-down": _down(result_backend_service),
 }

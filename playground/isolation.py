@@ -1,11 +1,13 @@
 """테스트 프로세스마다 따로 쓰는 브로커, 결과 데이터베이스, Redis 데이터베이스.
 
 테스트는 여러 프로세스에서 함께 실행된다(pytest-xdist). 프로세스마다 세 서비스 안에 자기 자리를 만들고,
-세 URL 환경 변수를 그 자리로 바꾼다:
+세 URL 환경 변수를 그 자리로 바꾼다. 실습의 웹 서버에는 프로세스마다 다른 포트를 준다:
 
 - RabbitMQ: 가상 호스트 `celery-playground-<프로세스>` (큐, exchange, 바인딩이 모두 가상 호스트 안에 있다)
 - PostgreSQL: 데이터베이스 `celery_jobs_<프로세스>`
 - Redis: 데이터베이스 번호 (gw0 → 1, gw1 → 2 …, 프로세스 하나로 실행하면 1)
+- 실습의 웹 서버: 포트 (`<실습>_URL` 환경 변수, 예: PRACTICE16_URL=http://127.0.0.1:20116). 테스트가 띄우는 웹
+  서버와 call_tasks 가 이 주소를 쓴다. 학습자는 실습의 기본 포트(8016 등)를 쓴다.
 
 실습 코드는 바꾸지 않는다. 실습은 global_config 의 URL을 읽고, 그 URL이 환경 변수에서 오기 때문이다.
 테스트가 띄우는 워커와 call_tasks 도 환경 변수를 물려받아 같은 자리를 쓴다. 자리는 세션을 시작할 때마다
@@ -24,11 +26,14 @@ import sqlalchemy
 from sqlalchemy.pool import NullPool
 
 import global_config
-from course import NotInTime, wait_until
+from course import NotInTime, wait_until, web_url_variable
 from playground import broker
 from playground.services import CONNECT_TIMEOUT_SECONDS, sqlalchemy_url
 
 REDIS_DATABASES = 16  # Redis의 기본 databases 설정
+# 테스트 프로세스의 웹 서버 포트: WEB_PORT_BASE + 100 × Redis 번호 + 실습 번호(gw0의 practice16 → 20116).
+# 운영체제가 나가는 연결에 골라 주는 포트(리눅스 기본 32768부터)와 겹치지 않는다.
+WEB_PORT_BASE = 20000
 VHOST_SETTLE_SECONDS = 10
 
 
@@ -57,6 +62,19 @@ def isolated_urls(worker_id: str) -> dict[str, str]:
         "RABBITMQ_URL": urllib.parse.urlunsplit(rabbit),
         "REDIS_URL": urllib.parse.urlunsplit(redis_url),
         "POSTGRES_URL": "db+" + postgres.render_as_string(hide_password=False),
+    }
+
+
+def web_urls(worker_id: str) -> dict[str, str]:
+    """이 프로세스의 실습마다의 웹 서버 주소(`<실습>_URL` → http://127.0.0.1:포트). 웹 서버가 없는 실습의 변수는
+    아무도 읽지 않는다.
+    """
+    from playground.lessons import available_lessons
+
+    base = WEB_PORT_BASE + 100 * redis_db(slot(worker_id))
+    return {
+        web_url_variable(lesson): f"http://127.0.0.1:{base + int(lesson.removeprefix('practice'))}"
+        for lesson in available_lessons()
     }
 
 
@@ -128,5 +146,6 @@ def use(worker_id: str) -> dict[str, str]:
     """이 프로세스(와 그 하위 프로세스)가 worker_id 의 자리를 쓰게 한다: 환경 변수와 global_config 를 바꾼다."""
     urls = isolated_urls(worker_id)
     os.environ.update(urls)
+    os.environ.update(web_urls(worker_id))
     importlib.reload(global_config)
     return urls

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from course import Needs, needs_of
 from playground import PROJECT_ROOT
 from playground.services import Service, service_for
-from playground.workers import Beat, Worker, running
+from playground.workers import Beat, WebServer, Worker, running
 
 LESSON_PATTERN = re.compile(r"practice\d\d")
 CALL_TASKS_TIMEOUT_SECONDS = 180
@@ -97,9 +97,9 @@ def _concurrency(lesson: str, module: str) -> int | None:
 
 
 def lesson_workers(lesson: str, on_line: Callable[[Worker, str], None] | None = None) -> list[Worker]:
-    """그 실습의 lesson.py 가 NEEDS에 적은 워커들과, 적었다면 beat (아직 띄우지 않은 상태).
+    """그 실습의 lesson.py 가 NEEDS에 적은 워커들과, 적었다면 beat와 웹 서버 (아직 띄우지 않은 상태).
 
-    노드 이름은 매번 새로 만든다. beat는 워커 뒤에 온다: 워커가 준비된 뒤에 보내기 시작하게.
+    노드 이름은 매번 새로 만든다. beat는 워커 뒤에 온다: 워커가 준비된 뒤에 보내기 시작하게. 웹 서버는 맨 뒤에 온다.
     """
     try:
         needs = needs_of(lesson)
@@ -119,6 +119,8 @@ def lesson_workers(lesson: str, on_line: Callable[[Worker, str], None] | None = 
         workers.append(worker)
     if needs.beat is not None:
         workers.append(Beat(lesson))
+    if needs.web is not None:
+        workers.append(WebServer(lesson, needs.web))
     if on_line is not None:
         for worker in workers:
             worker.on_line = lambda line, worker=worker: on_line(worker, line)

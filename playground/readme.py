@@ -116,8 +116,9 @@ def _inline_children(text: str) -> Iterator[Token]:
 
 
 def links(text: str) -> list[str]:
-    """본문의 링크 주소들, 나온 순서대로 (코드 블록과 코드 조각 안의 것은 링크가 아니다)."""
-    return [str(child.attrs["href"]) for child in _inline_children(text) if child.type == "link_open"]
+    """본문의 링크와 이미지의 주소들, 나온 순서대로 (코드 블록과 코드 조각 안의 것은 링크가 아니다)."""
+    addresses = {"link_open": "href", "image": "src"}
+    return [str(child.attrs[addresses[child.type]]) for child in _inline_children(text) if child.type in addresses]
 
 
 def inline_code(text: str) -> list[str]:

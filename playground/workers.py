@@ -7,11 +7,14 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
@@ -261,6 +264,78 @@ class Beat(Worker):
         code = super().stop()
         if self._own_dir:
             shutil.rmtree(self._own_dir, ignore_errors=True)
+        return code
+
+
+def free_port() -> int:
+    """127.0.0.1에서 지금 비어 있는 포트 하나(운영체제가 고른다). 테스트가 따로 띄우는 웹 서버에 쓴다."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+WEB_STOP_SECONDS = 5  # SIGTERM을 받은 uvicorn이 열린 연결(SSE 스트림 등)을 닫고 끝나기를 기다리는 시간
+HEALTH_TIMEOUT_SECONDS = 1.0
+
+
+class WebServer(Worker):
+    """`python -m uvicorn <모듈>:<앱> --host 127.0.0.1 --port N` 프로세스 하나. 실습의 웹 앱이다.
+
+    워커와 같은 방법으로 띄우고 로그를 모은다. 준비는 `GET /health` 가 200으로 답하는 것으로 본다. 멈출 때는
+    SIGTERM을 보내고(uvicorn의 graceful shutdown), WEB_STOP_SECONDS 안에 끝나지 않으면 SIGKILL을 보낸다.
+    port를 주지 않으면 `<실습>_URL` 환경 변수(course.web_url_variable)의 포트, 그것도 없으면 spec의 기본 포트다.
+    """
+
+    def __init__(self, lesson: str, spec, *, port: int | None = None, name: str | None = None, **options) -> None:
+        super().__init__(lesson, name=name or f"web-{uuid.uuid4().hex[:6]}", **options)
+        self.spec = spec
+        if port is None:
+            port = urllib.parse.urlsplit(spec.url(lesson)).port or spec.port
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def argv(self) -> list[str]:
+        argv = [sys.executable, "-m", "uvicorn", self.spec.app, "--host", "127.0.0.1", f"--port={self.port}"]
+        return [*argv, *self.extra_args]
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> float:
+        started = time.monotonic()
+        deadline = started + timeout
+        while not self._healthy():
+            if self.proc is None or self.proc.poll() is not None:
+                raise WorkerError(self._failure("exited before answering GET /health"))
+            if time.monotonic() > deadline:
+                raise WorkerError(self._failure(f"did not answer GET /health within {timeout:g} s"))
+            time.sleep(0.05)
+        return time.monotonic() - started
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=HEALTH_TIMEOUT_SECONDS) as answer:
+                return answer.status == 200
+        except OSError:
+            return False
+
+    def _failure(self, what: str) -> str:
+        return super()._failure(what).replace("worker ", "web server ", 1)
+
+    def _stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            with suppress(subprocess.TimeoutExpired):
+                self.proc.wait(WEB_STOP_SECONDS)
+        with suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        code = self.proc.wait()
+        if self._reader is not None:
+            self._reader.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         return code
 
 

@@ -30,14 +30,14 @@ class Command:
 
 
 def parse(command: str) -> Command:
-    """'NAME=value celery -A …' → 환경 변수와 argv. celery는 이 파이썬의 `python -m celery` 로 바꾼다."""
+    """'NAME=value celery -A …' → 환경 변수와 argv. celery와 uvicorn은 이 파이썬의 `python -m celery` 처럼 바꾼다."""
     words = shlex.split(command)
     env = {}
     while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):
         name, value = words.pop(0).split("=", 1)
         env[name] = value
-    if words[:1] == ["celery"]:
-        words = [sys.executable, "-m", "celery", *words[1:]]
+    if words[:1] in (["celery"], ["uvicorn"]):
+        words = [sys.executable, "-m", *words]
     elif words[:2] == ["python", "-m"]:
         words = [sys.executable, *words[1:]]
     return Command(env, words)

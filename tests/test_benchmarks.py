@@ -15,6 +15,7 @@ from playground.lessons import worker_on_empty_queue
 def test_summarize_reports_n_p50_p95_max():
     assert summarize([0.3, 0.1, 0.2, 0.4]) == {"n": 4, "p50": 0.25, "p95": 0.4, "max": 0.4}
     assert summarize([0.5]) == {"n": 1, "p50": 0.5, "p95": 0.5, "max": 0.5}
+    assert summarize([i / 100 for i in range(1, 101)], tail=99) == {"n": 100, "p50": 0.505, "p99": 0.99, "max": 1.0}
 
 
 @pytest.mark.early
@@ -179,3 +180,16 @@ def test_deploy_benchmark_runs_and_writes_json(tmp_path, capsys):
     assert rows[2]["stopped_by"] == "itself"  # soft shutdown은 유예 시간 안에 스스로 멈췄다
     assert soft_seconds <= rows[2]["stop_seconds"] < grace_seconds
     assert f"SIGKILL after a {grace_seconds:g} s grace period" in capsys.readouterr().out
+
+
+def test_web_latency_benchmark_runs_and_writes_json(tmp_path, capsys):
+    # practice16: async def 엔드포인트 안의 delay() 가 /health 를 막는지 재는 벤치마크. 빠르기는 여기서 재지 않는다.
+    from benchmarks import web_latency
+
+    path = tmp_path / "web.json"
+    assert web_latency.main(["-n", "2", "--concurrency", "1", "--json", str(path)]) == 0
+    rows = json.loads(path.read_text())
+    assert set(rows) == {*web_latency.VARIANTS, "asyncio.run() per call"}
+    assert rows["blocking"]["n"] == rows["fixed"]["n"] == 2
+    assert all(set(row) == {"n", "p50", "p99", "max"} for row in rows.values())  # p50과 p99를 나란히
+    assert "GET /health while 1 threads keep POSTing" in capsys.readouterr().out

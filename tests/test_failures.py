@@ -42,7 +42,8 @@ def test_call_tasks_without_a_worker_exits_nonzero_and_says_what_to_start(lesson
         purge(lesson)  # 보내 놓은 메시지가 다음 테스트의 워커에게 가지 않게
     assert "did not finish within" not in run.output, run.output
     assert run.returncode != 0
-    assert "워커가 실행 중인가요?\n다른 터미널에서 띄우세요:" in run.output, run.output
+    running = "워커와 웹 서버가" if needs_of(lesson).web else "워커가"  # 웹 서버도 띄우는 실습(practice16)
+    assert f"{lesson} {running} 실행 중인가요?\n다른 터미널에서 띄우세요:" in run.output, run.output
     for command in needs_of(lesson).commands(lesson):  # lesson.py 가 적어 둔 워커 명령 그대로
         assert f"\n    {command}\n" in run.output, run.output
     assert "Traceback" not in run.output

@@ -40,7 +40,8 @@ from tests import QUICK_START_ARGS
 from tests.readme import parse
 
 # README의 명령이 부르는 프로그램. 새 프로그램이 README에 들어오면 여기에 넣고 확인 방법도 정한다.
-KNOWN_PROGRAMS = {"docker", "uv", "python", "celery", "curl", "export", "rabbitmqctl", "ps"}
+# uvicorn은 practice16의 웹 서버다. tests/test_practice16.py 가 README의 명령 그대로 띄워 본다.
+KNOWN_PROGRAMS = {"docker", "uv", "python", "celery", "curl", "export", "rabbitmqctl", "ps", "uvicorn"}
 
 
 def github_slug(heading: str) -> str:
@@ -109,7 +110,8 @@ def _anchors(path) -> set[str]:
 
 
 def test_every_link_points_at_a_file_and_heading_that_exist(any_readme):
-    # [글](#제목), [글](다른/파일.md), [글](파일.md#제목): 파일이 있고, 제목이 그 파일에 있다. http 링크는 보지 않는다.
+    # [글](#제목), [글](다른/파일.md), [글](파일.md#제목), ![그림](그림.png): 파일이 있고, 제목이 그 파일에 있다.
+    # http 링크는 보지 않는다.
     here = PROJECT_ROOT / any_readme
     local = [link for link in links(here.read_text()) if not link.startswith("http")]
     assert local

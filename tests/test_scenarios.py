@@ -50,6 +50,11 @@ WORKER_LOG_SAYS = {
         # 끝나지 않은 프로세스만 SIGKILL을 받고 "exited with 'signal 9 (SIGKILL)'" 줄을 남긴다(practice01).
         r"Hard time limit \(1s\) exceeded for practice15\.tasks\.slow\[",
     ],
+    "practice16": [
+        # async def 작업: 워커는 코루틴 함수를 부르기만 하고 await하지 않는다. 돌아온 코루틴은 JSON으로 저장되지 못한다.
+        r"RuntimeWarning: coroutine 'fetch_async' was never awaited",
+        r"Terminating [0-9a-f-]{36} \(15\)",  # DELETE /reports/{id} 의 revoke(terminate=True)
+    ],
     "practice10": [
         r"Tasks flagged as revoked: ",
         r"Discarding revoked task: practice10\.tasks\.work\[",
@@ -132,13 +137,18 @@ def test_runner_all_shows_every_lesson_as_one_block_in_order_and_leaves_no_worke
         for tag, log in block.logs.items():
             if tag.startswith("beat-"):
                 continue
+            if tag.startswith("web-"):  # 웹 서버(uvicorn): 떠서 요청을 받고, SIGTERM에 스스로 멈췄다
+                assert "Uvicorn running on http://127.0.0.1:" in log and "Finished server process" in log, tag
+                continue
             assert re.search(rf"{re.escape(tag)}@\S+ ready\.", log), tag
             assert "worker: Warm shutdown" in log, tag
         # NEEDS에 beat를 적어 둔 실습에서만 그 블록 안에서 beat가 뜬다.
         beat_started = any("beat: Starting..." in log for log in block.logs.values())
         assert beat_started == (needs_of(lesson).beat is not None), lesson
-    workers = {tag for tag in nodes_seen if not tag.startswith("beat-")}
+    workers = {tag for tag in nodes_seen if not tag.startswith(("beat-", "web-"))}
     assert len(workers) == sum(len(needs_of(lesson).workers) for lesson in available_lessons())
+    web_servers = {tag for tag in nodes_seen if tag.startswith("web-")}
+    assert len(web_servers) == sum(needs_of(lesson).web is not None for lesson in available_lessons())
     assert "한 번에 2개씩" in run.stdout
     for tag in nodes_seen:
         assert processes.mentioning(f"--hostname={tag}@") == []
