@@ -210,12 +210,15 @@ class Worker:
         self.proc.wait()
         return self.stop()
 
+    # 멈출 때 차례로 보내는 신호와, 신호마다 끝나기를 기다리는 시간. 그래도 남으면 프로세스 그룹째 SIGKILL이다.
+    SHUTDOWN: tuple[tuple[signal.Signals, float], ...] = (
+        (signal.SIGTERM, WARM_SHUTDOWN_SECONDS),
+        (signal.SIGQUIT, COLD_SHUTDOWN_SECONDS),
+    )
+
     def _stop(self) -> int:
         assert self.proc is not None
-        for sig, grace in (
-            (signal.SIGTERM, WARM_SHUTDOWN_SECONDS),
-            (signal.SIGQUIT, COLD_SHUTDOWN_SECONDS),
-        ):
+        for sig, grace in self.SHUTDOWN:
             if self.proc.poll() is not None:
                 break
             self.proc.send_signal(sig)
@@ -323,20 +326,10 @@ class WebServer(Worker):
     def _failure(self, what: str) -> str:
         return super()._failure(what).replace("worker ", "web server ", 1)
 
-    def _stop(self) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            with suppress(subprocess.TimeoutExpired):
-                self.proc.wait(WEB_STOP_SECONDS)
-        with suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        code = self.proc.wait()
-        if self._reader is not None:
-            self._reader.join(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        return code
+    SHUTDOWN = ((signal.SIGTERM, WEB_STOP_SECONDS),)  # uvicorn의 graceful shutdown. SIGQUIT 단계는 없다
+
+    def _wake(self) -> None:
+        """uvicorn은 SIGTERM을 곧바로 알아챈다. 워커처럼 ping으로 깨울 이벤트 루프가 없다."""
 
 
 @contextmanager

@@ -16,6 +16,8 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import anyio
 import httpx
@@ -67,6 +69,15 @@ def web(lesson_processes) -> WebServer:
 def client(web) -> httpx.Client:
     with httpx.Client(base_url=web.url, timeout=WAIT_SECONDS) as session:
         yield session
+
+
+@contextmanager
+def _silent_broker(virtual_host: str = "") -> Iterator[str]:
+    """연결은 받아 두지만(listen) 아무것도 답하지 않는 브로커의 주소. with 블록 안에서만 듣는다."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        yield f"amqp://guest:guest@127.0.0.1:{silent.getsockname()[1]}/{virtual_host}"
 
 
 def _status(client, report_id):
@@ -179,10 +190,8 @@ def test_requests_that_arrive_together_with_one_key_send_one_report(client, web,
 def test_a_second_request_with_the_key_of_one_still_sending_gets_409_and_never_a_202_for_an_unsent_report():
     # 연결은 받지만 답하지 않는 브로커: 첫 요청은 broker_connection_timeout 동안 보내다가 503을 받는다.
     key = str(uuid.uuid4())
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(16)
-        env = {"RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{silent.getsockname()[1]}//"}
+    with _silent_broker("/") as silent:
+        env = {"RABBITMQ_URL": silent}
         with (
             running(WebServer(LESSON, WEB, port=free_port(), env=env)) as (web,),
             httpx.Client(base_url=web.url, timeout=WAIT_SECONDS) as other,
@@ -326,10 +335,8 @@ def test_with_the_broker_down_post_answers_503_with_retry_after_at_once_and_stat
 
 def test_a_broker_that_never_answers_gives_503_after_the_connect_timeout():
     # 연결은 받아 두지만(listen) 아무것도 답하지 않는 브로커. 기본 설정(4초)이면 delay() 가 4초를 기다린다.
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(16)
-        env = {"RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{silent.getsockname()[1]}//"}
+    with _silent_broker("/") as silent:
+        env = {"RABBITMQ_URL": silent}
         with (
             running(WebServer(LESSON, WEB, port=free_port(), env=env)) as (web,),
             httpx.Client(base_url=web.url, timeout=WAIT_SECONDS) as other,
@@ -575,10 +582,7 @@ def test_the_lesson_settings_fail_a_send_sooner_than_celerys_defaults():
     # 경우마다 주소(가상 호스트)를 다르게 준다. kombu는 같은 주소의 연결을 프로세스 안의 앱들이 함께 쓰게 하므로, 같은
     # 주소면 먼저 연 앱의 broker_connection_timeout 이 다음 앱에도 쓰인다. 웹 서버처럼 앱이 하나면 그럴 일이 없다.
     refused = "amqp://guest:guest@127.0.0.1:1/{}"  # 아무도 듣지 않는 포트: 연결을 거절한다
-    with socket.socket() as silent:  # 연결은 받아 두지만 아무것도 답하지 않는 브로커
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(16)
-        quiet = f"amqp://guest:guest@127.0.0.1:{silent.getsockname()[1]}/{{}}"
+    with _silent_broker("{}") as quiet:
         seconds = {
             "default silent": _failed_send_seconds(quiet.format("default")),
             "lesson silent": _failed_send_seconds(quiet.format("lesson"), **lesson),
